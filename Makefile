@@ -1,0 +1,27 @@
+# The two commands of the README: `make run` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test faults lint bench setup
+
+$(BIN)/taskfleet: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/taskfleet
+
+run: setup
+	$(BIN)/taskfleet up
+
+test: setup
+	$(BIN)/pytest
+
+faults: setup
+	$(BIN)/pytest -m faults
+
+lint: setup
+	$(BIN)/ruff check app workers tests migrations beat_schedule.py
+	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py

@@ -1,0 +1,44 @@
+"""taskfleet: a task dispatcher for fleets of GPU and worker servers."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from app.config import Settings
+from app.logs import configure_logging
+from app.services.context import Context, DispatchQueue, build_context
+
+
+def create_app(
+    settings: Settings | None = None,
+    context: Context | None = None,
+    queue: DispatchQueue | None = None,
+) -> APIFlask:
+    """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
+    are built from ``settings`` with Celery as the dispatch queue."""
+    from app.api import health, servers, tasks
+    from app.api.auth import init_jwt
+    from app.api.errors import register_error_handlers
+    from app.api.schemas import ErrorOut
+
+    settings = settings or (context.settings if context else Settings.from_env())
+    configure_logging(settings.log_json)
+    app = APIFlask("taskfleet", title="taskfleet", version="0.1.0", docs_path="/docs")
+    app.config.update(settings.flask_config())
+    app.config["SPEC_FORMAT"] = "json"
+    app.config["VALIDATION_ERROR_STATUS_CODE"] = 422
+    app.config["HTTP_ERROR_SCHEMA"] = ErrorOut
+    app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
+    app.security_schemes = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    if context is None:
+        if queue is None:
+            from workers.celery_app import CeleryQueue, make_celery
+
+            queue = CeleryQueue(make_celery(settings))
+        context = build_context(settings, queue)
+    app.extensions["taskfleet"] = context
+    init_jwt(app)
+    register_error_handlers(app)
+    for blueprint in (tasks.bp, servers.bp, health.bp):
+        app.register_blueprint(blueprint)
+    return app

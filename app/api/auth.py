@@ -1,0 +1,89 @@
+"""Who is calling: JWT (flask-jwt-extended) with a ``roles`` claim."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, jsonify
+from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+
+from app.core.errors import Forbidden
+
+ROLES = ("admin", "client", "server")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def owner_filter(self) -> str | None:
+        """The owner whose tasks this caller may see; None for an admin (all)."""
+        return None if self.is_admin else self.subject
+
+
+def current_caller() -> Caller:
+    claims = get_jwt()
+    roles = claims.get("roles") or []
+    return Caller(str(claims["sub"]), frozenset(r for r in roles if isinstance(r, str)))
+
+
+def requires(*roles: str) -> Callable[[F], F]:
+    """A valid JWT whose roles include one of ``roles`` (401 without one, 403 otherwise)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request()
+            caller = current_caller()
+            if not caller.roles & set(roles):
+                raise Forbidden(f"requires role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def init_jwt(app: Flask) -> JWTManager:
+    jwt = JWTManager(app)
+
+    def unauthorized(message: str) -> Any:
+        response = jsonify(error="unauthorized", message=message, details={})
+        response.status_code = 401
+        return response
+
+    @jwt.unauthorized_loader
+    def _missing(reason: str) -> Any:
+        return unauthorized(f"missing bearer token: {reason}")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str) -> Any:
+        return unauthorized("invalid token")
+
+    @jwt.expired_token_loader
+    def _expired(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        return unauthorized("token expired")
+
+    @jwt.revoked_token_loader
+    def _revoked(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        return unauthorized("token revoked")
+
+    @jwt.needs_fresh_token_loader
+    def _stale(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        return unauthorized("fresh token required")
+
+    @jwt.user_lookup_error_loader
+    def _lookup(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        return unauthorized("unknown subject")
+
+    return jwt

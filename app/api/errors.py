@@ -1,0 +1,81 @@
+"""The one place errors become JSON answers ``{error, message, details}``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from flask import Response, jsonify, request
+from jwt import PyJWTError
+from werkzeug.exceptions import HTTPException
+
+from app.core.errors import StoreUnavailable, TaskfleetError
+
+log = logging.getLogger("taskfleet.api")
+
+#: Methods whose body must be JSON.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    response = jsonify(error=code, message=message, details=details or {})
+    response.status_code = status
+    return response
+
+
+def require_json_body() -> Response | None:
+    """415 for a body that is not JSON (an empty body is left to the schema)."""
+    if request.method in BODY_METHODS and (request.content_length or request.data):
+        if not request.is_json:
+            return error_response(
+                415, "unsupported_media_type", "request body must be application/json"
+            )
+    return None
+
+
+def register_error_handlers(app: APIFlask) -> None:
+    app.before_request(require_json_body)
+
+    @app.error_processor
+    def _apiflask_error(error: HTTPError) -> Response:
+        # Validation errors of request schemas land here with apiflask's status (422).
+        if error.status_code == 400 and request.is_json and request.get_json(silent=True) is None:
+            return error_response(400, "malformed_json", "request body is not valid JSON")
+        code = "validation_error" if error.status_code == 422 else _snake(error.message)
+        response = error_response(error.status_code, code, error.message, error.detail)
+        response.headers.update(error.headers or {})
+        return response
+
+    @app.errorhandler(TaskfleetError)
+    def _taskfleet_error(error: TaskfleetError) -> Response:
+        response = error_response(error.status, error.code, error.message, error.details)
+        if isinstance(error, StoreUnavailable):
+            response.headers["Retry-After"] = str(error.retry_after_s)
+            log.warning("unavailable: %s (%s)", error.message, error.__cause__)
+        return response
+
+    @app.errorhandler(PyJWTError)
+    def _jwt_error(error: PyJWTError) -> Response:
+        return error_response(401, "unauthorized", "invalid token")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code, message = _snake(error.name), error.description or error.name
+        if status == 400 and request.is_json:
+            code, message = "malformed_json", "request body is not valid JSON"
+        if status == 413:
+            code, message = "payload_too_large", "request body is larger than MAX_BODY_BYTES"
+        return error_response(status, code, message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")

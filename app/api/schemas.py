@@ -1,0 +1,134 @@
+"""Request and response schemas: they validate input and generate /openapi.json."""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Boolean, Dict, Integer, List, Nested, Raw, String
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import RAISE
+
+from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+
+TASK_STATUSES = [
+    "WAITING", "SCHEDULED", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED",
+]
+NAME = Length(min=1, max=100)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TaskIn(StrictSchema):
+    type = String(required=True, validate=NAME)
+    priority = Integer(load_default=DEFAULT_PRIORITY, validate=Range(0, 10), strict=True)
+    payload = Raw(load_default=None, allow_none=True)
+    capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=32))
+    is_async = Boolean(data_key="async", load_default=None, allow_none=True)
+    mode = String(load_default=None, validate=OneOf(["sync", "callback"]))
+    timeout = Integer(load_default=DEFAULT_TIMEOUT_S, validate=Range(1, MAX_TIMEOUT_S), strict=True)
+    max_retries = Integer(
+        data_key="maxRetries", load_default=DEFAULT_MAX_RETRIES, validate=Range(0, 20), strict=True
+    )
+    region = String(load_default=None, validate=Length(min=1, max=64))
+
+
+class TaskOut(Schema):
+    id = String()
+    type = String()
+    status = String(metadata={"enum": TASK_STATUSES})
+    priority = Integer()
+    mode = String()
+    is_async = Boolean(data_key="async")
+    payload = Raw(allow_none=True)
+    capabilities = List(String())
+    region = String(allow_none=True)
+    progress = Integer()
+    server_id = String(data_key="serverId", allow_none=True)
+    result = Raw(allow_none=True)
+    error = String(allow_none=True)
+    attempts = Integer()
+    max_retries = Integer(data_key="maxRetries")
+    timeout = Integer()
+    created_at = String(data_key="createdAt")
+    updated_at = String(data_key="updatedAt")
+    started_at = String(data_key="startedAt", allow_none=True)
+    finished_at = String(data_key="finishedAt", allow_none=True)
+
+
+class TaskListQuery(StrictSchema):
+    status = String(load_default=None, validate=OneOf(TASK_STATUSES))
+    type = String(load_default=None, validate=NAME)
+    limit = Integer(load_default=20, validate=Range(1, 100))
+    cursor = String(load_default=None, validate=Length(max=200))
+
+
+class TaskPage(Schema):
+    items = List(Nested(TaskOut))
+    next_cursor = String(data_key="nextCursor", allow_none=True)
+
+
+class CallbackQuery(StrictSchema):
+    token = String(required=True, validate=Length(min=1, max=500))
+
+
+class CallbackIn(StrictSchema):
+    status = String(required=True, validate=OneOf(["PROCESSING", "COMPLETED", "FAILED"]))
+    progress = Integer(load_default=None, allow_none=True, validate=Range(0, 100), strict=True)
+    result = Raw(load_default=None, allow_none=True)
+    error = String(load_default=None, allow_none=True, validate=Length(max=10_000))
+    metadata = Dict(load_default=None, allow_none=True)
+
+
+class EndpointsIn(StrictSchema):
+    predict = String(required=True, validate=Length(min=1, max=2000))
+    health = String(required=True, validate=Length(min=1, max=2000))
+    status = String(validate=Length(min=1, max=2000))
+    cancel = String(validate=Length(min=1, max=2000))
+
+
+class ServerIn(StrictSchema):
+    id = String(validate=Length(min=1, max=64))
+    name = String(required=True, validate=NAME)
+    endpoints = Nested(EndpointsIn, required=True)
+    api_key = String(data_key="apiKey", validate=Length(min=1, max=512))
+    max_concurrent = Integer(
+        data_key="maxConcurrent", load_default=10, validate=Range(1, 10_000), strict=True
+    )
+    capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=64))
+    groups = List(String(validate=NAME), load_default=list, validate=Length(max=32))
+    priority = Integer(load_default=0, validate=Range(0, 100), strict=True)
+    region = String(load_default=None, validate=Length(min=1, max=64))
+    weight = Integer(load_default=None, allow_none=True, validate=Range(1, 1000), strict=True)
+
+
+class ServerOut(Schema):
+    id = String()
+    name = String()
+    endpoints = Dict()
+    max_concurrent = Integer(data_key="maxConcurrent")
+    capabilities = List(String())
+    groups = List(String())
+    priority = Integer()
+    region = String(allow_none=True)
+    weight = Integer(allow_none=True)
+    status = String()
+    in_flight = Integer(data_key="inFlight")
+    has_api_key = Boolean(data_key="hasApiKey")
+    created_at = String(data_key="createdAt")
+    updated_at = String(data_key="updatedAt")
+
+
+class ServerList(Schema):
+    items = List(Nested(ServerOut))
+
+
+class HealthOut(Schema):
+    status = String()
+
+
+class ErrorOut(Schema):
+    error = String()
+    message = String()
+    details = Dict()

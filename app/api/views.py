@@ -1,0 +1,55 @@
+"""Turning service objects into the API's JSON shapes (snake_case; schemas camelCase them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.clock import iso
+from app.core.task import TaskState
+from app.store.models import ServerRow
+
+
+def task_view(state: TaskState) -> dict[str, Any]:
+    spec = state.spec
+    return {
+        "id": state.id,
+        "type": spec.type,
+        "status": state.status.value,
+        "priority": spec.priority,
+        "mode": spec.mode,
+        "is_async": spec.mode == "callback",
+        "payload": spec.payload,
+        "capabilities": list(spec.capabilities),
+        "region": spec.region,
+        "progress": state.progress,
+        "server_id": state.server_id,
+        "result": state.result,
+        "error": state.error,
+        "attempts": state.attempt,
+        "max_retries": spec.max_retries,
+        "timeout": spec.timeout_s,
+        "created_at": iso(state.created_ms),
+        "updated_at": iso(state.updated_ms),
+        "started_at": iso(state.started_ms),
+        "finished_at": iso(state.finished_ms),
+    }
+
+
+def server_view(row: ServerRow, in_flight: int) -> dict[str, Any]:
+    """A server as the API shows it: never its apiKey, only whether it has one."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "endpoints": row.endpoints,
+        "max_concurrent": row.max_concurrent,
+        "capabilities": row.capabilities,
+        "groups": row.groups,
+        "priority": row.priority,
+        "region": row.region,
+        "weight": row.weight,
+        "status": row.status,
+        "in_flight": in_flight,
+        "has_api_key": bool(row.api_key),
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }

@@ -1,0 +1,119 @@
+"""The HTTP side of the seed protocol: calling predict, and callback-URL tokens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from app.core.clock import Clock
+from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
+
+#: Seconds to open a TCP connection to a backend; the rest of predict_timeout_s is for the answer.
+CONNECT_TIMEOUT_S = 5.0
+#: Statuses that mean "not now" rather than "broken": requeue without counting a failure.
+BUSY_STATUSES = frozenset({429, 503})
+#: 4xx answers that are worth another attempt (all other 4xx are the request's fault).
+RETRYABLE_4XX = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class PredictCall:
+    """One attempt's request to a backend's predict endpoint."""
+
+    url: str
+    api_key: str | None
+    task_id: str
+    request: dict[str, Any]
+    callback_url: str
+
+    def body(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "request": self.request, "callback_url": self.callback_url}
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+class BackendClient:
+    """Calls backends over one pooled, redirect-refusing ``requests`` session."""
+
+    def __init__(self, predict_timeout_s: float, pool_size: int = 256) -> None:
+        self.predict_timeout_s = predict_timeout_s
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def predict(self, call: PredictCall) -> Any:
+        """POST the task; return the parsed JSON answer (the result in sync mode, the
+        acknowledgement in callback mode). Raises ``BackendBusy`` or ``BackendError``."""
+        headers = {"Content-Type": "application/json"}
+        if call.api_key:
+            headers["Authorization"] = f"Bearer {call.api_key}"
+        try:
+            response = self.session.post(
+                call.url,
+                data=json.dumps(call.body()),
+                headers=headers,
+                timeout=(CONNECT_TIMEOUT_S, self.predict_timeout_s),
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise BackendError(f"predict timed out after {self.predict_timeout_s}s", "timeout") from exc
+        except requests.RequestException as exc:
+            raise BackendError(f"predict connection failed: {type(exc).__name__}", "connection") from exc
+        status = response.status_code
+        if status in BUSY_STATUSES:
+            raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))
+        if status >= 500:
+            raise BackendError(f"backend answered HTTP {status}", "http_5xx")
+        if status >= 300:
+            retryable = status in RETRYABLE_4XX
+            raise BackendError(f"backend answered HTTP {status}", "http_4xx", retryable=retryable)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError("backend answer is not JSON", "malformed") from exc
+
+
+class CallbackTokens:
+    """Signed, expiring tokens binding a callback URL to one task attempt."""
+
+    def __init__(self, secret: bytes, clock: Clock) -> None:
+        class ClockedSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return clock.now_ms() // 1000
+
+        self._serializer = URLSafeTimedSerializer(
+            secret, salt="taskfleet-callback", signer=ClockedSigner
+        )
+
+    def issue(self, task_id: str, attempt: int) -> str:
+        return self._serializer.dumps([task_id, attempt])
+
+    def url(self, public_url: str, task_id: str, attempt: int) -> str:
+        query = urlencode({"token": self.issue(task_id, attempt)})
+        return f"{public_url}/api/task/{task_id}?{query}"
+
+    def verify(self, token: str, task_id: str, max_age_s: int) -> int:
+        """The attempt the token was issued for. Raises ``Unauthorized`` for a forged or
+        expired token and ``Forbidden`` for another task's token."""
+        try:
+            token_task, attempt = self._serializer.loads(token, max_age=max_age_s)
+        except SignatureExpired as exc:
+            raise Unauthorized("callback token expired") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise Unauthorized("callback token invalid") from exc
+        if token_task != task_id:
+            raise Forbidden("callback token belongs to another task")
+        return int(attempt)

@@ -1,0 +1,161 @@
+"""The ``taskfleet`` command: tokens, migrations, the one-machine stack, a demo backend."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+
+from app.config import DEFAULT_VAR_DIR, Settings
+
+ROLE_CHOICE = click.Choice(["admin", "client", "server"])
+
+
+def mint_token(settings: Settings, subject: str, roles: list[str], ttl_s: int) -> str:
+    """An HS256 JWT with ``sub`` and ``roles``, signed with ``JWT_SECRET_KEY``."""
+    from flask import Flask
+    from flask_jwt_extended import JWTManager, create_access_token
+
+    app = Flask("taskfleet-token")
+    app.config.update(settings.flask_config())
+    JWTManager(app)
+    with app.app_context():
+        return create_access_token(
+            identity=subject, additional_claims={"roles": roles}, expires_delta=timedelta(seconds=ttl_s)
+        )
+
+
+@click.group()
+def main() -> None:
+    """taskfleet: dispatch tasks to a fleet of backend servers."""
+
+
+@main.command()
+@click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True)
+@click.option("--sub", "subject", required=True, help="Who the token is for (owner of their tasks).")
+@click.option("--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S].")
+def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
+    """Print a bearer token."""
+    settings = Settings.from_env()
+    click.echo(mint_token(settings, subject, list(roles), ttl_s or settings.token_ttl_s))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (the Procfile's release step)."""
+    from migrations import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    click.echo("database is at the latest migration")
+
+
+@main.command("demo-backend")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9001, show_default=True)
+@click.option("--name", default="demo-1", show_default=True)
+@click.option("--delay", "delay_s", type=float, default=0.5, show_default=True)
+@click.option("--api-key", default=None, help="Require this bearer key on /predict.")
+def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:
+    """Serve a backend that speaks the seed protocol (sync and callback modes)."""
+    from app.demo_backend import run
+
+    click.echo(f"demo backend {name} on http://{host}:{port}/predict")
+    run(host, port, name, delay_s, api_key)
+
+
+@main.command()
+@click.option("--procfile", type=click.Path(exists=True, path_type=Path), default="Procfile")
+@click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task.")
+@click.option("--flower/--no-flower", default=True, show_default=True)
+def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
+    """Run api, worker, beat and flower from the Procfile on this machine; Ctrl-C stops all."""
+    from app.devstack import Supervisor, embedded_redis, read_procfile, stack_env, wait_for_port
+
+    env = stack_env(home)
+    entries = read_procfile(procfile)
+    supervisor = Supervisor(env=env, cwd=procfile.resolve().parent)
+    try:
+        with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
+            env["REDIS_URL"] = url
+            click.echo(f"redis    {url}")
+            click.echo(f"database {env['DATABASE_URL']}")
+            supervisor.run("release", entries["release"])
+            for name in ("web", "worker", "beat") + (("flower",) if flower else ()):
+                supervisor.start(name, entries[name])
+            port = int(env["PORT"])
+            wait_for_port(port, 30)
+            settings = Settings.from_env(env)
+            admin = mint_token(settings, "admin", ["admin", "client"], settings.token_ttl_s)
+            if demo:
+                _demo(supervisor, settings, admin)
+            base = settings.public_url
+            click.echo(f"\nAPI      {base}/api   (docs: {base}/docs)")
+            if flower:
+                click.echo(f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
+                           f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})")
+            click.echo(f"Admin token:\n{admin}\n\nCtrl-C stops everything.")
+            while not (dead := supervisor.dead()):
+                time.sleep(1)
+            raise click.ClickException(f"{', '.join(dead)} exited; stopping the stack")
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        supervisor.stop_all()
+
+
+class _given:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *_exc: Any) -> None:
+        return None
+
+
+def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
+    from app.devstack import free_port, wait_for_port
+
+    port = free_port()
+    supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0", quiet=True)
+    wait_for_port(port)
+    api = f"{settings.public_url}/api"
+    headers = {"Authorization": f"Bearer {admin}"}
+    server = {
+        "id": "demo-1",
+        "name": "demo backend",
+        "endpoints": {"predict": f"http://127.0.0.1:{port}/predict",
+                      "health": f"http://127.0.0.1:{port}/health"},
+        "maxConcurrent": 4,
+        "capabilities": ["echo"],
+    }
+    requests.post(f"{api}/servers", json=server, headers=headers, timeout=10).raise_for_status()
+    click.echo(f"demo backend registered: demo-1 at 127.0.0.1:{port} (capability 'echo')")
+    for mode in ("sync", "callback"):
+        task = {"type": "echo", "payload": {"hello": "fleet"}, "capabilities": ["echo"], "mode": mode}
+        created = requests.post(f"{api}/task", json=task, headers=headers, timeout=10)
+        created.raise_for_status()
+        _watch(api, created.json()["id"], headers, mode)
+
+
+def _watch(api: str, task_id: str, headers: dict[str, str], mode: str) -> None:
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        task = requests.get(f"{api}/task/{task_id}", headers=headers, timeout=10).json()
+        label = task["status"] + (f" {task['progress']}%" if task["status"] == "PROCESSING" else "")
+        if not seen or seen[-1] != label:
+            seen.append(label)
+            click.echo(f"  {mode} task {task_id[:8]}: {label}")
+        if task["status"] in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"):
+            click.echo(f"  result: {task['result'] if task['status'] == 'COMPLETED' else task['error']}")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"demo task {task_id} did not finish in 60 s")

@@ -1,0 +1,96 @@
+"""Settings from the environment; Flask and Celery configuration both derive from them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Where the embedded defaults (SQLite file, Redis data) live when nothing else is set.
+DEFAULT_VAR_DIR = Path(os.environ.get("TASKFLEET_HOME", ".taskfleet"))
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults documented in ``.env.example``."""
+
+    database_url: str = f"sqlite:///{DEFAULT_VAR_DIR.resolve() / 'taskfleet.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    jwt_secret_key: str = field(default="dev-insecure-change-me", repr=False)
+    port: int = 8000
+    public_url: str = ""
+    #: Bytes; request bodies above this get 413.
+    max_body_bytes: int = 1_048_576
+    #: Seconds a client's JWT from ``taskfleet token`` lives by default.
+    token_ttl_s: int = 86_400
+    #: Seconds; connect+read timeout of a predict call (the seed protocol's 30 s).
+    predict_timeout_s: int = 30
+    #: Seconds a finished task's hot state stays in Redis (the database keeps it forever).
+    hot_state_ttl_s: int = 300
+    #: Concurrent greenlets per dispatch worker process.
+    worker_concurrency: int = 200
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://127.0.0.1:{self.port}")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        defaults = cls()
+        port = _int(env, "PORT", defaults.port)
+        return cls(
+            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            redis_url=env.get("REDIS_URL") or defaults.redis_url,
+            jwt_secret_key=env.get("JWT_SECRET_KEY") or defaults.jwt_secret_key,
+            port=port,
+            public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
+            token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            predict_timeout_s=_int(env, "PREDICT_TIMEOUT_S", defaults.predict_timeout_s),
+            hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
+            log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
+        )
+
+    @property
+    def callback_secret(self) -> bytes:
+        """Key for callback-URL tokens, derived from the JWT secret so one secret suffices."""
+        return hmac.new(self.jwt_secret_key.encode(), b"taskfleet-callback", hashlib.sha256).digest()
+
+    def flask_config(self) -> dict[str, object]:
+        return {
+            "JWT_SECRET_KEY": self.jwt_secret_key,
+            "JWT_ALGORITHM": "HS256",
+            "JWT_DECODE_ALGORITHMS": ["HS256"],
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "MAX_CONTENT_LENGTH": self.max_body_bytes,
+            "JSON_SORT_KEYS": False,
+        }
+
+    def celery_config(self) -> dict[str, object]:
+        return {
+            "broker_url": self.redis_url,
+            "task_ignore_result": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 4,
+            "broker_connection_retry_on_startup": True,
+            "broker_transport_options": {"visibility_timeout": 3600},
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "worker_hijack_root_logger": False,
+        }

@@ -1,0 +1,1 @@
+"""Pure rules of taskfleet: no Flask, no Celery, no Redis, no database."""

@@ -1,0 +1,84 @@
+"""One error hierarchy for taskfleet. The API maps each class to a JSON answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskfleetError(Exception):
+    """Base of every error taskfleet raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(TaskfleetError):
+    """Raised when a request is well-formed JSON but its content breaks a rule."""
+
+    status = 422
+    code = "validation_error"
+
+
+class NotFound(TaskfleetError):
+    """Raised when an id names nothing the caller may see."""
+
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(TaskfleetError):
+    """Raised when the caller is known but may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(TaskfleetError):
+    """Raised when a credential (JWT or callback token) is missing, forged or expired."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Conflict(TaskfleetError):
+    """Raised when a transition is not allowed from the task's current state."""
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, current_status: str | None = None) -> None:
+        super().__init__(message, {"currentStatus": current_status} if current_status else None)
+        self.current_status = current_status
+
+
+class StoreUnavailable(TaskfleetError):
+    """Raised when Redis or the database cannot be reached; the caller may retry later."""
+
+    status = 503
+    code = "unavailable"
+    retry_after_s = 5
+
+
+class BackendError(TaskfleetError):
+    """Raised when a backend server's answer is a failure for this attempt."""
+
+    status = 502
+    code = "backend_error"
+
+    def __init__(self, message: str, kind: str, retryable: bool = True) -> None:
+        super().__init__(message, {"kind": kind})
+        self.kind = kind
+        self.retryable = retryable
+
+
+class BackendBusy(BackendError):
+    """Raised when a backend answers 429/503: not a failure of the server's health."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message, kind="busy", retryable=True)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,87 @@
+"""A task as the rest of the code sees it: what was asked (spec) and where it stands (state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from app.core.states import TaskStatus
+
+#: Seconds; the seeds' TASK_TIMEOUT of one hour.
+DEFAULT_TIMEOUT_S = 3600
+#: Seconds; the longest timeout a task may ask for (a week).
+MAX_TIMEOUT_S = 7 * 86400
+#: Attempts after the first; the seeds' MAX_RETRIES.
+DEFAULT_MAX_RETRIES = 3
+#: 0-10, larger runs first; the middle so clients can go either way.
+DEFAULT_PRIORITY = 5
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the client asked for; never changes after submission."""
+
+    type: str
+    payload: Any = None
+    priority: int = DEFAULT_PRIORITY
+    capabilities: tuple[str, ...] = ()
+    mode: str = "sync"
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    max_retries: int = DEFAULT_MAX_RETRIES
+    region: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "payload": self.payload,
+            "priority": self.priority,
+            "capabilities": list(self.capabilities),
+            "mode": self.mode,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "region": self.region,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskSpec:
+        return cls(
+            type=data["type"],
+            payload=data.get("payload"),
+            priority=int(data.get("priority", DEFAULT_PRIORITY)),
+            capabilities=tuple(data.get("capabilities") or ()),
+            mode=data.get("mode", "sync"),
+            timeout_s=int(data.get("timeout_s", DEFAULT_TIMEOUT_S)),
+            max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)),
+            region=data.get("region"),
+        )
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """Where a task stands at ``version``; Redis holds the live copy, the database follows."""
+
+    id: str
+    owner: str
+    spec: TaskSpec
+    status: TaskStatus
+    version: int
+    created_ms: int
+    updated_ms: int
+    attempt: int = 0
+    retry_base: int = 0
+    progress: int = 0
+    server_id: str | None = None
+    result: Any = None
+    error: str | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> TaskState:
+        return replace(self, **changes)
+
+
+def waiting_score(priority: int, created_ms: int) -> float:
+    """Order of PENDING tasks waiting for a slot: higher priority first, then oldest.
+    Lower scores come first; epoch ms stay below 1e13 until the year 2286."""
+    return (10 - priority) * 1e13 + created_ms

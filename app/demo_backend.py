@@ -1,0 +1,131 @@
+"""A small backend that speaks the seed protocol, for the demo, the tests and benchmarks.
+
+POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``delay_s``;
+                async (``request.async``): answers 202, then PUTs progress and the result
+                to ``callback_url``. A payload may ask for trouble: ``{"fail": 500}``,
+                ``{"sleep": 2.5}``, ``{"garbage": true}``.
+GET  /health    ``{"status": "healthy"}``
+GET  /stats     calls, in_flight and max_in_flight seen (it counts its own load).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+
+class DemoBackend:
+    """Counts its own concurrent calls so tests can check taskfleet's slot limits."""
+
+    def __init__(self, name: str, delay_s: float = 0.2, api_key: str | None = None) -> None:
+        self.name = name
+        self.delay_s = delay_s
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.server: ThreadingHTTPServer | None = None
+
+    def enter(self) -> None:
+        with self.lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"calls": self.calls, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight}
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+            def _send(self, status: int, body: Any, raw: bytes | None = None) -> None:
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    self._send(200, {"status": "healthy", "serverId": backend.name})
+                elif self.path == "/stats":
+                    self._send(200, backend.stats())
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path != "/predict":
+                    self._send(404, {"error": "not found"})
+                    return
+                if backend.api_key and self.headers.get("Authorization") != f"Bearer {backend.api_key}":
+                    self._send(401, {"error": "bad api key"})
+                    return
+                backend.enter()
+                try:
+                    self._predict(body)
+                finally:
+                    backend.leave()
+
+            def _predict(self, body: dict[str, Any]) -> None:
+                request = body.get("request") or {}
+                payload = request.get("payload")
+                trouble = payload if isinstance(payload, dict) else {}
+                if request.get("async"):
+                    threading.Thread(
+                        target=backend.finish_async, args=(body["callback_url"], payload), daemon=True
+                    ).start()
+                    self._send(202, {"status": "accepted"})
+                    return
+                time.sleep(float(trouble.get("sleep", backend.delay_s)))
+                if "fail" in trouble:
+                    self._send(int(trouble["fail"]), {"error": "asked to fail"})
+                elif trouble.get("garbage"):
+                    self._send(200, None, raw=b"<html>not json")
+                else:
+                    self._send(200, {"echo": payload, "server": backend.name})
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        return self.server
+
+    def finish_async(self, callback_url: str, payload: Any) -> None:
+        self.enter()
+        try:
+            time.sleep(self.delay_s / 2)
+            requests.put(callback_url, json={"status": "PROCESSING", "progress": 50}, timeout=10)
+            time.sleep(self.delay_s / 2)
+            requests.put(
+                callback_url,
+                json={"status": "COMPLETED", "result": {"echo": payload, "server": self.name}},
+                timeout=10,
+            )
+        finally:
+            self.leave()
+
+
+def run(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:
+    server = DemoBackend(name, delay_s, api_key).serve(host, port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

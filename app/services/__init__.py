@@ -1,0 +1,1 @@
+"""Use cases: core rules + store + backends, one module each."""

@@ -1,0 +1,63 @@
+"""Everything a use case needs, built once per process from Settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+
+from app.backends import BackendClient, CallbackTokens
+from app.config import Settings
+from app.core.clock import Clock, SystemClock
+from app.store.db import Database
+from app.store.fleet import FleetStore
+from app.store.hot_state import TaskStateStore
+from app.store.redis_client import connect
+
+log = logging.getLogger("taskfleet")
+
+
+class DispatchQueue(Protocol):
+    """Where dispatch jobs go: Celery in production (``workers.celery_app``)."""
+
+    def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None: ...
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    tasks: TaskStateStore
+    fleet: FleetStore
+    backends: BackendClient
+    tokens: CallbackTokens
+    queue: DispatchQueue
+    clock: Clock = field(default_factory=SystemClock)
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+
+def build_context(
+    settings: Settings,
+    queue: DispatchQueue,
+    clock: Clock | None = None,
+    redis_client: redis.Redis | None = None,
+    db: Database | None = None,
+) -> Context:
+    clock = clock or SystemClock()
+    client = redis_client if redis_client is not None else connect(settings.redis_url)
+    return Context(
+        settings=settings,
+        db=db or Database(settings.database_url),
+        redis=client,
+        tasks=TaskStateStore(client, settings.hot_state_ttl_s),
+        fleet=FleetStore(client),
+        backends=BackendClient(settings.predict_timeout_s),
+        tokens=CallbackTokens(settings.callback_secret, clock),
+        queue=queue,
+        clock=clock,
+    )

@@ -1,0 +1,46 @@
+"""What a task's owner (or an admin) can do to it: cancel it, retry it."""
+
+from __future__ import annotations
+
+from app.core.errors import NotFound
+from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, TaskStatus
+from app.core.task import TaskState
+from app.services import outcomes, state_sync
+from app.services.context import Context
+from app.store.tasks_repo import AttemptEnd
+
+
+def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
+    """The task if ``owner`` may see it (None = admin, sees all); else ``NotFound``."""
+    state = state_sync.load(ctx, task_id)
+    if state is None or (owner is not None and state.owner != owner):
+        raise NotFound(f"task {task_id} not found")
+    return state
+
+
+def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
+    """Any state that is not final -> CANCELLED; a running attempt's slot is freed."""
+    visible_task(ctx, task_id, owner)
+    state = state_sync.apply(
+        ctx, task_id,
+        [s for s in TaskStatus if s not in FINAL_STATUSES],
+        TaskStatus.CANCELLED,
+        # Closes the running attempt's record, if there is one still open.
+        attempt_end=AttemptEnd(None, "CANCELLED", "cancelled", ctx.now_ms()),
+        finished_ms=ctx.now_ms(),
+    )
+    if state.extra.get("from_status") == TaskStatus.PROCESSING.value:
+        outcomes.release_and_wake(ctx, state.server_id, task_id, state.attempt)
+    return state
+
+
+def retry(ctx: Context, task_id: str, owner: str | None) -> TaskState:
+    """FAILED or TIMEOUT -> PENDING with a fresh budget of attempts; history is kept."""
+    current = visible_task(ctx, task_id, owner)
+    state = state_sync.apply(
+        ctx, task_id, RETRYABLE_FINAL_STATUSES, TaskStatus.PENDING,
+        expect_attempt=current.attempt, retry_base=current.attempt,
+        error=None, result=None, finished_ms=None, server_id=None, progress=0,
+    )
+    ctx.queue.enqueue(task_id, state.attempt)
+    return state

@@ -1,0 +1,122 @@
+"""Dispatching one task attempt: reserve a slot, mark PROCESSING, call the backend."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from app.backends import PredictCall
+from app.core.errors import BackendBusy, BackendError, Conflict
+from app.core.states import TaskMode, TaskStatus
+from app.core.task import TaskState, waiting_score
+from app.services import outcomes, state_sync
+from app.services.context import Context
+from app.services.servers import directory
+from app.store.tasks_repo import AttemptEnd
+
+log = logging.getLogger("taskfleet.dispatch")
+
+
+class DispatchResult(StrEnum):
+    STALE = "stale"  # the job's attempt already moved on: nothing done
+    WAITING = "waiting"  # no server had room: parked in the waiting set
+    COMPLETED = "completed"  # sync answer stored
+    ACCEPTED = "accepted"  # callback mode: the backend will PUT the result
+    BUSY = "busy"  # the backend said 429/503: requeued without spending the attempt
+    FAILED = "failed"  # the attempt failed; retried later or given up
+
+
+def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
+    candidates = ctx.fleet.candidates(state.spec.capabilities)
+    avoid = ctx.tasks.hint(state.id, "avoid_server_id") if len(candidates) > 1 else None
+    preferred = [c for c in candidates if c != avoid] or candidates
+    server_id = ctx.fleet.reserve(preferred, state.id, attempt)
+    if server_id is None and len(preferred) < len(candidates):
+        server_id = ctx.fleet.reserve(candidates, state.id, attempt)
+    return server_id
+
+
+def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
+    """Run the attempt after ``attempt`` for a PENDING task. A job whose ``attempt`` is
+    not the task's current one is stale (a duplicate or redelivered message) and does
+    nothing, so dispatch jobs are safe to deliver more than once."""
+    state = state_sync.load(ctx, task_id)
+    if state is None or state.status is not TaskStatus.PENDING or state.attempt != attempt:
+        return DispatchResult.STALE
+    next_attempt = attempt + 1
+    server_id = _reserve(ctx, state, next_attempt)
+    if server_id is None:
+        ctx.tasks.add_waiting(task_id, waiting_score(state.spec.priority, state.created_ms))
+        # A slot freed between the reservation and the ZADD would have woken nobody.
+        server_id = _reserve(ctx, state, next_attempt)
+        if server_id is None:
+            return DispatchResult.WAITING
+    try:
+        state = state_sync.apply(
+            ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING,
+            expect_attempt=attempt, attempt=next_attempt, server_id=server_id,
+            started_ms=ctx.now_ms(), progress=0,
+        )
+    except Conflict:
+        ctx.fleet.release(server_id, task_id, next_attempt)
+        return DispatchResult.STALE
+    return _call_backend(ctx, state)
+
+
+def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
+    attempt, server_id = state.attempt, state.server_id
+    assert server_id is not None
+    endpoint = directory.get(ctx, server_id)
+    if endpoint is None:
+        _fail_quietly(ctx, state, f"server {server_id} is no longer registered")
+        return DispatchResult.FAILED
+    call = PredictCall(
+        url=endpoint.predict_url,
+        api_key=endpoint.api_key,
+        task_id=state.id,
+        request={
+            "type": state.spec.type,
+            "payload": state.spec.payload,
+            "async": state.spec.mode == TaskMode.CALLBACK,
+            "priority": state.spec.priority,
+        },
+        callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, attempt),
+    )
+    try:
+        answer = ctx.backends.predict(call)
+    except BackendBusy as busy:
+        _requeue_busy(ctx, state, busy)
+        return DispatchResult.BUSY
+    except BackendError as exc:
+        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable)
+        return DispatchResult.FAILED
+    if state.spec.mode == TaskMode.CALLBACK:
+        return DispatchResult.ACCEPTED
+    try:
+        outcomes.complete(ctx, state.id, attempt, answer)
+    except Conflict:
+        log.info("task %s attempt %s answered after it moved on", state.id, attempt)
+        return DispatchResult.STALE
+    return DispatchResult.COMPLETED
+
+
+def _fail_quietly(ctx: Context, state: TaskState, message: str, retryable: bool = True) -> None:
+    try:
+        outcomes.fail(ctx, state.id, state.attempt, message, retryable)
+    except Conflict:
+        log.info("task %s attempt %s failed after it moved on", state.id, state.attempt)
+
+
+def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
+    """Back to PENDING without spending the attempt (the budget base moves up by one)."""
+    try:
+        state_sync.apply(
+            ctx, state.id, [TaskStatus.PROCESSING], TaskStatus.PENDING,
+            expect_attempt=state.attempt, retry_base=state.retry_base + 1, server_id=None,
+            attempt_end=AttemptEnd(state.attempt, "BUSY", busy.message, ctx.now_ms()),
+        )
+    except Conflict:
+        return
+    finally:
+        outcomes.release_and_wake(ctx, state.server_id, state.id, state.attempt)
+    ctx.queue.enqueue(state.id, state.attempt, countdown_s=busy.retry_after_s or 1.0)

@@ -1,0 +1,68 @@
+"""Applying a transition: compare-and-set in Redis, then the database follows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from app.core.states import TaskStatus
+from app.core.task import TaskState
+from app.services.context import Context
+from app.store import tasks_repo
+from app.store.hot_state import HotStateMissing
+from app.store.tasks_repo import AttemptEnd, row_to_state
+
+log = logging.getLogger("taskfleet.transitions")
+
+
+def load(ctx: Context, task_id: str) -> TaskState | None:
+    """The task's hot state, rebuilt from its database row when Redis has none;
+    None when the task does not exist."""
+    state = ctx.tasks.get(task_id)
+    if state is not None:
+        return state
+    with ctx.db.session() as session:
+        row = tasks_repo.get_row(session, task_id)
+        if row is None:
+            return None
+        ctx.tasks.put_if_absent(row_to_state(row))
+    return ctx.tasks.get(task_id)
+
+
+def apply(
+    ctx: Context,
+    task_id: str,
+    sources: Iterable[TaskStatus],
+    target: TaskStatus,
+    expect_attempt: int | None = None,
+    attempt_end: AttemptEnd | None = None,
+    **fields: Any,
+) -> TaskState:
+    """Move the task to ``target`` (raises ``Conflict`` if it is not in ``sources``) and
+    record the new version in the database. Hot state lost from Redis is rebuilt from
+    the database first."""
+    sources = tuple(sources)
+    now_ms = ctx.now_ms()
+    try:
+        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, **fields)
+    except HotStateMissing:
+        if load(ctx, task_id) is None:
+            raise
+        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, **fields)
+    from_status = state.extra.get("from_status")
+    with ctx.db.session() as session:
+        tasks_repo.follow(session, state, from_status, attempt_end)
+    log.info(
+        "task %s %s -> %s",
+        task_id,
+        from_status,
+        state.status.value,
+        extra={
+            "task_id": task_id,
+            "attempt": state.attempt,
+            "server_id": state.server_id,
+            "version": state.version,
+        },
+    )
+    return state

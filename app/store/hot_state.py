@@ -1,0 +1,160 @@
+"""Hot task state in Redis: one hash per task, changed only by compare-and-set Lua."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from app.core.errors import Conflict
+from app.core.states import TaskStatus, is_final
+from app.core.task import TaskSpec, TaskState
+from app.store import keys, scripts
+from app.store.redis_client import redis_errors
+
+
+class HotStateMissing(Exception):
+    """Raised when a task has no hot state in Redis (never created, expired or lost)."""
+
+
+def _encode(state: TaskState) -> dict[str, str]:
+    fields = {
+        "id": state.id,
+        "owner": state.owner,
+        "spec": json.dumps(state.spec.to_json()),
+        "timeout_ms": str(state.spec.timeout_s * 1000),
+        "status": state.status.value,
+        "version": str(state.version),
+        "attempt": str(state.attempt),
+        "retry_base": str(state.retry_base),
+        "progress": str(state.progress),
+        "created_ms": str(state.created_ms),
+        "updated_ms": str(state.updated_ms),
+    }
+    optional = {
+        "server_id": state.server_id,
+        "error": state.error,
+        "result": None if state.result is None else json.dumps(state.result),
+        "started_ms": None if state.started_ms is None else str(state.started_ms),
+        "finished_ms": None if state.finished_ms is None else str(state.finished_ms),
+    }
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    return fields
+
+
+def _decode(fields: dict[str, str]) -> TaskState:
+    def opt_int(name: str) -> int | None:
+        return int(fields[name]) if fields.get(name) else None
+
+    return TaskState(
+        id=fields["id"],
+        owner=fields["owner"],
+        spec=TaskSpec.from_json(json.loads(fields["spec"])),
+        status=TaskStatus(fields["status"]),
+        version=int(fields["version"]),
+        created_ms=int(fields["created_ms"]),
+        updated_ms=int(fields["updated_ms"]),
+        attempt=int(fields.get("attempt", 0)),
+        retry_base=int(fields.get("retry_base", 0)),
+        progress=int(fields.get("progress", 0)),
+        server_id=fields.get("server_id"),
+        result=json.loads(fields["result"]) if "result" in fields else None,
+        error=fields.get("error"),
+        started_ms=opt_int("started_ms"),
+        finished_ms=opt_int("finished_ms"),
+        extra={"from_status": fields.get("from_status")},
+    )
+
+
+def _flat(pairs: Iterable[Any]) -> dict[str, str]:
+    items = list(pairs)
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+class TaskStateStore:
+    """Reads and compare-and-sets the hot state of tasks."""
+
+    def __init__(self, client: redis.Redis, finished_ttl_s: int) -> None:
+        self.client = client
+        self.finished_ttl_ms = finished_ttl_s * 1000
+        self._transition = scripts.load(client, "task_transition")
+        self._hydrate = scripts.load(client, "task_hydrate")
+
+    def get(self, task_id: str) -> TaskState | None:
+        with redis_errors():
+            fields = self.client.hgetall(keys.task(task_id))
+        return _decode(fields) if fields else None
+
+    def hint(self, task_id: str, name: str) -> str | None:
+        """A field the dispatcher keeps beside the state (e.g. ``avoid_server_id``)."""
+        with redis_errors():
+            return self.client.hget(keys.task(task_id), name)
+
+    def put_if_absent(self, state: TaskState) -> bool:
+        """Write ``state`` unless Redis already holds this task; True if written."""
+        deadline = ""
+        if state.status is TaskStatus.PROCESSING and state.started_ms is not None:
+            deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
+        ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
+        args: list[str] = [str(ttl_ms), deadline]
+        for name, value in _encode(state).items():
+            args += [name, value]
+        with redis_errors():
+            written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES], args=args)
+        return bool(written)
+
+    def transition(
+        self,
+        task_id: str,
+        sources: Iterable[TaskStatus],
+        target: TaskStatus,
+        now_ms: int,
+        expect_attempt: int | None = None,
+        **fields: Any,
+    ) -> TaskState:
+        """Move the task to ``target`` if it is in one of ``sources`` (and at
+        ``expect_attempt``). Returns the new state; raises ``Conflict`` when the task is
+        elsewhere and ``HotStateMissing`` when Redis has no copy of it."""
+        args = [
+            ",".join(s.value for s in sources),
+            target.value,
+            "" if expect_attempt is None else str(expect_attempt),
+            str(now_ms),
+            str(self.finished_ttl_ms),
+            "1" if is_final(target) else "0",
+        ]
+        for name, value in fields.items():
+            if name == "result" and value is not None:
+                value = json.dumps(value)
+            args += [name, "" if value is None else str(value)]
+        with redis_errors():
+            reply = self._transition(
+                keys=[keys.task(task_id), keys.DEADLINES, keys.WAITING], args=args
+            )
+        code = int(reply[0])
+        if code == -1:
+            raise HotStateMissing(task_id)
+        if code == 0:
+            raise Conflict(
+                f"task {task_id} is {reply[1]} at attempt {reply[2]}; cannot become {target}",
+                current_status=reply[1],
+            )
+        return _decode(_flat(reply[1]))
+
+    def add_waiting(self, task_id: str, score: float) -> None:
+        with redis_errors():
+            self.client.zadd(keys.WAITING, {task_id: score})
+
+    def pop_waiting(self, count: int) -> list[str]:
+        with redis_errors():
+            return [member for member, _ in self.client.zpopmin(keys.WAITING, count)]
+
+    def is_waiting(self, task_id: str) -> bool:
+        with redis_errors():
+            return self.client.zscore(keys.WAITING, task_id) is not None
+
+    def due_deadlines(self, now_ms: int, limit: int) -> list[str]:
+        with redis_errors():
+            return list(self.client.zrangebyscore(keys.DEADLINES, "-inf", now_ms, 0, limit))

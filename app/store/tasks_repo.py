@@ -1,0 +1,261 @@
+"""Durable task records: inserts, reads, and the database following the hot state."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.errors import InvalidInput
+from app.core.states import TaskStatus
+from app.core.task import TaskSpec, TaskState
+from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
+
+
+def _insert(session: Session, model: type) -> Any:
+    """An INSERT for ``model`` in the session's dialect, so ON CONFLICT is available."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def row_to_state(row: TaskRow) -> TaskState:
+    return TaskState(
+        id=row.id,
+        owner=row.owner,
+        spec=TaskSpec(
+            type=row.type,
+            payload=row.payload,
+            priority=row.priority,
+            capabilities=tuple(row.capabilities or ()),
+            mode=row.mode,
+            timeout_s=row.timeout_s,
+            max_retries=row.max_retries,
+            region=row.region,
+        ),
+        status=TaskStatus(row.status),
+        version=row.version,
+        created_ms=datetime_to_ms(row.created_at) or 0,
+        updated_ms=datetime_to_ms(row.updated_at) or 0,
+        attempt=row.attempts,
+        retry_base=row.retry_base,
+        progress=row.progress,
+        server_id=row.server_id,
+        result=row.result,
+        error=row.error,
+        started_ms=datetime_to_ms(row.started_at),
+        finished_ms=datetime_to_ms(row.finished_at),
+    )
+
+
+def _snapshot_columns(state: TaskState) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "version": state.version,
+        "attempts": state.attempt,
+        "retry_base": state.retry_base,
+        "progress": state.progress,
+        "server_id": state.server_id,
+        "result": state.result,
+        "error": state.error,
+        "updated_at": ms_to_datetime(state.updated_ms),
+        "started_at": ms_to_datetime(state.started_ms),
+        "finished_at": ms_to_datetime(state.finished_ms),
+    }
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How an attempt ended, for its durable record (``attempt`` None: the task's
+    current attempt)."""
+
+    attempt: int | None
+    outcome: str
+    error: str | None
+    at_ms: int
+
+
+def insert_task(session: Session, state: TaskState, idempotency_key: str | None) -> None:
+    spec = state.spec
+    session.add(
+        TaskRow(
+            id=state.id,
+            owner=state.owner,
+            type=spec.type,
+            priority=spec.priority,
+            payload=spec.payload,
+            capabilities=list(spec.capabilities),
+            mode=spec.mode,
+            region=spec.region,
+            max_retries=spec.max_retries,
+            timeout_s=spec.timeout_s,
+            idempotency_key=idempotency_key,
+            created_at=ms_to_datetime(state.created_ms),
+            **_snapshot_columns(state),
+        )
+    )
+    session.add(
+        TaskTransitionRow(
+            task_id=state.id,
+            version=state.version,
+            from_status=None,
+            to_status=state.status.value,
+            attempt=state.attempt,
+            at=ms_to_datetime(state.created_ms),
+        )
+    )
+
+
+def find_by_idempotency_key(session: Session, owner: str, key: str) -> TaskRow | None:
+    return session.scalars(
+        select(TaskRow).where(TaskRow.owner == owner, TaskRow.idempotency_key == key)
+    ).first()
+
+
+def get_row(session: Session, task_id: str) -> TaskRow | None:
+    return session.get(TaskRow, task_id)
+
+
+def follow(
+    session: Session,
+    state: TaskState,
+    from_status: str | None,
+    attempt_end: AttemptEnd | None = None,
+) -> bool:
+    """Bring the row up to ``state`` unless it already holds a newer version, and record
+    the transition. Returns False when the row was newer (nothing moved backwards)."""
+    moved = session.execute(
+        update(TaskRow)
+        .where(TaskRow.id == state.id, TaskRow.version < state.version)
+        .values(**_snapshot_columns(state))
+    ).rowcount
+    session.execute(
+        _insert(session, TaskTransitionRow)
+        .values(
+            task_id=state.id,
+            version=state.version,
+            from_status=from_status,
+            to_status=state.status.value,
+            attempt=state.attempt,
+            at=ms_to_datetime(state.updated_ms),
+        )
+        .on_conflict_do_nothing()
+    )
+    if state.status is TaskStatus.PROCESSING and from_status == TaskStatus.PENDING.value:
+        session.execute(
+            _insert(session, TaskAttemptRow)
+            .values(
+                task_id=state.id,
+                attempt=state.attempt,
+                server_id=state.server_id or "",
+                started_at=ms_to_datetime(state.updated_ms),
+            )
+            .on_conflict_do_nothing()
+        )
+    if attempt_end is not None:
+        session.execute(
+            update(TaskAttemptRow)
+            .where(
+                TaskAttemptRow.task_id == state.id,
+                TaskAttemptRow.attempt == (
+                    state.attempt if attempt_end.attempt is None else attempt_end.attempt
+                ),
+                TaskAttemptRow.finished_at.is_(None),
+            )
+            .values(
+                finished_at=ms_to_datetime(attempt_end.at_ms),
+                outcome=attempt_end.outcome,
+                error=attempt_end.error,
+            )
+        )
+    return bool(moved)
+
+
+def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:
+    return list(
+        session.scalars(
+            select(TaskAttemptRow)
+            .where(TaskAttemptRow.task_id == task_id)
+            .order_by(TaskAttemptRow.attempt)
+        )
+    )
+
+
+def transitions_of(session: Session, task_id: str) -> list[TaskTransitionRow]:
+    return list(
+        session.scalars(
+            select(TaskTransitionRow)
+            .where(TaskTransitionRow.task_id == task_id)
+            .order_by(TaskTransitionRow.version)
+        )
+    )
+
+
+def encode_cursor(created_at: datetime, task_id: str) -> str:
+    raw = json.dumps([datetime_to_ms(created_at), task_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_ms, task_id = json.loads(base64.urlsafe_b64decode(padded))
+        created = ms_to_datetime(int(created_ms))
+        assert created is not None and isinstance(task_id, str)
+        return created, task_id
+    except (ValueError, TypeError, AssertionError) as exc:
+        raise InvalidInput("cursor is not one this API returned", {"cursor": cursor}) from exc
+
+
+def list_tasks(
+    session: Session,
+    owner: str | None,
+    status: str | None,
+    task_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[TaskRow], str | None]:
+    """Newest first, ``limit`` at a time; the cursor continues after the last row."""
+    query = select(TaskRow)
+    if owner is not None:
+        query = query.where(TaskRow.owner == owner)
+    if status:
+        query = query.where(TaskRow.status == status)
+    if task_type:
+        query = query.where(TaskRow.type == task_type)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                TaskRow.created_at < created,
+                and_(TaskRow.created_at == created, TaskRow.id < last_id),
+            )
+        )
+    rows = list(
+        session.scalars(
+            query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(limit + 1)
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return rows, next_cursor
+
+
+def stale_pending(session: Session, updated_before: datetime, limit: int) -> list[TaskRow]:
+    """PENDING tasks untouched since ``updated_before``: candidates for the orphan sweep."""
+    return list(
+        session.scalars(
+            select(TaskRow)
+            .where(TaskRow.status == TaskStatus.PENDING.value, TaskRow.updated_at < updated_before)
+            .order_by(TaskRow.updated_at)
+            .limit(limit)
+        )
+    )

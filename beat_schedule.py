@@ -1,0 +1,12 @@
+"""What Celery beat runs, and how often (seconds). A test checks every name is a task."""
+
+SCHEDULE: dict[str, float] = {
+    "taskfleet.maintenance.expire_deadlines": 5.0,
+    "taskfleet.maintenance.wake_waiting": 5.0,
+    "taskfleet.maintenance.reconcile": 30.0,
+}
+
+
+def beat_schedule() -> dict[str, dict[str, object]]:
+    """``SCHEDULE`` in the shape of Celery's ``beat_schedule`` setting."""
+    return {name: {"task": name, "schedule": every_s} for name, every_s in SCHEDULE.items()}

@@ -1,0 +1,1 @@
+"""Celery workers: thin shells that take ids and call services."""

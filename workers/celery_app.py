@@ -1,0 +1,80 @@
+"""The Celery app, built from Settings. ``celery -A workers.celery_app`` finds ``app``."""
+
+from __future__ import annotations
+
+import threading
+
+from celery import Celery
+
+from beat_schedule import beat_schedule
+from app.config import Settings
+from app.services.context import Context, build_context
+
+DISPATCH_TASK = "taskfleet.dispatch"
+#: Dispatch jobs and periodic jobs travel on separate queues so a backlog of one never
+#: delays the other.
+DISPATCH_QUEUE = "dispatch"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def make_celery(settings: Settings) -> Celery:
+    celery = Celery("taskfleet")
+    celery.conf.update(settings.celery_config())
+    celery.conf.task_routes = {
+        DISPATCH_TASK: {"queue": DISPATCH_QUEUE},
+        "taskfleet.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+    }
+    celery.conf.task_default_queue = MAINTENANCE_QUEUE
+    return celery
+
+
+class CeleryQueue:
+    """The production ``DispatchQueue``: a Celery message per dispatch job."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None:
+        from app.core.errors import StoreUnavailable
+
+        try:
+            self.celery.send_task(
+                DISPATCH_TASK,
+                args=[task_id, attempt],
+                countdown=countdown_s or None,
+                queue=DISPATCH_QUEUE,
+            )
+        except Exception as exc:  # kombu raises many transport-specific errors
+            raise StoreUnavailable("broker unavailable") from exc
+
+
+_context: Context | None = None
+_context_lock = threading.Lock()
+
+
+def worker_context() -> Context:
+    """The worker process's Context, built on first use (never at import)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _patch_psycopg_for_gevent()
+            _context = build_context(settings, CeleryQueue(app))
+        return _context
+
+
+def _patch_psycopg_for_gevent() -> None:
+    """Under ``-P gevent``, let psycopg2 yield to other greenlets while it waits."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return
+    if monkey.is_module_patched("socket"):
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+settings = Settings.from_env()
+app = make_celery(settings)
+app.conf.imports = ("workers.dispatch", "workers.maintenance")
+app.conf.beat_schedule = beat_schedule()

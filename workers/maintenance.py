@@ -1,0 +1,24 @@
+"""Periodic jobs named in ``beat_schedule.py``. Each is idempotent: two beats are safe."""
+
+from __future__ import annotations
+
+from app.services import maintenance
+from workers.celery_app import app, worker_context
+
+
+@app.task(name="taskfleet.maintenance.expire_deadlines", ignore_result=True)
+def expire_deadlines() -> int:
+    """PROCESSING attempts past their deadline -> retried or TIMEOUT."""
+    return maintenance.expire_deadlines(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.wake_waiting", ignore_result=True)
+def wake_waiting() -> int:
+    """Start waiting tasks for slots that are free (a safety net for missed wake-ups)."""
+    return maintenance.wake_for_free_slots(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.reconcile", ignore_result=True)
+def reconcile() -> dict[str, int]:
+    """Rebuild lost Redis state from the database and re-enqueue orphaned PENDING tasks."""
+    return maintenance.reconcile(worker_context())
