@@ -11,12 +11,15 @@ GET  /stats     calls, in_flight and max_in_flight seen (it counts its own load)
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+log = logging.getLogger("taskfleet.demo_backend")
 
 
 class DemoBackend:
@@ -114,11 +117,12 @@ class DemoBackend:
             time.sleep(self.delay_s / 2)
             requests.put(callback_url, json={"status": "PROCESSING", "progress": 50}, timeout=10)
             time.sleep(self.delay_s / 2)
-            requests.put(
-                callback_url,
-                json={"status": "COMPLETED", "result": {"echo": payload, "server": self.name}},
-                timeout=10,
-            )
+            final = {"status": "COMPLETED", "result": {"echo": payload, "server": self.name}}
+            if isinstance(payload, dict) and "fail" in payload:
+                final = {"status": "FAILED", "error": f"asked to fail ({payload['fail']})"}
+            requests.put(callback_url, json=final, timeout=10)
+        except requests.RequestException as exc:
+            log.warning("callback to taskfleet failed: %s", exc)
         finally:
             self.leave()
 

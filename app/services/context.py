@@ -15,6 +15,7 @@ from app.store.db import Database
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
 from app.store.redis_client import connect
+from app.store.servers_repo import EndpointCache
 
 log = logging.getLogger("taskfleet")
 
@@ -35,6 +36,7 @@ class Context:
     backends: BackendClient
     tokens: CallbackTokens
     queue: DispatchQueue
+    endpoints: EndpointCache
     clock: Clock = field(default_factory=SystemClock)
 
     def now_ms(self) -> int:
@@ -50,14 +52,16 @@ def build_context(
 ) -> Context:
     clock = clock or SystemClock()
     client = redis_client if redis_client is not None else connect(settings.redis_url)
+    db = db or Database(settings.database_url)
     return Context(
         settings=settings,
-        db=db or Database(settings.database_url),
+        db=db,
         redis=client,
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
         fleet=FleetStore(client),
         backends=BackendClient(settings.predict_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,
+        endpoints=EndpointCache(db),
         clock=clock,
     )

@@ -11,7 +11,6 @@ from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState, waiting_score
 from app.services import outcomes, state_sync
 from app.services.context import Context
-from app.services.servers import directory
 from app.store.tasks_repo import AttemptEnd
 
 log = logging.getLogger("taskfleet.dispatch")
@@ -66,7 +65,7 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
 def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
     attempt, server_id = state.attempt, state.server_id
     assert server_id is not None
-    endpoint = directory.get(ctx, server_id)
+    endpoint = ctx.endpoints.get(server_id)
     if endpoint is None:
         _fail_quietly(ctx, state, f"server {server_id} is no longer registered")
         return DispatchResult.FAILED

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from app.core.clock import ms_to_datetime
 from app.services.context import Context
 from app.store import servers_repo
 from app.store.models import ServerRow
-
-#: Seconds a worker trusts its cached copy of a server's endpoints and key.
-DIRECTORY_TTL_S = 5.0
-
 
 def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
     """Create or update a server (same id = update) and publish it for selection."""
@@ -41,6 +34,7 @@ def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
         row.weight = config.get("weight")
         row.updated_at = now
     ctx.fleet.put_server(row.id, row.status, row.max_concurrent, row.capabilities, previous_caps)
+    ctx.endpoints.forget(row.id)
     return row
 
 
@@ -55,34 +49,3 @@ def republish_all(ctx: Context) -> int:
     for row in servers:
         ctx.fleet.put_server(row.id, row.status, row.max_concurrent, row.capabilities)
     return len(servers)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    predict_url: str
-    api_key: str | None
-
-
-class ServerDirectory:
-    """A per-process cache of how to call each server, so a dispatch costs no database
-    read for it; entries live ``DIRECTORY_TTL_S`` seconds."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, Endpoint | None]] = {}
-
-    def get(self, ctx: Context, server_id: str) -> Endpoint | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(server_id)
-        if cached is not None and now - cached[0] < DIRECTORY_TTL_S:
-            return cached[1]
-        with ctx.db.session() as session:
-            row = servers_repo.get(session, server_id)
-            endpoint = None if row is None else Endpoint(row.endpoints["predict"], row.api_key)
-        with self._lock:
-            self._entries[server_id] = (now, endpoint)
-        return endpoint
-
-
-directory = ServerDirectory()

@@ -1,0 +1,123 @@
+"""Every error status with its JSON body; auth by JWT roles."""
+
+import base64
+import json
+
+import jwt
+import pytest
+
+TASK = {"type": "echo", "payload": {"a": 1}}
+
+
+def assert_error(response, status, code=None):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error", "message", "details"}
+    if code:
+        assert body["error"] == code
+    return body
+
+
+def test_malformed_json_is_400(client, auth):
+    r = client.post("/api/task", data="{not json", headers={**auth(), "Content-Type": "application/json"})
+    assert_error(r, 400, "malformed_json")
+
+
+def test_a_missing_token_is_401(client):
+    assert_error(client.post("/api/task", json=TASK), 401, "unauthorized")
+
+
+def test_a_forged_token_is_401(client):
+    forged = jwt.encode({"sub": "alice", "roles": ["admin"]}, "not-the-secret-" * 3, algorithm="HS256")
+    r = client.post("/api/task", json=TASK, headers={"Authorization": f"Bearer {forged}"})
+    assert_error(r, 401)
+
+
+def test_an_expired_token_is_401(client, token):
+    r = client.post("/api/task", json=TASK, headers={"Authorization": f"Bearer {token(ttl_s=-10)}"})
+    assert_error(r, 401)
+
+
+def test_an_alg_none_token_is_401(client):
+    def b64(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': 'alice', 'roles': ['admin'], 'type': 'access', 'exp': 4102444800})}."
+    r = client.get("/api/servers", headers={"Authorization": f"Bearer {unsigned}"})
+    assert_error(r, 401)
+
+
+def test_the_wrong_role_is_403(client, auth):
+    assert_error(client.get("/api/servers", headers=auth(roles=("client",))), 403, "forbidden")
+    assert_error(client.post("/api/task", json=TASK, headers=auth(roles=("server",))), 403)
+
+
+def test_an_unknown_task_is_404_never_pending(client, auth):
+    assert_error(client.get("/api/task/does-not-exist", headers=auth()), 404, "not_found")
+    assert_error(client.post("/api/task/does-not-exist/cancel", headers=auth()), 404)
+
+
+def test_another_owners_task_is_404(client, auth):
+    task_id = client.post("/api/task", json=TASK, headers=auth("alice")).get_json()["id"]
+    assert_error(client.get(f"/api/task/{task_id}", headers=auth("bob")), 404)
+    assert_error(client.post(f"/api/task/{task_id}/cancel", headers=auth("bob")), 404)
+    assert client.get(f"/api/task/{task_id}", headers=auth("root", ("admin",))).status_code == 200
+
+
+def test_an_illegal_transition_is_409(client, auth):
+    task_id = client.post("/api/task", json=TASK, headers=auth()).get_json()["id"]
+    assert_error(client.post(f"/api/task/{task_id}/retry", headers=auth()), 409, "conflict")
+    assert client.post(f"/api/task/{task_id}/cancel", headers=auth()).status_code == 200
+    body = assert_error(client.post(f"/api/task/{task_id}/cancel", headers=auth()), 409)
+    assert body["details"]["currentStatus"] == "CANCELLED"
+
+
+def test_an_oversize_body_is_413_and_stores_nothing(client, auth, ctx):
+    big = {"type": "echo", "payload": "x" * (ctx.settings.max_body_bytes + 10)}
+    assert_error(client.post("/api/task", json=big, headers=auth()), 413, "payload_too_large")
+    assert client.get("/api/tasks", headers=auth()).get_json()["items"] == []
+
+
+def test_a_body_that_is_not_json_is_415(client, auth):
+    r = client.post("/api/task", data="type=echo", headers={**auth(), "Content-Type": "text/plain"})
+    assert_error(r, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "echo", "bogus": 1},
+        {"type": 5},
+        {"payload": {}},
+        {"type": "echo", "priority": 11},
+        {"type": "echo", "priority": "5"},
+        {"type": "echo", "timeout": 0},
+        {"type": "echo", "maxRetries": -1},
+        {"type": "echo", "capabilities": "gpu"},
+        {"type": "echo", "mode": "poll-forever"},
+        {"type": "echo", "async": True, "mode": "sync"},
+        [],
+    ],
+)
+def test_wrong_types_and_unknown_fields_are_422_and_store_nothing(client, auth, body):
+    assert_error(client.post("/api/task", json=body, headers=auth()), 422, "validation_error")
+    assert client.get("/api/tasks", headers=auth()).get_json()["items"] == []
+
+
+def test_a_bad_list_cursor_is_422(client, auth):
+    assert_error(client.get("/api/tasks?cursor=garbage", headers=auth()), 422)
+
+
+def test_server_urls_are_checked_and_api_keys_never_returned(client, auth, caplog):
+    admin = auth("root", ("admin",))
+    server = {"id": "g1", "name": "gpu", "apiKey": "top-secret-key-123",
+              "endpoints": {"predict": "http://10.1.2.3:8080/predict", "health": "http://10.1.2.3:8080/h"}}
+    r = client.post("/api/servers", json=server, headers=admin)
+    assert r.status_code == 201
+    assert "top-secret-key-123" not in r.get_data(as_text=True)
+    assert r.get_json()["hasApiKey"] is True
+    listed = client.get("/api/servers", headers=admin)
+    assert "top-secret-key-123" not in listed.get_data(as_text=True)
+    assert "top-secret-key-123" not in caplog.text
+    bad = {**server, "endpoints": {"predict": "http://169.254.169.254/latest", "health": "http://10.0.0.1/h"}}
+    assert_error(client.post("/api/servers", json=bad, headers=admin), 422)

@@ -1,0 +1,37 @@
+"""Small helpers for service tests: register a backend, submit, run queued jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.task import TaskSpec
+from app.services import dispatch, servers, submit
+from app.services.context import Context
+
+
+def register_backend(ctx: Context, port: int, server_id: str = "s1", max_concurrent: int = 4,
+                     capabilities: tuple[str, ...] = ("echo",)) -> None:
+    servers.register(ctx, {
+        "id": server_id, "name": server_id, "max_concurrent": max_concurrent,
+        "capabilities": list(capabilities),
+        "endpoints": {"predict": f"http://127.0.0.1:{port}/predict",
+                      "health": f"http://127.0.0.1:{port}/health"},
+    })
+
+
+def submit_task(ctx: Context, payload: Any = None, **spec: Any) -> str:
+    spec.setdefault("capabilities", ("echo",))
+    state, _ = submit.submit(ctx, "alice", TaskSpec(type="echo", payload=payload, **spec))
+    return state.id
+
+
+def drain(ctx: Context, rounds: int = 20) -> list[str]:
+    """Run every queued dispatch job (countdowns ignored) until the queue is empty."""
+    results = []
+    for _ in range(rounds):
+        jobs = ctx.queue.take()  # type: ignore[attr-defined]
+        if not jobs:
+            break
+        for task_id, attempt, _countdown in jobs:
+            results.append(dispatch.dispatch(ctx, task_id, attempt).value)
+    return results

@@ -1,0 +1,152 @@
+"""Every Lua script, against fakeredis and a real Redis (the ``redis`` fixture runs both)."""
+
+import pytest
+
+from app.core.errors import Conflict
+from app.core.states import TaskStatus
+from app.core.task import TaskSpec, TaskState
+from app.store import keys
+from app.store.fleet import FleetStore
+from app.store.hot_state import HotStateMissing, TaskStateStore
+
+P, PR = TaskStatus.PENDING, TaskStatus.PROCESSING
+
+
+def pending(task_id: str = "t1", timeout_s: int = 60) -> TaskState:
+    return TaskState(
+        id=task_id, owner="alice", spec=TaskSpec(type="echo", timeout_s=timeout_s),
+        status=P, version=1, created_ms=1000, updated_ms=1000,
+    )
+
+
+@pytest.fixture
+def store(redis):
+    return TaskStateStore(redis, finished_ttl_s=300)
+
+
+def test_a_transition_from_the_expected_state_bumps_the_version_and_sets_fields(store):
+    store.put_if_absent(pending())
+    state = store.transition("t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1")
+    assert (state.status, state.version, state.attempt, state.server_id) == (PR, 2, 1, "s1")
+    assert state.updated_ms == 5000
+    assert state.extra["from_status"] == "PENDING"
+
+
+def test_a_transition_from_another_state_or_attempt_changes_nothing(store, redis):
+    store.put_if_absent(pending())
+    before = redis.hgetall(keys.task("t1"))
+    with pytest.raises(Conflict):
+        store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=5000)
+    with pytest.raises(Conflict):
+        store.transition("t1", [P], PR, now_ms=5000, expect_attempt=3)
+    assert redis.hgetall(keys.task("t1")) == before
+
+
+def test_a_transition_of_a_task_without_hot_state_says_so(store):
+    with pytest.raises(HotStateMissing):
+        store.transition("nope", [P], PR, now_ms=1)
+
+
+def test_entering_processing_sets_a_deadline_and_leaving_it_clears_it(store, redis):
+    store.put_if_absent(pending(timeout_s=60))
+    store.transition("t1", [P], PR, now_ms=10_000, attempt=1)
+    assert redis.zscore(keys.DEADLINES, "t1") == 70_000
+    assert store.due_deadlines(69_999, 10) == []
+    assert store.due_deadlines(70_000, 10) == ["t1"]
+    store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=20_000)
+    assert redis.zscore(keys.DEADLINES, "t1") is None
+
+
+def test_a_final_task_expires_from_redis_and_a_retried_one_persists(store, redis):
+    store.put_if_absent(pending())
+    store.transition("t1", [P], PR, now_ms=1, attempt=1)
+    assert redis.pttl(keys.task("t1")) == -1
+    store.transition("t1", [PR], TaskStatus.FAILED, now_ms=2)
+    assert 0 < redis.pttl(keys.task("t1")) <= 300_000
+    store.transition("t1", [TaskStatus.FAILED], P, now_ms=3)
+    assert redis.pttl(keys.task("t1")) == -1
+
+
+def test_leaving_pending_removes_the_task_from_the_waiting_set(store, redis):
+    store.put_if_absent(pending())
+    store.add_waiting("t1", 5.0)
+    store.transition("t1", [P], TaskStatus.CANCELLED, now_ms=2)
+    assert redis.zscore(keys.WAITING, "t1") is None
+
+
+def test_hydrate_never_overwrites_a_live_copy(store):
+    assert store.put_if_absent(pending())
+    store.transition("t1", [P], PR, now_ms=5, attempt=1)
+    assert not store.put_if_absent(pending())
+    assert store.get("t1").status is PR
+
+
+def test_an_empty_value_deletes_a_field(store):
+    store.put_if_absent(pending())
+    store.transition("t1", [P], PR, now_ms=5, attempt=1, server_id="s1")
+    state = store.transition("t1", [PR], P, now_ms=6, server_id=None)
+    assert state.server_id is None
+
+
+def test_results_round_trip_as_json(store):
+    store.put_if_absent(pending())
+    store.transition("t1", [P], PR, now_ms=5, attempt=1)
+    state = store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=6, result={"a": [1, "x", None]})
+    assert store.get("t1").result == state.result == {"a": [1, "x", None]}
+
+
+@pytest.fixture
+def fleet(redis):
+    fleet = FleetStore(redis)
+    fleet.put_server("s1", "online", 2, ["gpu"])
+    fleet.put_server("s2", "online", 2, ["gpu", "llm"])
+    return fleet
+
+
+def test_reserve_takes_the_least_loaded_server_and_counts_the_slot(fleet):
+    first = fleet.reserve(["s1", "s2"], "a", 1)
+    second = fleet.reserve(["s1", "s2"], "b", 1)
+    assert {first, second} == {"s1", "s2"}
+    assert fleet.in_flight("s1") == fleet.in_flight("s2") == 1
+
+
+def test_reserve_never_exceeds_capacity(fleet):
+    got = [fleet.reserve(["s1", "s2"], f"t{i}", 1) for i in range(6)]
+    assert got.count("s1") == 2 and got.count("s2") == 2 and got[4:] == [None, None]
+    assert fleet.in_flight("s1") == 2
+
+
+def test_reserving_again_for_the_same_attempt_returns_the_same_slot(fleet):
+    server = fleet.reserve(["s1", "s2"], "a", 1)
+    assert fleet.reserve(["s1", "s2"], "a", 1) == server
+    assert fleet.in_flight(server) == 1
+
+
+def test_offline_servers_are_not_chosen(fleet):
+    fleet.put_server("s1", "offline", 2, ["gpu"])
+    assert {fleet.reserve(["s1", "s2"], f"t{i}", 1) for i in range(3)} == {"s2", None}
+
+
+def test_a_double_release_frees_one_slot_and_never_goes_negative(fleet):
+    server = fleet.reserve(["s1"], "a", 1)
+    assert fleet.release(server, "a", 1) is True
+    assert fleet.release(server, "a", 1) is False
+    assert fleet.release(server, "never", 9) is False
+    assert fleet.in_flight(server) == 0
+    assert fleet.leases(server) == {}
+
+
+def test_candidates_need_every_capability(fleet):
+    assert fleet.candidates(["gpu"]) == ["s1", "s2"]
+    assert fleet.candidates(["gpu", "llm"]) == ["s2"]
+    assert fleet.candidates(["video"]) == []
+    fleet.put_server("s2", "online", 2, ["gpu"], previous_capabilities=["gpu", "llm"])
+    assert fleet.candidates(["llm"]) == []
+
+
+def test_scripts_reload_after_script_flush(store, fleet, redis):
+    store.put_if_absent(pending())
+    redis.script_flush()
+    assert store.transition("t1", [P], PR, now_ms=1, attempt=1).status is PR
+    redis.script_flush()
+    assert fleet.reserve(["s1"], "t1", 1) == "s1"
