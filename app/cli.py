@@ -75,11 +75,20 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
 @click.option("--flower/--no-flower", default=True, show_default=True)
 def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
     """Run api, worker, beat and flower from the Procfile on this machine; Ctrl-C stops all."""
-    from app.devstack import Supervisor, embedded_redis, read_procfile, stack_env, wait_for_port
+    from app.devstack import (
+        Supervisor,
+        embedded_redis,
+        read_procfile,
+        stack_env,
+        stop_on_sigterm,
+        wait_for_port,
+    )
 
+    stop_on_sigterm()
     env = stack_env(home)
     entries = read_procfile(procfile)
-    supervisor = Supervisor(env=env, cwd=procfile.resolve().parent)
+    log_dir = home.resolve() / "logs"
+    supervisor = Supervisor(env=env, cwd=procfile.resolve().parent, log_dir=log_dir)
     try:
         with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
             env["REDIS_URL"] = url
@@ -99,6 +108,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
             if flower:
                 click.echo(f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
                            f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})")
+            click.echo(f"Logs     {log_dir}/<process>.log")
             click.echo(f"Admin token:\n{admin}\n\nCtrl-C stops everything.")
             while not (dead := supervisor.dead()):
                 time.sleep(1)
@@ -124,7 +134,7 @@ def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
     from app.devstack import free_port, wait_for_port
 
     port = free_port()
-    supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0", quiet=True)
+    supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0")
     wait_for_port(port)
     api = f"{settings.public_url}/api"
     headers = {"Authorization": f"Bearer {admin}"}

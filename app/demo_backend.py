@@ -83,11 +83,8 @@ class DemoBackend:
                 if backend.api_key and self.headers.get("Authorization") != f"Bearer {backend.api_key}":
                     self._send(401, {"error": "bad api key"})
                     return
-                backend.enter()
-                try:
-                    self._predict(body)
-                finally:
-                    backend.leave()
+                backend.enter()  # left when the work is done, before the answer goes out
+                self._predict(body)
 
             def _predict(self, body: dict[str, Any]) -> None:
                 request = body.get("request") or {}
@@ -100,6 +97,7 @@ class DemoBackend:
                     self._send(202, {"status": "accepted"})
                     return
                 time.sleep(float(trouble.get("sleep", backend.delay_s)))
+                backend.leave()
                 if "fail" in trouble:
                     self._send(int(trouble["fail"]), {"error": "asked to fail"})
                 elif trouble.get("garbage"):
@@ -112,11 +110,15 @@ class DemoBackend:
         return self.server
 
     def finish_async(self, callback_url: str, payload: Any) -> None:
-        self.enter()
+        """Report progress, then the result; the call counts as in flight until the work
+        is done (the predict handler entered it)."""
+        done = False
         try:
             time.sleep(self.delay_s / 2)
             requests.put(callback_url, json={"status": "PROCESSING", "progress": 50}, timeout=10)
             time.sleep(self.delay_s / 2)
+            self.leave()
+            done = True
             final = {"status": "COMPLETED", "result": {"echo": payload, "server": self.name}}
             if isinstance(payload, dict) and "fail" in payload:
                 final = {"status": "FAILED", "error": f"asked to fail ({payload['fail']})"}
@@ -124,7 +126,8 @@ class DemoBackend:
         except requests.RequestException as exc:
             log.warning("callback to taskfleet failed: %s", exc)
         finally:
-            self.leave()
+            if not done:
+                self.leave()
 
 
 def run(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:

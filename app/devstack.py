@@ -70,13 +70,20 @@ class Supervisor:
 
     env: dict[str, str]
     cwd: Path
+    log_dir: Path | None = None
     processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
 
-    def start(self, name: str, command: str, quiet: bool = False) -> subprocess.Popen:
-        out = subprocess.DEVNULL if quiet else None
+    def start(self, name: str, command: str) -> subprocess.Popen:
+        """Start ``command`` in its own session; its output goes to ``log_dir/<name>.log``
+        (or is discarded when there is no log dir)."""
+        out = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
-            env=self.env, cwd=self.cwd, start_new_session=True, stdout=out, stderr=out,
+            env=self.env, cwd=self.cwd, start_new_session=True, stdout=out,
+            stderr=subprocess.STDOUT,
         )
         self.processes.append((name, proc))
         return proc
@@ -109,6 +116,16 @@ class Supervisor:
         return [name for name, proc in self.processes if proc.poll() is not None]
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt so the supervisor's cleanup runs."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+
+
 def stack_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for every process: the user's, plus embedded defaults."""
     env = dict(os.environ if base is None else base)
@@ -134,7 +151,6 @@ def embedded_redis(supervisor: Supervisor, home: Path) -> Iterator[str]:
         "redis",
         f"{redis_server_binary()} --port {port} --bind 127.0.0.1 --save '' --appendonly no "
         f"--dir {home.resolve()}",
-        quiet=True,
     )
     wait_for_port(port, process=proc)
     yield f"redis://127.0.0.1:{port}/0"

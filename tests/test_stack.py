@@ -1,0 +1,78 @@
+"""The Procfile's commands start the real stack (gunicorn, a gevent Celery worker, beat)
+on real Redis and Postgres, and tasks complete through a real HTTP backend in both modes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from app.devstack import Supervisor, free_port, read_procfile, wait_for_port
+from tests.conftest import JWT_SECRET, ROOT
+from tests.servers import create_database
+
+
+@pytest.fixture
+def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
+    database = create_database(postgres_url.rsplit("/", 1)[0], "taskfleet_stack")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": real_redis.url,
+        "JWT_SECRET_KEY": JWT_SECRET,
+        "PORT": str(port),
+        "TASKFLEET_HOME": str(tmp_path),
+        "WORKER_CONCURRENCY": "50",
+        "WEB_CONCURRENCY": "1",
+        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    entries = read_procfile(ROOT / "Procfile")
+    assert set(entries) == {"release", "web", "worker", "beat", "flower"}
+    supervisor = Supervisor(env=env, cwd=ROOT, log_dir=tmp_path / "logs")
+    try:
+        supervisor.run("release", entries["release"])
+        for name in ("web", "worker", "beat"):
+            supervisor.start(name, entries[name])
+        wait_for_port(port, 30)
+        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs"
+    finally:
+        supervisor.stop_all()
+
+
+def wait_final(api, headers, task_id, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        task = requests.get(f"{api}/task/{task_id}", headers=headers, timeout=5).json()
+        if task["status"] in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"):
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} not final after {timeout_s}s: {task}")
+
+
+def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, token):
+    api, logs = stack
+    demo, backend_port = backend
+    admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
+    client = {"Authorization": f"Bearer {token('alice')}"}
+    server = {"id": "b1", "name": "b1", "apiKey": "never-log-this-key", "maxConcurrent": 2,
+              "capabilities": ["echo"],
+              "endpoints": {"predict": f"http://127.0.0.1:{backend_port}/predict",
+                            "health": f"http://127.0.0.1:{backend_port}/health"}}
+    demo.api_key = "never-log-this-key"
+    assert requests.post(f"{api}/servers", json=server, headers=admin, timeout=5).status_code == 201
+    ids = []
+    for i in range(6):
+        body = {"type": "echo", "payload": {"i": i}, "capabilities": ["echo"], "async": i % 2 == 1}
+        r = requests.post(f"{api}/task", json=body, headers=client, timeout=5)
+        assert r.status_code == 201
+        ids.append(r.json()["id"])
+    for i, task_id in enumerate(ids):
+        task = wait_final(api, client, task_id)
+        assert task["status"] == "COMPLETED", task
+        assert task["result"] == {"echo": {"i": i}, "server": "test-backend"}
+    assert demo.stats()["max_in_flight"] <= 2
+    text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
+    assert "never-log-this-key" not in text and "token=" not in text and JWT_SECRET not in text
