@@ -19,8 +19,9 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# pytest exits 5 when no test is selected; that is not a failure here.
 faults: setup
-	$(BIN)/pytest -m faults
+	$(BIN)/pytest -m faults || [ $$? -eq 5 ]
 
 lint: setup
 	$(BIN)/ruff check app workers tests migrations beat_schedule.py

@@ -29,7 +29,9 @@ def create_app(
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 422
     app.config["HTTP_ERROR_SCHEMA"] = ErrorOut
     app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
-    app.security_schemes = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    app.security_schemes = {
+        "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
     if context is None:
         if queue is None:
             from workers.celery_app import CeleryQueue, make_celery

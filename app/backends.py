@@ -67,9 +67,13 @@ class BackendClient:
                 allow_redirects=False,
             )
         except requests.Timeout as exc:
-            raise BackendError(f"predict timed out after {self.predict_timeout_s}s", "timeout") from exc
+            raise BackendError(
+                f"predict timed out after {self.predict_timeout_s}s", "timeout"
+            ) from exc
         except requests.RequestException as exc:
-            raise BackendError(f"predict connection failed: {type(exc).__name__}", "connection") from exc
+            raise BackendError(
+                f"predict connection failed: {type(exc).__name__}", "connection"
+            ) from exc
         status = response.status_code
         if status in BUSY_STATUSES:
             raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))

@@ -25,7 +25,9 @@ def mint_token(settings: Settings, subject: str, roles: list[str], ttl_s: int) -
     JWTManager(app)
     with app.app_context():
         return create_access_token(
-            identity=subject, additional_claims={"roles": roles}, expires_delta=timedelta(seconds=ttl_s)
+            identity=subject,
+            additional_claims={"roles": roles},
+            expires_delta=timedelta(seconds=ttl_s),
         )
 
 
@@ -35,9 +37,15 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True)
-@click.option("--sub", "subject", required=True, help="Who the token is for (owner of their tasks).")
-@click.option("--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S].")
+@click.option(
+    "--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True
+)
+@click.option(
+    "--sub", "subject", required=True, help="Who the token is for (owner of their tasks)."
+)
+@click.option(
+    "--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S]."
+)
 def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
     """Print a bearer token."""
     settings = Settings.from_env()
@@ -71,7 +79,9 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, path_type=Path), default="Procfile")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
-@click.option("--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task.")
+@click.option(
+    "--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task."
+)
 @click.option("--flower/--no-flower", default=True, show_default=True)
 def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
     """Run api, worker, beat and flower from the Procfile on this machine; Ctrl-C stops all."""
@@ -90,7 +100,11 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
     log_dir = home.resolve() / "logs"
     supervisor = Supervisor(env=env, cwd=procfile.resolve().parent, log_dir=log_dir)
     try:
-        with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
+        with (
+            embedded_redis(supervisor, home)
+            if "REDIS_URL" not in env
+            else _given(env["REDIS_URL"]) as url
+        ):
             env["REDIS_URL"] = url
             click.echo(f"redis    {url}")
             click.echo(f"database {env['DATABASE_URL']}")
@@ -106,8 +120,10 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
             base = settings.public_url
             click.echo(f"\nAPI      {base}/api   (docs: {base}/docs)")
             if flower:
-                click.echo(f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
-                           f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})")
+                click.echo(
+                    f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
+                    f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})"
+                )
             click.echo(f"Logs     {log_dir}/<process>.log")
             click.echo(f"Admin token:\n{admin}\n\nCtrl-C stops everything.")
             while not (dead := supervisor.dead()):
@@ -141,15 +157,22 @@ def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
     server = {
         "id": "demo-1",
         "name": "demo backend",
-        "endpoints": {"predict": f"http://127.0.0.1:{port}/predict",
-                      "health": f"http://127.0.0.1:{port}/health"},
+        "endpoints": {
+            "predict": f"http://127.0.0.1:{port}/predict",
+            "health": f"http://127.0.0.1:{port}/health",
+        },
         "maxConcurrent": 4,
         "capabilities": ["echo"],
     }
     requests.post(f"{api}/servers", json=server, headers=headers, timeout=10).raise_for_status()
     click.echo(f"demo backend registered: demo-1 at 127.0.0.1:{port} (capability 'echo')")
     for mode in ("sync", "callback"):
-        task = {"type": "echo", "payload": {"hello": "fleet"}, "capabilities": ["echo"], "mode": mode}
+        task = {
+            "type": "echo",
+            "payload": {"hello": "fleet"},
+            "capabilities": ["echo"],
+            "mode": mode,
+        }
         created = requests.post(f"{api}/task", json=task, headers=headers, timeout=10)
         created.raise_for_status()
         _watch(api, created.json()["id"], headers, mode)
@@ -165,7 +188,9 @@ def _watch(api: str, task_id: str, headers: dict[str, str], mode: str) -> None:
             seen.append(label)
             click.echo(f"  {mode} task {task_id[:8]}: {label}")
         if task["status"] in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"):
-            click.echo(f"  result: {task['result'] if task['status'] == 'COMPLETED' else task['error']}")
+            click.echo(
+                f"  result: {task['result'] if task['status'] == 'COMPLETED' else task['error']}"
+            )
             return
         time.sleep(0.1)
     raise click.ClickException(f"demo task {task_id} did not finish in 60 s")

@@ -69,7 +69,9 @@ class Settings:
     @property
     def callback_secret(self) -> bytes:
         """Key for callback-URL tokens, derived from the JWT secret so one secret suffices."""
-        return hmac.new(self.jwt_secret_key.encode(), b"taskfleet-callback", hashlib.sha256).digest()
+        return hmac.new(
+            self.jwt_secret_key.encode(), b"taskfleet-callback", hashlib.sha256
+        ).digest()
 
     def flask_config(self) -> dict[str, object]:
         return {

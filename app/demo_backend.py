@@ -47,7 +47,11 @@ class DemoBackend:
 
     def stats(self) -> dict[str, int]:
         with self.lock:
-            return {"calls": self.calls, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight}
+            return {
+                "calls": self.calls,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+            }
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
         backend = self
@@ -80,7 +84,10 @@ class DemoBackend:
                 if self.path != "/predict":
                     self._send(404, {"error": "not found"})
                     return
-                if backend.api_key and self.headers.get("Authorization") != f"Bearer {backend.api_key}":
+                if (
+                    backend.api_key
+                    and self.headers.get("Authorization") != f"Bearer {backend.api_key}"
+                ):
                     self._send(401, {"error": "bad api key"})
                     return
                 backend.enter()  # left when the work is done, before the answer goes out
@@ -92,7 +99,9 @@ class DemoBackend:
                 trouble = payload if isinstance(payload, dict) else {}
                 if request.get("async"):
                     threading.Thread(
-                        target=backend.finish_async, args=(body["callback_url"], payload), daemon=True
+                        target=backend.finish_async,
+                        args=(body["callback_url"], payload),
+                        daemon=True,
                     ).start()
                     self._send(202, {"status": "accepted"})
                     return

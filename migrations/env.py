@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 
-
 from app.store.db import make_engine
 from app.store.models import Base
 
@@ -29,10 +28,12 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:
     run_migrations_online()
-

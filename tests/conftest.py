@@ -144,10 +144,16 @@ def queue() -> RecordingQueue:
     return RecordingQueue()
 
 
-def make_settings(database_url: str, redis_url: str = "redis://unused", **overrides: object) -> Settings:
+def make_settings(
+    database_url: str, redis_url: str = "redis://unused", **overrides: object
+) -> Settings:
     return Settings(
-        database_url=database_url, redis_url=redis_url, jwt_secret_key=JWT_SECRET,
-        port=8000, predict_timeout_s=5, **overrides,  # type: ignore[arg-type]
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret_key=JWT_SECRET,
+        port=8000,
+        predict_timeout_s=5,
+        **overrides,  # type: ignore[arg-type]
     )
 
 

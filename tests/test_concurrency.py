@@ -25,8 +25,15 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
         task_id = submit_task(ctx)
         ctx.queue.take()
         server = ctx.fleet.reserve(["s1"], task_id, 1)
-        state_sync.apply(ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING,
-                         expect_attempt=0, attempt=1, server_id=server)
+        state_sync.apply(
+            ctx,
+            task_id,
+            [TaskStatus.PENDING],
+            TaskStatus.PROCESSING,
+            expect_attempt=0,
+            attempt=1,
+            server_id=server,
+        )
         barrier = threading.Barrier(50)
 
         def act(i, task_id=task_id, barrier=barrier):
@@ -34,8 +41,12 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
             try:
                 if i % 2:
                     return ("cancel", control.cancel(ctx, task_id, "alice").status)
-                return ("callback", outcomes.callback(
-                    ctx, task_id, 1, {"status": "COMPLETED", "result": {"by": i}}).status)
+                return (
+                    "callback",
+                    outcomes.callback(
+                        ctx, task_id, 1, {"status": "COMPLETED", "result": {"by": i}}
+                    ).status,
+                )
             except Conflict:
                 return None
 
@@ -49,7 +60,9 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
         assert transitions == ["PENDING", "PROCESSING", hot.status.value]
         assert (row.status, row.version) == (hot.status.value, hot.version) == (hot.status.value, 3)
         winners = {kind for kind, _ in results}
-        assert len(winners) == 1  # a duplicate of the winning callback may repeat it; no other kind wins
+        assert (
+            len(winners) == 1
+        )  # a duplicate of the winning callback may repeat it; no other kind wins
         assert ctx.fleet.in_flight("s1") == 0
         assert ctx.fleet.leases("s1") == {}
 

@@ -57,10 +57,17 @@ def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, to
     demo, backend_port = backend
     admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
     client = {"Authorization": f"Bearer {token('alice')}"}
-    server = {"id": "b1", "name": "b1", "apiKey": "never-log-this-key", "maxConcurrent": 2,
-              "capabilities": ["echo"],
-              "endpoints": {"predict": f"http://127.0.0.1:{backend_port}/predict",
-                            "health": f"http://127.0.0.1:{backend_port}/health"}}
+    server = {
+        "id": "b1",
+        "name": "b1",
+        "apiKey": "never-log-this-key",
+        "maxConcurrent": 2,
+        "capabilities": ["echo"],
+        "endpoints": {
+            "predict": f"http://127.0.0.1:{backend_port}/predict",
+            "health": f"http://127.0.0.1:{backend_port}/health",
+        },
+    }
     demo.api_key = "never-log-this-key"
     assert requests.post(f"{api}/servers", json=server, headers=admin, timeout=5).status_code == 201
     ids = []

@@ -6,9 +6,9 @@ import threading
 
 from celery import Celery
 
-from beat_schedule import beat_schedule
 from app.config import Settings
 from app.services.context import Context, build_context
+from beat_schedule import beat_schedule
 
 DISPATCH_TASK = "taskfleet.dispatch"
 #: Dispatch jobs and periodic jobs travel on separate queues so a backlog of one never

@@ -10,7 +10,14 @@ from marshmallow import RAISE
 from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 
 TASK_STATUSES = [
-    "WAITING", "SCHEDULED", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED",
+    "WAITING",
+    "SCHEDULED",
+    "PENDING",
+    "PROCESSING",
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED",
 ]
 NAME = Length(min=1, max=100)
 

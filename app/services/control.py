@@ -22,7 +22,8 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     """Any state that is not final -> CANCELLED; a running attempt's slot is freed."""
     visible_task(ctx, task_id, owner)
     state = state_sync.apply(
-        ctx, task_id,
+        ctx,
+        task_id,
         [s for s in TaskStatus if s not in FINAL_STATUSES],
         TaskStatus.CANCELLED,
         # Closes the running attempt's record, if there is one still open.
@@ -38,9 +39,17 @@ def retry(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     """FAILED or TIMEOUT -> PENDING with a fresh budget of attempts; history is kept."""
     current = visible_task(ctx, task_id, owner)
     state = state_sync.apply(
-        ctx, task_id, RETRYABLE_FINAL_STATUSES, TaskStatus.PENDING,
-        expect_attempt=current.attempt, retry_base=current.attempt,
-        error=None, result=None, finished_ms=None, server_id=None, progress=0,
+        ctx,
+        task_id,
+        RETRYABLE_FINAL_STATUSES,
+        TaskStatus.PENDING,
+        expect_attempt=current.attempt,
+        retry_base=current.attempt,
+        error=None,
+        result=None,
+        finished_ms=None,
+        server_id=None,
+        progress=0,
     )
     ctx.queue.enqueue(task_id, state.attempt)
     return state

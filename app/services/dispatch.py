@@ -52,9 +52,15 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
             return DispatchResult.WAITING
     try:
         state = state_sync.apply(
-            ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING,
-            expect_attempt=attempt, attempt=next_attempt, server_id=server_id,
-            started_ms=ctx.now_ms(), progress=0,
+            ctx,
+            task_id,
+            [TaskStatus.PENDING],
+            TaskStatus.PROCESSING,
+            expect_attempt=attempt,
+            attempt=next_attempt,
+            server_id=server_id,
+            started_ms=ctx.now_ms(),
+            progress=0,
         )
     except Conflict:
         ctx.fleet.release(server_id, task_id, next_attempt)
@@ -110,8 +116,13 @@ def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
     """Back to PENDING without spending the attempt (the budget base moves up by one)."""
     try:
         state_sync.apply(
-            ctx, state.id, [TaskStatus.PROCESSING], TaskStatus.PENDING,
-            expect_attempt=state.attempt, retry_base=state.retry_base + 1, server_id=None,
+            ctx,
+            state.id,
+            [TaskStatus.PROCESSING],
+            TaskStatus.PENDING,
+            expect_attempt=state.attempt,
+            retry_base=state.retry_base + 1,
+            server_id=None,
             attempt_end=AttemptEnd(state.attempt, "BUSY", busy.message, ctx.now_ms()),
         )
     except Conflict:

@@ -30,7 +30,9 @@ def expire_deadlines(ctx: Context) -> int:
             continue
         try:
             outcomes.fail(
-                ctx, task_id, state.attempt,
+                ctx,
+                task_id,
+                state.attempt,
                 f"timed out after {state.spec.timeout_s}s on server {state.server_id}",
                 outcome=TaskStatus.TIMEOUT,
             )

@@ -59,7 +59,11 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
 
 
 def fail(
-    ctx: Context, task_id: str, attempt: int, message: str, retryable: bool = True,
+    ctx: Context,
+    task_id: str,
+    attempt: int,
+    message: str,
+    retryable: bool = True,
     outcome: TaskStatus = TaskStatus.FAILED,
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING with a backoff while the budget
@@ -73,8 +77,14 @@ def fail(
         budget = attempts_left(attempt, current.retry_base, current.spec.max_retries)
         if retryable and budget:
             state = state_sync.apply(
-                ctx, task_id, [TaskStatus.PROCESSING], TaskStatus.PENDING,
-                expect_attempt=attempt, attempt_end=end, error=message, server_id=None,
+                ctx,
+                task_id,
+                [TaskStatus.PROCESSING],
+                TaskStatus.PENDING,
+                expect_attempt=attempt,
+                attempt_end=end,
+                error=message,
+                server_id=None,
                 avoid_server_id=server_id,
             )
             ctx.queue.enqueue(task_id, attempt, countdown_s=backoff_s(attempt - current.retry_base))
@@ -84,8 +94,13 @@ def fail(
             ", not retryable)" if not retryable else ", no retries left)"
         )
         return state_sync.apply(
-            ctx, task_id, [TaskStatus.PROCESSING], outcome,
-            expect_attempt=attempt, attempt_end=end, error=final_message,
+            ctx,
+            task_id,
+            [TaskStatus.PROCESSING],
+            outcome,
+            expect_attempt=attempt,
+            attempt_end=end,
+            error=final_message,
             finished_ms=ctx.now_ms(),
         )
     finally:
@@ -115,8 +130,10 @@ def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -
     if update.get("progress") is not None:
         fields["progress"] = update["progress"]
     return state_sync.apply(
-        ctx, task_id, [TaskStatus.PROCESSING], TaskStatus.PROCESSING,
-        expect_attempt=attempt, **fields,
+        ctx,
+        task_id,
+        [TaskStatus.PROCESSING],
+        TaskStatus.PROCESSING,
+        expect_attempt=attempt,
+        **fields,
     )
-
-

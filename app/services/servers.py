@@ -10,6 +10,7 @@ from app.services.context import Context
 from app.store import servers_repo
 from app.store.models import ServerRow
 
+
 def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
     """Create or update a server (same id = update) and publish it for selection."""
     now = ms_to_datetime(ctx.now_ms())

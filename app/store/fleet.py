@@ -20,7 +20,11 @@ class FleetStore:
         self._release = scripts.load(client, "slot_release")
 
     def put_server(
-        self, server_id: str, status: str, max_concurrent: int, capabilities: Iterable[str],
+        self,
+        server_id: str,
+        status: str,
+        max_concurrent: int,
+        capabilities: Iterable[str],
         previous_capabilities: Iterable[str] = (),
     ) -> None:
         """Publish a server (new or updated); its in-flight count and leases are kept."""
@@ -48,7 +52,11 @@ class FleetStore:
         return sorted(members)
 
     def reserve(
-        self, candidate_ids: Sequence[str], task_id: str, attempt: int, cost: int = 1,
+        self,
+        candidate_ids: Sequence[str],
+        task_id: str,
+        attempt: int,
+        cost: int = 1,
         rng: random.Random | None = None,
     ) -> str | None:
         """Reserve ``cost`` slots for this task attempt on the least-loaded candidate
@@ -67,13 +75,15 @@ class FleetStore:
         return chosen or None
 
     def release(self, server_id: str, task_id: str, attempt: int) -> bool:
-        """Free the slot this task attempt holds; False if it held none (already freed)."""
+        """Free the slot this task attempt holds. False if it held none (already freed)
+        or if the task is running this attempt on this server right now (the lease is
+        in use: only the attempt's end frees it)."""
         with redis_errors():
             released = self._release(
-                keys=[keys.server(server_id), keys.server_leases(server_id)],
-                args=[keys.lease_field(task_id, attempt)],
+                keys=[keys.server(server_id), keys.server_leases(server_id), keys.task(task_id)],
+                args=[keys.lease_field(task_id, attempt), attempt, server_id],
             )
-        return bool(released)
+        return int(released) == 1
 
     def is_empty(self) -> bool:
         with redis_errors():

@@ -163,9 +163,8 @@ def follow(
             update(TaskAttemptRow)
             .where(
                 TaskAttemptRow.task_id == state.id,
-                TaskAttemptRow.attempt == (
-                    state.attempt if attempt_end.attempt is None else attempt_end.attempt
-                ),
+                TaskAttemptRow.attempt
+                == (state.attempt if attempt_end.attempt is None else attempt_end.attempt),
                 TaskAttemptRow.finished_at.is_(None),
             )
             .values(

@@ -19,7 +19,9 @@ def assert_error(response, status, code=None):
 
 
 def test_malformed_json_is_400(client, auth):
-    r = client.post("/api/task", data="{not json", headers={**auth(), "Content-Type": "application/json"})
+    r = client.post(
+        "/api/task", data="{not json", headers={**auth(), "Content-Type": "application/json"}
+    )
     assert_error(r, 400, "malformed_json")
 
 
@@ -28,7 +30,9 @@ def test_a_missing_token_is_401(client):
 
 
 def test_a_forged_token_is_401(client):
-    forged = jwt.encode({"sub": "alice", "roles": ["admin"]}, "not-the-secret-" * 3, algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "alice", "roles": ["admin"]}, "not-the-secret-" * 3, algorithm="HS256"
+    )
     r = client.post("/api/task", json=TASK, headers={"Authorization": f"Bearer {forged}"})
     assert_error(r, 401)
 
@@ -42,7 +46,8 @@ def test_an_alg_none_token_is_401(client):
     def b64(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
-    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': 'alice', 'roles': ['admin'], 'type': 'access', 'exp': 4102444800})}."
+    claims = {"sub": "alice", "roles": ["admin"], "type": "access", "exp": 4102444800}
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
     r = client.get("/api/servers", headers={"Authorization": f"Bearer {unsigned}"})
     assert_error(r, 401)
 
@@ -110,8 +115,15 @@ def test_a_bad_list_cursor_is_422(client, auth):
 
 def test_server_urls_are_checked_and_api_keys_never_returned(client, auth, caplog):
     admin = auth("root", ("admin",))
-    server = {"id": "g1", "name": "gpu", "apiKey": "top-secret-key-123",
-              "endpoints": {"predict": "http://10.1.2.3:8080/predict", "health": "http://10.1.2.3:8080/h"}}
+    server = {
+        "id": "g1",
+        "name": "gpu",
+        "apiKey": "top-secret-key-123",
+        "endpoints": {
+            "predict": "http://10.1.2.3:8080/predict",
+            "health": "http://10.1.2.3:8080/h",
+        },
+    }
     r = client.post("/api/servers", json=server, headers=admin)
     assert r.status_code == 201
     assert "top-secret-key-123" not in r.get_data(as_text=True)
@@ -119,5 +131,8 @@ def test_server_urls_are_checked_and_api_keys_never_returned(client, auth, caplo
     listed = client.get("/api/servers", headers=admin)
     assert "top-secret-key-123" not in listed.get_data(as_text=True)
     assert "top-secret-key-123" not in caplog.text
-    bad = {**server, "endpoints": {"predict": "http://169.254.169.254/latest", "health": "http://10.0.0.1/h"}}
+    bad = {
+        **server,
+        "endpoints": {"predict": "http://169.254.169.254/latest", "health": "http://10.0.0.1/h"},
+    }
     assert_error(client.post("/api/servers", json=bad, headers=admin), 422)

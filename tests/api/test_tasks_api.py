@@ -18,7 +18,9 @@ def live(ctx):
     """The app served over HTTP on a free port; PUBLIC_URL points at it."""
     app = create_app(context=ctx)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    ctx.settings = dataclasses.replace(ctx.settings, public_url=f"http://127.0.0.1:{server.server_port}")
+    ctx.settings = dataclasses.replace(
+        ctx.settings, public_url=f"http://127.0.0.1:{server.server_port}"
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield app.test_client()
@@ -26,10 +28,20 @@ def live(ctx):
 
 
 def register(client, auth, port, max_concurrent=4):
-    server = {"id": "s1", "name": "s1", "maxConcurrent": max_concurrent, "capabilities": ["echo"],
-              "endpoints": {"predict": f"http://127.0.0.1:{port}/predict",
-                            "health": f"http://127.0.0.1:{port}/health"}}
-    assert client.post("/api/servers", json=server, headers=auth("root", ("admin",))).status_code == 201
+    server = {
+        "id": "s1",
+        "name": "s1",
+        "maxConcurrent": max_concurrent,
+        "capabilities": ["echo"],
+        "endpoints": {
+            "predict": f"http://127.0.0.1:{port}/predict",
+            "health": f"http://127.0.0.1:{port}/health",
+        },
+    }
+    assert (
+        client.post("/api/servers", json=server, headers=auth("root", ("admin",))).status_code
+        == 201
+    )
 
 
 def wait_status(client, headers, task_id, wanted, timeout_s=10):
@@ -45,7 +57,9 @@ def wait_status(client, headers, task_id, wanted, timeout_s=10):
     raise AssertionError(f"task {task_id} never reached {wanted}: {seen}")
 
 
-def test_a_task_is_in_the_database_before_the_2xx_and_before_its_dispatch_job(ctx, client, auth, queue):
+def test_a_task_is_in_the_database_before_the_2xx_and_before_its_dispatch_job(
+    ctx, client, auth, queue
+):
     seen_at_enqueue = {}
 
     def check(task_id, _attempt):
@@ -61,8 +75,11 @@ def test_a_task_is_in_the_database_before_the_2xx_and_before_its_dispatch_job(ct
 def test_a_sync_task_goes_pending_processing_completed(live, ctx, auth, backend):
     _, port = backend
     register(live, auth, port)
-    created = live.post("/api/task", json={"type": "echo", "payload": {"n": 1}, "capabilities": ["echo"]},
-                        headers=auth())
+    created = live.post(
+        "/api/task",
+        json={"type": "echo", "payload": {"n": 1}, "capabilities": ["echo"]},
+        headers=auth(),
+    )
     assert created.status_code == 201 and created.get_json()["status"] == "PENDING"
     task_id = created.get_json()["id"]
     drain(ctx)
@@ -75,8 +92,11 @@ def test_a_callback_task_reports_progress_then_completes(live, ctx, auth, backen
     demo, port = backend
     demo.delay_s = 0.6
     register(live, auth, port)
-    r = live.post("/api/task", json={"type": "echo", "payload": {"n": 2}, "async": True,
-                                     "capabilities": ["echo"]}, headers=auth())
+    r = live.post(
+        "/api/task",
+        json={"type": "echo", "payload": {"n": 2}, "async": True, "capabilities": ["echo"]},
+        headers=auth(),
+    )
     task_id = r.get_json()["id"]
     assert drain(ctx) == ["accepted"]
     task, seen = wait_status(live, auth(), task_id, "COMPLETED")
@@ -90,8 +110,9 @@ def test_a_callback_task_reports_progress_then_completes(live, ctx, auth, backen
 
 def _running_callback_task(ctx, client, auth, port):
     register(client, auth, port)
-    task_id = client.post("/api/task", json={"type": "echo", "async": True, "capabilities": ["echo"]},
-                          headers=auth()).get_json()["id"]
+    task_id = client.post(
+        "/api/task", json={"type": "echo", "async": True, "capabilities": ["echo"]}, headers=auth()
+    ).get_json()["id"]
     (job,) = ctx.queue.take()
     ctx.backends.predict = lambda call: {"status": "accepted"}  # a backend that never calls back
     assert dispatch.dispatch(ctx, task_id, 0).value == "accepted"
@@ -109,7 +130,9 @@ def test_forged_other_task_and_replayed_callbacks_change_nothing(ctx, client, au
     assert client.put(f"/api/task/{task_id}?token=forged.token.value", json=done).status_code == 401
     assert client.put(f"/api/task/{task_id}", json=done).status_code == 422
     other_url = ctx.tokens.url("", other_id, 0)
-    assert client.put(f"/api/task/{task_id}?{other_url.split('?')[1]}", json=done).status_code == 403
+    assert (
+        client.put(f"/api/task/{task_id}?{other_url.split('?')[1]}", json=done).status_code == 403
+    )
     stale_url = ctx.tokens.url("", task_id, 0)
     assert client.put(stale_url, json=done).status_code == 409
     assert client.get(f"/api/task/{task_id}", headers=auth()).get_json() == before
@@ -140,13 +163,17 @@ def test_an_expired_callback_token_is_401(ctx, client, auth, backend):
 
 
 def test_list_filters_and_pages_own_tasks(client, auth):
-    ids = [client.post("/api/task", json={"type": t}, headers=auth()).get_json()["id"]
-           for t in ("a", "b", "a", "a")]
+    ids = [
+        client.post("/api/task", json={"type": t}, headers=auth()).get_json()["id"]
+        for t in ("a", "b", "a", "a")
+    ]
     client.post("/api/task", json={"type": "a"}, headers=auth("bob"))
     client.post(f"/api/task/{ids[0]}/cancel", headers=auth())
     page = client.get("/api/tasks?type=a&limit=2", headers=auth()).get_json()
     assert len(page["items"]) == 2 and page["nextCursor"]
-    rest = client.get(f"/api/tasks?type=a&limit=2&cursor={page['nextCursor']}", headers=auth()).get_json()
+    rest = client.get(
+        f"/api/tasks?type=a&limit=2&cursor={page['nextCursor']}", headers=auth()
+    ).get_json()
     got = [t["id"] for t in page["items"] + rest["items"]]
     assert sorted(got) == sorted([ids[0], ids[2], ids[3]]) and rest["nextCursor"] is None
     cancelled = client.get("/api/tasks?status=CANCELLED", headers=auth()).get_json()["items"]
@@ -159,8 +186,9 @@ def test_the_same_idempotency_key_returns_the_same_task(client, auth):
     second = client.post("/api/task", json={"type": "echo"}, headers=headers)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.get_json()["id"] == second.get_json()["id"]
-    other_owner = client.post("/api/task", json={"type": "echo"},
-                              headers={**auth("bob"), "Idempotency-Key": "order-42"})
+    other_owner = client.post(
+        "/api/task", json={"type": "echo"}, headers={**auth("bob"), "Idempotency-Key": "order-42"}
+    )
     assert other_owner.status_code == 201 and other_owner.get_json()["id"] != first.get_json()["id"]
 
 

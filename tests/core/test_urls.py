@@ -6,8 +6,12 @@ from app.core.urls import check_backend_url
 
 @pytest.mark.parametrize(
     "url",
-    ["http://10.0.0.5:8080/predict", "http://127.0.0.1:9000/p", "https://gpu1.example.com/predict",
-     "http://192.168.1.20/health"],
+    [
+        "http://10.0.0.5:8080/predict",
+        "http://127.0.0.1:9000/p",
+        "https://gpu1.example.com/predict",
+        "http://192.168.1.20/health",
+    ],
 )
 def test_private_loopback_and_public_backends_are_allowed(url):
     assert check_backend_url(url, "predict") == url
@@ -15,8 +19,15 @@ def test_private_loopback_and_public_backends_are_allowed(url):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://metadata.google.internal/",
-     "ftp://10.0.0.1/x", "file:///etc/passwd", "http:///nohost", "http://0.0.0.0/"],
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/x",
+        "http://metadata.google.internal/",
+        "ftp://10.0.0.1/x",
+        "file:///etc/passwd",
+        "http:///nohost",
+        "http://0.0.0.0/",
+    ],
 )
 def test_link_local_metadata_and_non_http_urls_are_refused(url):
     with pytest.raises(InvalidInput):

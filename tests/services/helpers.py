@@ -9,14 +9,26 @@ from app.services import dispatch, servers, submit
 from app.services.context import Context
 
 
-def register_backend(ctx: Context, port: int, server_id: str = "s1", max_concurrent: int = 4,
-                     capabilities: tuple[str, ...] = ("echo",)) -> None:
-    servers.register(ctx, {
-        "id": server_id, "name": server_id, "max_concurrent": max_concurrent,
-        "capabilities": list(capabilities),
-        "endpoints": {"predict": f"http://127.0.0.1:{port}/predict",
-                      "health": f"http://127.0.0.1:{port}/health"},
-    })
+def register_backend(
+    ctx: Context,
+    port: int,
+    server_id: str = "s1",
+    max_concurrent: int = 4,
+    capabilities: tuple[str, ...] = ("echo",),
+) -> None:
+    servers.register(
+        ctx,
+        {
+            "id": server_id,
+            "name": server_id,
+            "max_concurrent": max_concurrent,
+            "capabilities": list(capabilities),
+            "endpoints": {
+                "predict": f"http://127.0.0.1:{port}/predict",
+                "health": f"http://127.0.0.1:{port}/health",
+            },
+        },
+    )
 
 
 def submit_task(ctx: Context, payload: Any = None, **spec: Any) -> str:

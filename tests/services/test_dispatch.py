@@ -29,10 +29,17 @@ def test_a_sync_task_completes_with_the_backends_answer_and_frees_its_slot(ctx, 
     assert ctx.fleet.in_flight("s1") == 0
     row = db_row(ctx, task_id)
     assert (row.status, row.version, row.attempts, row.result) == (
-        "COMPLETED", state.version, 1, state.result)
+        "COMPLETED",
+        state.version,
+        1,
+        state.result,
+    )
     with ctx.db.session() as s:
         assert [t.to_status for t in tasks_repo.transitions_of(s, task_id)] == [
-            "PENDING", "PROCESSING", "COMPLETED"]
+            "PENDING",
+            "PROCESSING",
+            "COMPLETED",
+        ]
         (attempt,) = tasks_repo.attempts_of(s, task_id)
         assert (attempt.server_id, attempt.outcome) == ("s1", "COMPLETED")
     assert demo.stats()["calls"] == 1
@@ -114,8 +121,9 @@ def test_cancelling_a_running_task_frees_its_slot_and_its_answer_is_ignored(ctx,
     task_id = submit_task(ctx)
     ctx.queue.take()
     server = ctx.fleet.reserve(["s1"], task_id, 1)
-    state_sync.apply(ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1,
-                     server_id=server)
+    state_sync.apply(
+        ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1, server_id=server
+    )
     assert control.cancel(ctx, task_id, "alice").status is TaskStatus.CANCELLED
     assert ctx.fleet.in_flight("s1") == 0
     with pytest.raises(Conflict):
@@ -174,9 +182,19 @@ def test_the_predict_call_carries_the_seed_protocol_and_api_key(ctx):
     try:
         from app.services import servers
 
-        servers.register(ctx, {"id": "k", "name": "k", "api_key": "sekret-key", "capabilities": ["echo"],
-                               "endpoints": {"predict": f"http://127.0.0.1:{server.server_port}/p",
-                                             "health": f"http://127.0.0.1:{server.server_port}/h"}})
+        servers.register(
+            ctx,
+            {
+                "id": "k",
+                "name": "k",
+                "api_key": "sekret-key",
+                "capabilities": ["echo"],
+                "endpoints": {
+                    "predict": f"http://127.0.0.1:{server.server_port}/p",
+                    "health": f"http://127.0.0.1:{server.server_port}/h",
+                },
+            },
+        )
         task_id = submit_task(ctx, {"q": 1}, priority=7)
         drain(ctx)
     finally:

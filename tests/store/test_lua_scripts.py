@@ -14,8 +14,13 @@ P, PR = TaskStatus.PENDING, TaskStatus.PROCESSING
 
 def pending(task_id: str = "t1", timeout_s: int = 60) -> TaskState:
     return TaskState(
-        id=task_id, owner="alice", spec=TaskSpec(type="echo", timeout_s=timeout_s),
-        status=P, version=1, created_ms=1000, updated_ms=1000,
+        id=task_id,
+        owner="alice",
+        spec=TaskSpec(type="echo", timeout_s=timeout_s),
+        status=P,
+        version=1,
+        created_ms=1000,
+        updated_ms=1000,
     )
 
 
@@ -26,7 +31,9 @@ def store(redis):
 
 def test_a_transition_from_the_expected_state_bumps_the_version_and_sets_fields(store):
     store.put_if_absent(pending())
-    state = store.transition("t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1")
+    state = store.transition(
+        "t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1"
+    )
     assert (state.status, state.version, state.attempt, state.server_id) == (PR, 2, 1, "s1")
     assert state.updated_ms == 5000
     assert state.extra["from_status"] == "PENDING"
@@ -91,7 +98,9 @@ def test_an_empty_value_deletes_a_field(store):
 def test_results_round_trip_as_json(store):
     store.put_if_absent(pending())
     store.transition("t1", [P], PR, now_ms=5, attempt=1)
-    state = store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=6, result={"a": [1, "x", None]})
+    state = store.transition(
+        "t1", [PR], TaskStatus.COMPLETED, now_ms=6, result={"a": [1, "x", None]}
+    )
     assert store.get("t1").result == state.result == {"a": [1, "x", None]}
 
 
@@ -150,3 +159,15 @@ def test_scripts_reload_after_script_flush(store, fleet, redis):
     assert store.transition("t1", [P], PR, now_ms=1, attempt=1).status is PR
     redis.script_flush()
     assert fleet.reserve(["s1"], "t1", 1) == "s1"
+
+
+def test_a_lease_in_use_by_the_running_attempt_is_not_released(fleet, store):
+    store.put_if_absent(pending("t1"))
+    server = fleet.reserve(["s1"], "t1", 1)
+    store.transition("t1", [P], PR, now_ms=1, expect_attempt=0, attempt=1, server_id=server)
+    # a second dispatcher of the same attempt lost the CAS and cleans up: nothing happens
+    assert fleet.release(server, "t1", 1) is False
+    assert fleet.in_flight(server) == 1
+    store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=2)
+    assert fleet.release(server, "t1", 1) is True
+    assert fleet.in_flight(server) == 0

@@ -7,8 +7,14 @@ from app.store import tasks_repo
 
 def state(version: int, status: TaskStatus, **kw) -> TaskState:
     return TaskState(
-        id="t1", owner="alice", spec=TaskSpec(type="echo"), status=status, version=version,
-        created_ms=1_000, updated_ms=1_000 + version, **kw,
+        id="t1",
+        owner="alice",
+        spec=TaskSpec(type="echo"),
+        status=status,
+        version=version,
+        created_ms=1_000,
+        updated_ms=1_000 + version,
+        **kw,
     )
 
 
@@ -16,9 +22,13 @@ def test_an_older_version_never_overwrites_a_newer_row(db):
     with db.session() as s:
         tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
     with db.session() as s:
-        assert tasks_repo.follow(s, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING")
+        assert tasks_repo.follow(
+            s, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING"
+        )
     with db.session() as s:
-        assert not tasks_repo.follow(s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+        assert not tasks_repo.follow(
+            s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING"
+        )
     with db.session() as s:
         row = tasks_repo.get_row(s, "t1")
         assert (row.status, row.version, row.result) == ("COMPLETED", 3, {"ok": 1})
@@ -31,7 +41,9 @@ def test_following_the_same_version_twice_records_it_once(db):
         tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
     for _ in range(2):
         with db.session() as s:
-            tasks_repo.follow(s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+            tasks_repo.follow(
+                s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING"
+            )
     with db.session() as s:
         assert len(tasks_repo.transitions_of(s, "t1")) == 2
         assert len(tasks_repo.attempts_of(s, "t1")) == 1
@@ -40,13 +52,29 @@ def test_following_the_same_version_twice_records_it_once(db):
 def test_cursor_pagination_walks_every_task_once_newest_first(db):
     with db.session() as s:
         for i in range(7):
-            st = TaskState(id=f"t{i}", owner="alice", spec=TaskSpec(type="echo"),
-                           status=TaskStatus.PENDING, version=1, created_ms=1_000 + i // 2,
-                           updated_ms=1_000)
+            st = TaskState(
+                id=f"t{i}",
+                owner="alice",
+                spec=TaskSpec(type="echo"),
+                status=TaskStatus.PENDING,
+                version=1,
+                created_ms=1_000 + i // 2,
+                updated_ms=1_000,
+            )
             tasks_repo.insert_task(s, st, None)
         tasks_repo.insert_task(
-            s, TaskState(id="other", owner="bob", spec=TaskSpec(type="echo"),
-                         status=TaskStatus.PENDING, version=1, created_ms=5, updated_ms=5), None)
+            s,
+            TaskState(
+                id="other",
+                owner="bob",
+                spec=TaskSpec(type="echo"),
+                status=TaskStatus.PENDING,
+                version=1,
+                created_ms=5,
+                updated_ms=5,
+            ),
+            None,
+        )
     seen, cursor = [], None
     while True:
         with db.session() as s:

@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /srv/taskfleet
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TASKFLEET_HOME=/tmp/taskfleet
+COPY setup.cfg pyproject.toml README.md beat_schedule.py Procfile ./
+COPY app ./app
+COPY workers ./workers
+COPY migrations ./migrations
+RUN pip install --no-cache-dir . && mkdir -p /tmp/taskfleet
+# Each compose service runs one Procfile entry; see docker-compose.yml.
+CMD ["taskfleet", "--help"]

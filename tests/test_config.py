@@ -1,0 +1,43 @@
+import pytest
+
+from app.config import Settings
+
+
+def test_settings_come_from_the_environment_with_documented_defaults():
+    s = Settings.from_env({"PORT": "9000", "REDIS_URL": "redis://r:6379/1"})
+    assert s.port == 9000 and s.redis_url == "redis://r:6379/1"
+    assert s.public_url == "http://127.0.0.1:9000"
+    assert s.database_url.startswith("sqlite:///")
+    assert (
+        Settings.from_env({"PUBLIC_URL": "https://tf.example.com/"}).public_url
+        == "https://tf.example.com"
+    )
+
+
+def test_a_non_integer_setting_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="PORT"):
+        Settings.from_env({"PORT": "eighty"})
+
+
+def test_the_secret_never_shows_in_repr():
+    assert "hunter2" not in repr(Settings.from_env({"JWT_SECRET_KEY": "hunter2" * 6}))
+
+
+def test_every_variable_is_documented_in_env_example():
+    from tests.conftest import ROOT
+
+    documented = (ROOT / ".env.example").read_text()
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_SECRET_KEY",
+        "PORT",
+        "PUBLIC_URL",
+        "MAX_BODY_BYTES",
+        "TOKEN_TTL_S",
+        "PREDICT_TIMEOUT_S",
+        "HOT_STATE_TTL_S",
+        "WORKER_CONCURRENCY",
+        "LOG_JSON",
+    ):
+        assert f"\n{name}=" in documented, name
