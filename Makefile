@@ -26,3 +26,4 @@ faults: setup
 lint: setup
 	$(BIN)/ruff check app workers tests migrations beat_schedule.py
 	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
+	$(BIN)/mypy

@@ -22,6 +22,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _generated_secret(env: dict[str, str]) -> str | None:
+    """The secret ``taskfleet up`` generated into $TASKFLEET_HOME/jwt_secret, so
+    ``taskfleet token`` mints tokens the running stack accepts."""
+    path = Path(env.get("TASKFLEET_HOME") or DEFAULT_VAR_DIR) / "jwt_secret"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with the defaults documented in ``.env.example``."""
@@ -55,7 +65,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or defaults.database_url,
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
-            jwt_secret_key=env.get("JWT_SECRET_KEY") or defaults.jwt_secret_key,
+            jwt_secret_key=env.get("JWT_SECRET_KEY") or _generated_secret(env) or defaults.jwt_secret_key,
             port=port,
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),

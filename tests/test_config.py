@@ -41,3 +41,10 @@ def test_every_variable_is_documented_in_env_example():
         "LOG_JSON",
     ):
         assert f"\n{name}=" in documented, name
+
+
+def test_the_secret_generated_by_taskfleet_up_is_found_by_the_cli(tmp_path):
+    (tmp_path / "jwt_secret").write_text("generated-" + "s" * 40 + "\n")
+    assert Settings.from_env({"TASKFLEET_HOME": str(tmp_path)}).jwt_secret_key == "generated-" + "s" * 40
+    explicit = {"TASKFLEET_HOME": str(tmp_path), "JWT_SECRET_KEY": "explicit-" + "e" * 40}
+    assert Settings.from_env(explicit).jwt_secret_key == "explicit-" + "e" * 40

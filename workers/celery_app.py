@@ -7,6 +7,7 @@ import threading
 from celery import Celery
 
 from app.config import Settings
+from app.logs import configure_logging
 from app.services.context import Context, build_context
 from beat_schedule import beat_schedule
 
@@ -57,6 +58,7 @@ def worker_context() -> Context:
     global _context
     with _context_lock:
         if _context is None:
+            configure_logging(settings.log_json)
             _patch_psycopg_for_gevent()
             _context = build_context(settings, CeleryQueue(app))
         return _context
