@@ -4,6 +4,10 @@ SCHEDULE: dict[str, float] = {
     "taskfleet.maintenance.expire_deadlines": 5.0,
     "taskfleet.maintenance.wake_waiting": 5.0,
     "taskfleet.maintenance.reconcile": 30.0,
+    # Per-server intervals (10-60 s, adaptive) live in Redis; this only fans out due ones.
+    "taskfleet.maintenance.health_checks": 1.0,
+    "taskfleet.maintenance.wake_servers": 1.0,
+    "taskfleet.maintenance.cleanup_servers": 60.0,
 }
 
 

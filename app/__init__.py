@@ -16,7 +16,7 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import health, servers, tasks
+    from app.api import balancer, health, servers, tasks
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -29,9 +29,7 @@ def create_app(
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 422
     app.config["HTTP_ERROR_SCHEMA"] = ErrorOut
     app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
-    app.security_schemes = {
-        "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    }
+    app.security_schemes = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     if context is None:
         if queue is None:
             from workers.celery_app import CeleryQueue, make_celery
@@ -41,6 +39,6 @@ def create_app(
     app.extensions["taskfleet"] = context
     init_jwt(app)
     register_error_handlers(app)
-    for blueprint in (tasks.bp, servers.bp, health.bp):
+    for blueprint in (tasks.bp, servers.bp, balancer.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

@@ -12,6 +12,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 
 from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
+from app.core.health import CHECK_TIMEOUT_S
 
 #: Seconds to open a TCP connection to a backend; the rest of predict_timeout_s is for the answer.
 CONNECT_TIMEOUT_S = 5.0
@@ -67,13 +68,9 @@ class BackendClient:
                 allow_redirects=False,
             )
         except requests.Timeout as exc:
-            raise BackendError(
-                f"predict timed out after {self.predict_timeout_s}s", "timeout"
-            ) from exc
+            raise BackendError(f"predict timed out after {self.predict_timeout_s}s", "timeout") from exc
         except requests.RequestException as exc:
-            raise BackendError(
-                f"predict connection failed: {type(exc).__name__}", "connection"
-            ) from exc
+            raise BackendError(f"predict connection failed: {type(exc).__name__}", "connection") from exc
         status = response.status_code
         if status in BUSY_STATUSES:
             raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))
@@ -89,6 +86,14 @@ class BackendClient:
         except ValueError as exc:
             raise BackendError("backend answer is not JSON", "malformed") from exc
 
+    def health(self, url: str) -> bool:
+        """GET the health endpoint: healthy on a 2xx within ``CHECK_TIMEOUT_S``."""
+        try:
+            response = self.session.get(url, timeout=CHECK_TIMEOUT_S, allow_redirects=False)
+        except requests.RequestException:
+            return False
+        return 200 <= response.status_code < 300
+
 
 class CallbackTokens:
     """Signed, expiring tokens binding a callback URL to one task attempt."""
@@ -98,9 +103,7 @@ class CallbackTokens:
             def get_timestamp(self) -> int:
                 return clock.now_ms() // 1000
 
-        self._serializer = URLSafeTimedSerializer(
-            secret, salt="taskfleet-callback", signer=ClockedSigner
-        )
+        self._serializer = URLSafeTimedSerializer(secret, salt="taskfleet-callback", signer=ClockedSigner)
 
     def issue(self, task_id: str, attempt: int) -> str:
         return self._serializer.dumps([task_id, attempt])

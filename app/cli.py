@@ -37,15 +37,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True
-)
-@click.option(
-    "--sub", "subject", required=True, help="Who the token is for (owner of their tasks)."
-)
-@click.option(
-    "--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S]."
-)
+@click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True)
+@click.option("--sub", "subject", required=True, help="Who the token is for (owner of their tasks).")
+@click.option("--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S].")
 def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
     """Print a bearer token."""
     settings = Settings.from_env()
@@ -79,9 +73,7 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, path_type=Path), default="Procfile")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
-@click.option(
-    "--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task."
-)
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task.")
 @click.option("--flower/--no-flower", default=True, show_default=True)
 def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
     """Run api, worker, beat and flower from the Procfile on this machine; Ctrl-C stops all."""
@@ -100,11 +92,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
     log_dir = home.resolve() / "logs"
     supervisor = Supervisor(env=env, cwd=procfile.resolve().parent, log_dir=log_dir)
     try:
-        with (
-            embedded_redis(supervisor, home)
-            if "REDIS_URL" not in env
-            else _given(env["REDIS_URL"]) as url
-        ):
+        with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
             env["REDIS_URL"] = url
             click.echo(f"redis    {url}")
             click.echo(f"database {env['DATABASE_URL']}")
@@ -188,9 +176,7 @@ def _watch(api: str, task_id: str, headers: dict[str, str], mode: str) -> None:
             seen.append(label)
             click.echo(f"  {mode} task {task_id[:8]}: {label}")
         if task["status"] in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"):
-            click.echo(
-                f"  result: {task['result'] if task['status'] == 'COMPLETED' else task['error']}"
-            )
+            click.echo(f"  result: {task['result'] if task['status'] == 'COMPLETED' else task['error']}")
             return
         time.sleep(0.1)
     raise click.ClickException(f"demo task {task_id} did not finish in 60 s")

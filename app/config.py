@@ -22,6 +22,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _costs(raw: str) -> dict[str, int]:
+    """'video=4,image=2' -> {'video': 4, 'image': 2}."""
+    costs: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"SLOT_COSTS entries look like type=2, got {item!r}")
+        costs[name.strip()] = int(value)
+    return costs
+
+
 def _generated_secret(env: dict[str, str]) -> str | None:
     """The secret ``taskfleet up`` generated into $TASKFLEET_HOME/jwt_secret, so
     ``taskfleet token`` mints tokens the running stack accepts."""
@@ -52,6 +63,10 @@ class Settings:
     #: Concurrent greenlets per dispatch worker process.
     worker_concurrency: int = 200
     log_json: bool = False
+    #: Slots a task of a given type takes on a server (types not listed take 1).
+    slot_costs: dict[str, int] = field(default_factory=dict)
+    #: Seconds an offline server is kept before it is removed from the registry.
+    server_removal_grace_s: int = 3600
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -74,14 +89,17 @@ class Settings:
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
+            slot_costs=_costs(env.get("SLOT_COSTS", "")),
+            server_removal_grace_s=_int(env, "SERVER_REMOVAL_GRACE_S", defaults.server_removal_grace_s),
         )
+
+    def slot_cost(self, task_type: str) -> int:
+        return self.slot_costs.get(task_type, 1)
 
     @property
     def callback_secret(self) -> bytes:
         """Key for callback-URL tokens, derived from the JWT secret so one secret suffices."""
-        return hmac.new(
-            self.jwt_secret_key.encode(), b"taskfleet-callback", hashlib.sha256
-        ).digest()
+        return hmac.new(self.jwt_secret_key.encode(), b"taskfleet-callback", hashlib.sha256).digest()
 
     def flask_config(self) -> dict[str, object]:
         return {

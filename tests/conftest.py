@@ -54,6 +54,12 @@ class RecordingQueue:
         with self.lock:
             self.jobs.append((task_id, attempt, countdown_s))
 
+    later: list[tuple[str, list, float]] = field(default_factory=list)
+
+    def call_later(self, job: str, args: list, countdown_s: float = 0) -> None:
+        with self.lock:
+            self.later.append((job, args, countdown_s))
+
     def take(self) -> list[tuple[str, int, float]]:
         with self.lock:
             jobs, self.jobs = self.jobs, []
@@ -144,9 +150,7 @@ def queue() -> RecordingQueue:
     return RecordingQueue()
 
 
-def make_settings(
-    database_url: str, redis_url: str = "redis://unused", **overrides: object
-) -> Settings:
+def make_settings(database_url: str, redis_url: str = "redis://unused", **overrides: object) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,

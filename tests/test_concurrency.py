@@ -24,7 +24,7 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
     for round_ in range(5):
         task_id = submit_task(ctx)
         ctx.queue.take()
-        server = ctx.fleet.reserve(["s1"], task_id, 1)
+        server = ctx.fleet.reserve(task_id, 1, ("echo",))
         state_sync.apply(
             ctx,
             task_id,
@@ -43,9 +43,7 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
                     return ("cancel", control.cancel(ctx, task_id, "alice").status)
                 return (
                     "callback",
-                    outcomes.callback(
-                        ctx, task_id, 1, {"status": "COMPLETED", "result": {"by": i}}
-                    ).status,
+                    outcomes.callback(ctx, task_id, 1, {"status": "COMPLETED", "result": {"by": i}}).status,
                 )
             except Conflict:
                 return None
@@ -60,11 +58,9 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
         assert transitions == ["PENDING", "PROCESSING", hot.status.value]
         assert (row.status, row.version) == (hot.status.value, hot.version) == (hot.status.value, 3)
         winners = {kind for kind, _ in results}
-        assert (
-            len(winners) == 1
-        )  # a duplicate of the winning callback may repeat it; no other kind wins
+        assert len(winners) == 1  # a duplicate of the winning callback may repeat it; no other kind wins
         assert ctx.fleet.in_flight("s1") == 0
-        assert ctx.fleet.leases("s1") == {}
+        assert ctx.fleet.leases("s1") == []
 
 
 def test_one_idempotency_key_used_concurrently_yields_one_task(real_ctx, auth):

@@ -8,10 +8,7 @@ def test_settings_come_from_the_environment_with_documented_defaults():
     assert s.port == 9000 and s.redis_url == "redis://r:6379/1"
     assert s.public_url == "http://127.0.0.1:9000"
     assert s.database_url.startswith("sqlite:///")
-    assert (
-        Settings.from_env({"PUBLIC_URL": "https://tf.example.com/"}).public_url
-        == "https://tf.example.com"
-    )
+    assert Settings.from_env({"PUBLIC_URL": "https://tf.example.com/"}).public_url == "https://tf.example.com"
 
 
 def test_a_non_integer_setting_is_refused_with_its_name():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from celery import Celery
 
 from app.config import Settings
+from app.core.errors import StoreUnavailable
 from app.logs import configure_logging
 from app.services.context import Context, build_context
 from beat_schedule import beat_schedule
@@ -24,6 +26,7 @@ def make_celery(settings: Settings) -> Celery:
     celery.conf.task_routes = {
         DISPATCH_TASK: {"queue": DISPATCH_QUEUE},
         "taskfleet.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+        "taskfleet.servers.*": {"queue": MAINTENANCE_QUEUE},
     }
     celery.conf.task_default_queue = MAINTENANCE_QUEUE
     return celery
@@ -36,15 +39,14 @@ class CeleryQueue:
         self.celery = celery
 
     def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None:
-        from app.core.errors import StoreUnavailable
+        self._send(DISPATCH_TASK, [task_id, attempt], countdown_s, DISPATCH_QUEUE)
 
+    def call_later(self, job: str, args: list[Any], countdown_s: float = 0) -> None:
+        self._send(job, args, countdown_s, MAINTENANCE_QUEUE)
+
+    def _send(self, name: str, args: list[Any], countdown_s: float, queue: str) -> None:
         try:
-            self.celery.send_task(
-                DISPATCH_TASK,
-                args=[task_id, attempt],
-                countdown=countdown_s or None,
-                queue=DISPATCH_QUEUE,
-            )
+            self.celery.send_task(name, args=args, countdown=countdown_s or None, queue=queue)
         except Exception as exc:  # kombu raises many transport-specific errors
             raise StoreUnavailable("broker unavailable") from exc
 
@@ -78,5 +80,5 @@ def _patch_psycopg_for_gevent() -> None:
 
 settings = Settings.from_env()
 app = make_celery(settings)
-app.conf.imports = ("workers.dispatch", "workers.maintenance")
+app.conf.imports = ("workers.dispatch", "workers.maintenance", "workers.fleet")
 app.conf.beat_schedule = beat_schedule()

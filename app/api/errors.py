@@ -34,9 +34,7 @@ def require_json_body() -> Response | None:
     """415 for a body that is not JSON (an empty body is left to the schema)."""
     has_body = request.content_length or request.data
     if request.method in BODY_METHODS and has_body and not request.is_json:
-        return error_response(
-            415, "unsupported_media_type", "request body must be application/json"
-        )
+        return error_response(415, "unsupported_media_type", "request body must be application/json")
     return None
 
 

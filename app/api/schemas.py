@@ -7,6 +7,7 @@ from apiflask.fields import Boolean, Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE
 
+from app.core.balancing import Algorithm
 from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 
 TASK_STATUSES = [
@@ -39,6 +40,7 @@ class TaskIn(StrictSchema):
         data_key="maxRetries", load_default=DEFAULT_MAX_RETRIES, validate=Range(0, 20), strict=True
     )
     region = String(load_default=None, validate=Length(min=1, max=64))
+    group = String(load_default=None, validate=NAME)
 
 
 class TaskOut(Schema):
@@ -51,6 +53,7 @@ class TaskOut(Schema):
     payload = Raw(allow_none=True)
     capabilities = List(String())
     region = String(allow_none=True)
+    group = String(allow_none=True)
     progress = Integer()
     server_id = String(data_key="serverId", allow_none=True)
     result = Raw(allow_none=True)
@@ -127,8 +130,54 @@ class ServerOut(Schema):
     updated_at = String(data_key="updatedAt")
 
 
+class ServerMetricsOut(Schema):
+    in_flight = Integer(data_key="inFlight")
+    health_score = Integer(data_key="healthScore")
+    success_rate = Raw(data_key="successRate", allow_none=True)
+    average_response_time = Raw(data_key="averageResponseTime", allow_none=True)
+    tasks_processed = Integer(data_key="tasksProcessed")
+    success_count = Integer(data_key="successCount")
+    failure_count = Integer(data_key="failureCount")
+    last_active_time = String(data_key="lastActiveTime", allow_none=True)
+    last_seen_time = String(data_key="lastSeenTime", allow_none=True)
+    circuit_state = String(data_key="circuitState")
+    maintenance = Boolean()
+    effective_weight = Raw(data_key="effectiveWeight", allow_none=True)
+
+
+class ServerDetailOut(ServerOut):
+    metrics = Nested(ServerMetricsOut)
+
+
 class ServerList(Schema):
     items = List(Nested(ServerOut))
+
+
+class ServerListQuery(StrictSchema):
+    status = String(load_default=None, validate=OneOf(["online", "degraded", "offline", "draining"]))
+    group = String(load_default=None, validate=NAME)
+    capability = String(load_default=None, validate=NAME)
+
+
+class HeartbeatIn(StrictSchema):
+    in_flight = Integer(data_key="inFlight", load_default=None, allow_none=True, validate=Range(0, 1_000_000))
+    queue_depth = Integer(
+        data_key="queueDepth", load_default=None, allow_none=True, validate=Range(0, 10_000_000)
+    )
+    gpu_utilization = Raw(data_key="gpuUtilization", load_default=None, allow_none=True)
+
+
+class MaintenanceIn(StrictSchema):
+    enabled = Boolean(required=True)
+
+
+class AlgorithmIn(StrictSchema):
+    algorithm = String(required=True, validate=OneOf([a.value for a in Algorithm]))
+
+
+class AlgorithmOut(Schema):
+    algorithm = String()
+    available = List(String())
 
 
 class HealthOut(Schema):

@@ -1,4 +1,4 @@
-"""Server registry endpoints (admin)."""
+"""Server registry endpoints (admin; heartbeats also from the server role)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,30 @@ from apiflask import APIBlueprint
 
 from app.api.auth import requires
 from app.api.context import ctx
-from app.api.schemas import ServerIn, ServerList, ServerOut
-from app.api.views import server_view
+from app.api.schemas import (
+    HeartbeatIn,
+    MaintenanceIn,
+    ServerDetailOut,
+    ServerIn,
+    ServerList,
+    ServerListQuery,
+    ServerOut,
+)
+from app.api.views import server_metrics_view, server_view
 from app.core.urls import check_backend_url
 from app.services import servers
 
 bp = APIBlueprint("servers", __name__, url_prefix="/api", tag="Servers")
 BEARER = {"security": "BearerAuth"}
+
+
+def _detail(server_id: str) -> dict[str, Any]:
+    context = ctx()
+    row = servers.get(context, server_id)
+    in_flight = context.fleet.in_flight(row.id)
+    view = server_view(row, in_flight)
+    view["metrics"] = server_metrics_view(context.fleet.state(row.id), in_flight)
+    return view
 
 
 @bp.post("/servers")
@@ -30,10 +47,53 @@ def register_server(data: dict[str, Any]) -> Any:
 
 
 @bp.get("/servers")
+@bp.input(ServerListQuery, location="query", arg_name="query")
 @bp.output(ServerList)
 @bp.doc(**BEARER)
 @requires("admin")
-def list_servers() -> Any:
+def list_servers(query: dict[str, Any]) -> Any:
     context = ctx()
-    rows = servers.list_servers(context)
+    rows = servers.list_servers(context, query["status"], query["group"], query["capability"])
     return {"items": [server_view(row, context.fleet.in_flight(row.id)) for row in rows]}
+
+
+@bp.get("/servers/<server_id>")
+@bp.output(ServerDetailOut)
+@bp.doc(description="The server with live metrics.", responses={404: "No such server"}, **BEARER)
+@requires("admin")
+def get_server(server_id: str) -> Any:
+    return _detail(server_id)
+
+
+@bp.delete("/servers/<server_id>")
+@bp.output(ServerOut, status_code=202)
+@bp.doc(
+    description="Drain: no new tasks; after 30 s what still runs is retried elsewhere "
+    "and the server is removed.",
+    responses={404: "No such server"},
+    **BEARER,
+)
+@requires("admin")
+def unregister_server(server_id: str) -> Any:
+    row = servers.start_drain(ctx(), server_id)
+    return server_view(row, ctx().fleet.in_flight(server_id))
+
+
+@bp.post("/servers/<server_id>/heartbeat")
+@bp.input(HeartbeatIn, arg_name="load")
+@bp.output(ServerDetailOut)
+@bp.doc(responses={404: "No such server"}, **BEARER)
+@requires("server", "admin")
+def heartbeat(server_id: str, load: dict[str, Any]) -> Any:
+    servers.heartbeat(ctx(), server_id, load)
+    return _detail(server_id)
+
+
+@bp.put("/servers/<server_id>/maintenance")
+@bp.input(MaintenanceIn, arg_name="data")
+@bp.output(ServerDetailOut)
+@bp.doc(responses={404: "No such server"}, **BEARER)
+@requires("admin")
+def maintenance(server_id: str, data: dict[str, Any]) -> Any:
+    servers.set_maintenance(ctx(), server_id, data["enabled"])
+    return _detail(server_id)

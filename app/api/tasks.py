@@ -45,6 +45,7 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
         timeout_s=data["timeout"],
         max_retries=data["max_retries"],
         region=data["region"],
+        group=data["group"],
     )
 
 
@@ -123,7 +124,5 @@ def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -
     # Authenticate before saying whether the task exists, then apply its own expiry.
     context.tokens.verify(query["token"], task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
     state = control.visible_task(context, task_id, owner=None)
-    attempt = context.tokens.verify(
-        query["token"], task_id, state.spec.timeout_s + CALLBACK_GRACE_S
-    )
+    attempt = context.tokens.verify(query["token"], task_id, state.spec.timeout_s + CALLBACK_GRACE_S)
     return task_view(outcomes.callback(context, task_id, attempt, update))

@@ -21,6 +21,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "payload": spec.payload,
         "capabilities": list(spec.capabilities),
         "region": spec.region,
+        "group": spec.group,
         "progress": state.progress,
         "server_id": state.server_id,
         "result": state.result,
@@ -32,6 +33,30 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
         "finished_at": iso(state.finished_ms),
+    }
+
+
+def server_metrics_view(state: dict[str, str], in_flight: int) -> dict[str, Any]:
+    """Live figures from the server's Redis hash."""
+    processed = int(state.get("processed", 0))
+    successes = int(state.get("successes", 0))
+    last_active = state.get("last_active_ms")
+    last_seen = state.get("last_seen_ms")
+    return {
+        "in_flight": in_flight,
+        "health_score": int(state.get("health_score", 100)),
+        "success_rate": round(successes / processed, 4) if processed else None,
+        "average_response_time": round(int(state.get("resp_total_ms", 0)) / processed, 1)
+        if processed
+        else None,
+        "tasks_processed": processed,
+        "success_count": successes,
+        "failure_count": int(state.get("failures", 0)),
+        "last_active_time": iso(int(last_active)) if last_active else None,
+        "last_seen_time": iso(int(last_seen)) if last_seen else None,
+        "circuit_state": state.get("circuit", "closed"),
+        "maintenance": state.get("maintenance") == "1",
+        "effective_weight": float(state["weight"]) if state.get("weight") else None,
     }
 
 

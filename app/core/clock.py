@@ -50,6 +50,4 @@ def datetime_to_ms(value: datetime | None) -> int | None:
 def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as an ISO 8601 UTC string with a ``Z``."""
     value = ms_to_datetime(ms)
-    return (
-        None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

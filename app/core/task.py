@@ -29,6 +29,7 @@ class TaskSpec:
     timeout_s: int = DEFAULT_TIMEOUT_S
     max_retries: int = DEFAULT_MAX_RETRIES
     region: str | None = None
+    group: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class TaskSpec:
             "timeout_s": self.timeout_s,
             "max_retries": self.max_retries,
             "region": self.region,
+            "group": self.group,
         }
 
     @classmethod
@@ -53,6 +55,7 @@ class TaskSpec:
             timeout_s=int(data.get("timeout_s", DEFAULT_TIMEOUT_S)),
             max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)),
             region=data.get("region"),
+            group=data.get("group"),
         )
 
 
@@ -85,3 +88,8 @@ def waiting_score(priority: int, created_ms: int) -> float:
     """Order of PENDING tasks waiting for a slot: higher priority first, then oldest.
     Lower scores come first; epoch ms stay below 1e13 until the year 2286."""
     return (10 - priority) * 1e13 + created_ms
+
+
+def front_of_line_score(priority: int) -> float:
+    """A waiting score ahead of every task of the same priority (a task sent back)."""
+    return (10 - priority) * 1e13

@@ -9,9 +9,7 @@ from app.core.errors import InvalidInput
 
 #: Cloud metadata services: reachable from many hosts, never a backend, and a classic
 #: server-side request forgery target.
-METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata", "100.100.100.200", "fd00:ec2::254"}
-)
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "100.100.100.200", "fd00:ec2::254"})
 
 
 def check_backend_url(url: str, field: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
@@ -21,9 +21,13 @@ log = logging.getLogger("taskfleet")
 
 
 class DispatchQueue(Protocol):
-    """Where dispatch jobs go: Celery in production (``workers.celery_app``)."""
+    """Where jobs go: Celery in production (``workers.celery_app``)."""
 
-    def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None: ...
+    def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None:
+        """A dispatch job for the attempt after ``attempt``."""
+
+    def call_later(self, job: str, args: list[Any], countdown_s: float = 0) -> None:
+        """Any other job, by its registered name."""
 
 
 @dataclass

@@ -31,7 +31,7 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
         finished_ms=ctx.now_ms(),
     )
     if state.extra.get("from_status") == TaskStatus.PROCESSING.value:
-        outcomes.release_and_wake(ctx, state.server_id, task_id, state.attempt)
+        outcomes.release_and_wake(ctx, state, task_id, state.attempt)
     return state
 
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 from app.backends import PredictCall
 from app.core.errors import BackendBusy, BackendError, Conflict
 from app.core.states import TaskMode, TaskStatus
-from app.core.task import TaskState, waiting_score
+from app.core.task import TaskState, front_of_line_score, waiting_score
 from app.services import outcomes, state_sync
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
@@ -26,13 +26,16 @@ class DispatchResult(StrEnum):
 
 
 def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
-    candidates = ctx.fleet.candidates(state.spec.capabilities)
-    avoid = ctx.tasks.hint(state.id, "avoid_server_id") if len(candidates) > 1 else None
-    preferred = [c for c in candidates if c != avoid] or candidates
-    server_id = ctx.fleet.reserve(preferred, state.id, attempt)
-    if server_id is None and len(preferred) < len(candidates):
-        server_id = ctx.fleet.reserve(candidates, state.id, attempt)
-    return server_id
+    spec = state.spec
+    return ctx.fleet.reserve(
+        state.id,
+        attempt,
+        spec.capabilities,
+        group=spec.group,
+        region=spec.region,
+        cost=ctx.settings.slot_cost(spec.type),
+        avoid=ctx.tasks.hint(state.id, "avoid_server_id") if state.attempt else None,
+    )
 
 
 def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
@@ -63,7 +66,7 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
             progress=0,
         )
     except Conflict:
-        ctx.fleet.release(server_id, task_id, next_attempt)
+        ctx.fleet.release(server_id, task_id, next_attempt, ctx.now_ms())
         return DispatchResult.STALE
     return _call_backend(ctx, state)
 
@@ -113,7 +116,8 @@ def _fail_quietly(ctx: Context, state: TaskState, message: str, retryable: bool 
 
 
 def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
-    """Back to PENDING without spending the attempt (the budget base moves up by one)."""
+    """Back to PENDING without spending the attempt (the budget base moves up by one), at
+    the front of the waiting line; the server is skipped until its Retry-After passes."""
     try:
         state_sync.apply(
             ctx,
@@ -128,5 +132,6 @@ def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
     except Conflict:
         return
     finally:
-        outcomes.release_and_wake(ctx, state.server_id, state.id, state.attempt)
-    ctx.queue.enqueue(state.id, state.attempt, countdown_s=busy.retry_after_s or 1.0)
+        outcomes.release_and_wake(ctx, state, state.id, state.attempt, "busy", busy.retry_after_s)
+    ctx.tasks.add_waiting(state.id, front_of_line_score(state.spec.priority))
+    outcomes.wake_waiting(ctx, 1)

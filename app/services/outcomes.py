@@ -19,9 +19,28 @@ log = logging.getLogger("taskfleet.outcomes")
 WAKE_PER_RELEASE = 1
 
 
-def release_and_wake(ctx: Context, server_id: str | None, task_id: str, attempt: int) -> None:
-    """Free the attempt's slot (a no-op if already free) and start the next waiting task."""
-    if server_id and ctx.fleet.release(server_id, task_id, attempt):
+def release_and_wake(
+    ctx: Context,
+    state: TaskState | None,
+    task_id: str,
+    attempt: int,
+    verdict: str = "none",
+    busy_for_s: float | None = None,
+) -> None:
+    """Free the attempt's slot (a no-op if already free), record the server's
+    ``verdict`` ('success', 'failure', 'busy' or 'none'), and start the next waiting task."""
+    if state is None or not state.server_id:
+        return
+    started = state.started_ms or ctx.now_ms()
+    if ctx.fleet.release(
+        state.server_id,
+        task_id,
+        attempt,
+        ctx.now_ms(),
+        verdict,
+        max(0, ctx.now_ms() - started),
+        busy_for_s,
+    ):
         wake_waiting(ctx, WAKE_PER_RELEASE)
 
 
@@ -40,7 +59,6 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
     """PROCESSING at ``attempt`` -> COMPLETED with ``result``; raises ``Conflict`` if the
     task moved on (cancelled, timed out, superseded)."""
     current = ctx.tasks.get(task_id)
-    server_id = current.server_id if current else None
     try:
         return state_sync.apply(
             ctx,
@@ -55,7 +73,7 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
             error=None,
         )
     finally:
-        release_and_wake(ctx, server_id, task_id, attempt)
+        release_and_wake(ctx, current, task_id, attempt, "success")
 
 
 def fail(
@@ -65,13 +83,15 @@ def fail(
     message: str,
     retryable: bool = True,
     outcome: TaskStatus = TaskStatus.FAILED,
+    verdict: str = "failure",
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING with a backoff while the budget
-    allows and the failure is worth retrying, else to ``outcome`` (FAILED or TIMEOUT)."""
+    allows and the failure is worth retrying, else to ``outcome`` (FAILED or TIMEOUT).
+    ``verdict`` is what the server's metrics and breaker record ('none' when the server
+    is not to blame, e.g. it went away)."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
-    server_id = current.server_id
     end = AttemptEnd(attempt, outcome.value, message, ctx.now_ms())
     try:
         budget = attempts_left(attempt, current.retry_base, current.spec.max_retries)
@@ -85,7 +105,7 @@ def fail(
                 attempt_end=end,
                 error=message,
                 server_id=None,
-                avoid_server_id=server_id,
+                avoid_server_id=current.server_id,
             )
             ctx.queue.enqueue(task_id, attempt, countdown_s=backoff_s(attempt - current.retry_base))
             return state
@@ -104,7 +124,7 @@ def fail(
             finished_ms=ctx.now_ms(),
         )
     finally:
-        release_and_wake(ctx, server_id, task_id, attempt)
+        release_and_wake(ctx, current, task_id, attempt, verdict)
 
 
 def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -> TaskState:
@@ -119,9 +139,7 @@ def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -
             return state  # a duplicate of the callback that finished it: no second effect
         raise Conflict(f"task {task_id} is already {state.status}", state.status.value)
     if state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
-        raise Conflict(
-            f"attempt {attempt} of task {task_id} is no longer running", state.status.value
-        )
+        raise Conflict(f"attempt {attempt} of task {task_id} is no longer running", state.status.value)
     if status == TaskStatus.COMPLETED.value:
         return complete(ctx, task_id, attempt, update.get("result"))
     if status == TaskStatus.FAILED.value:

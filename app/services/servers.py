@@ -1,28 +1,50 @@
-"""Registering backend servers and looking up how to call them."""
+"""The server registry: register, update, maintenance, heartbeats, drain and removal."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from app.core.clock import ms_to_datetime
+from app.core.errors import NotFound
+from app.core.health import ServerStatus
 from app.services.context import Context
 from app.store import servers_repo
+from app.store.fleet import ServerProfile
 from app.store.models import ServerRow
+
+log = logging.getLogger("taskfleet.servers")
+
+#: Seconds an unregistered server gets to finish its tasks before they go elsewhere.
+DRAIN_S = 30
+
+
+def profile_of(row: ServerRow, maintenance: bool = False) -> ServerProfile:
+    return ServerProfile(
+        id=row.id,
+        status=row.status,
+        max_concurrent=row.max_concurrent,
+        capabilities=tuple(row.capabilities or ()),
+        groups=tuple(row.groups or ()),
+        region=row.region,
+        weight=float(row.weight or 1),
+        maintenance=maintenance,
+    )
 
 
 def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
-    """Create or update a server (same id = update) and publish it for selection."""
+    """Create or update a server (same id = update) and publish it for selection; its
+    first health check is due at once."""
     now = ms_to_datetime(ctx.now_ms())
     server_id = config.get("id") or str(uuid.uuid4())
     with ctx.db.session() as session:
         row = servers_repo.get(session, server_id)
-        previous_caps: list[str] = []
         if row is None:
-            row = ServerRow(id=server_id, created_at=now, status="online")
+            row = ServerRow(id=server_id, created_at=now, status=ServerStatus.ONLINE.value)
             session.add(row)
-        else:
-            previous_caps = list(row.capabilities or [])
+        elif row.status == ServerStatus.DRAINING.value:
+            row.status = ServerStatus.ONLINE.value
         row.name = config["name"]
         row.endpoints = config["endpoints"]
         if "api_key" in config:
@@ -34,19 +56,121 @@ def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
         row.region = config.get("region")
         row.weight = config.get("weight")
         row.updated_at = now
-    ctx.fleet.put_server(row.id, row.status, row.max_concurrent, row.capabilities, previous_caps)
+    maintenance = ctx.fleet.state(row.id).get("maintenance") == "1"
+    ctx.fleet.put_server(profile_of(row, maintenance), ctx.now_ms())
+    ctx.fleet.schedule_health(row.id, ctx.now_ms())
     ctx.endpoints.forget(row.id)
     return row
 
 
-def list_servers(ctx: Context) -> list[ServerRow]:
+def get(ctx: Context, server_id: str) -> ServerRow:
     with ctx.db.session() as session:
-        return servers_repo.list_all(session)
+        row = servers_repo.get(session, server_id)
+    if row is None:
+        raise NotFound(f"server {server_id} not found")
+    return row
+
+
+def list_servers(
+    ctx: Context, status: str | None = None, group: str | None = None, capability: str | None = None
+) -> list[ServerRow]:
+    with ctx.db.session() as session:
+        rows = servers_repo.list_all(session)
+    return [
+        row
+        for row in rows
+        if (status is None or row.status == status)
+        and (group is None or group in (row.groups or []))
+        and (capability is None or capability in (row.capabilities or []))
+    ]
+
+
+def set_status(ctx: Context, server_id: str, status: ServerStatus) -> None:
+    """Record a new status durably and in selection."""
+    with ctx.db.session() as session:
+        row = servers_repo.get(session, server_id)
+        if row is None:
+            return
+        changed = row.status != status.value
+        row.status = status.value
+        row.updated_at = ms_to_datetime(ctx.now_ms())
+    extra = {"offline_since_ms": ctx.now_ms()} if status is ServerStatus.OFFLINE and changed else {}
+    ctx.fleet.update(server_id, ctx.now_ms(), status=status.value, **extra)
+    if changed:
+        log.info("server %s is %s", server_id, status.value, extra={"server_id": server_id})
+
+
+def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> ServerRow:
+    """Maintenance takes a server out of selection; its running tasks finish."""
+    row = get(ctx, server_id)
+    ctx.fleet.update(server_id, ctx.now_ms(), maintenance="1" if enabled else "0")
+    if not enabled:
+        from app.services.outcomes import wake_waiting
+
+        wake_waiting(ctx, row.max_concurrent)
+    return row
+
+
+def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> ServerRow:
+    """A sign of life from the server itself, optionally with its own load figures."""
+    row = get(ctx, server_id)
+    figures = {f"reported_{k}": v for k, v in load.items() if v is not None}
+    ctx.fleet.touch(server_id, ctx.now_ms(), **figures)
+    if row.status == ServerStatus.OFFLINE.value:
+        set_status(ctx, server_id, ServerStatus.ONLINE)
+    return row
+
+
+def evacuate(ctx: Context, server_id: str, reason: str) -> int:
+    """Retry elsewhere every task running on the server (it went offline or away).
+    The server is not blamed in its metrics: it is gone, not failing requests."""
+    from app.core.errors import Conflict
+    from app.services.outcomes import fail
+
+    moved = 0
+    for task_id, attempt, _cost in ctx.fleet.leases(server_id):
+        try:
+            fail(ctx, task_id, attempt, f"server {server_id} {reason}", verdict="none")
+            moved += 1
+        except (Conflict, NotFound):
+            continue
+    return moved
+
+
+def start_drain(ctx: Context, server_id: str) -> ServerRow:
+    """Unregister: no new tasks from now on; what still runs after ``DRAIN_S`` is
+    retried elsewhere and the server is removed (``finish_drain``)."""
+    get(ctx, server_id)
+    set_status(ctx, server_id, ServerStatus.DRAINING)
+    ctx.queue.call_later("taskfleet.servers.finish_drain", [server_id], DRAIN_S)
+    return get(ctx, server_id)
+
+
+def remove(ctx: Context, server_id: str, reason: str) -> bool:
+    """Retry its tasks elsewhere and delete the server everywhere. False if unknown."""
+    evacuate(ctx, server_id, reason)
+    with ctx.db.session() as session:
+        row = servers_repo.get(session, server_id)
+        if row is None:
+            return False
+        session.delete(row)
+    ctx.fleet.remove_server(server_id)
+    ctx.endpoints.forget(server_id)
+    log.info("server %s removed (%s)", server_id, reason, extra={"server_id": server_id})
+    return True
+
+
+def finish_drain(ctx: Context, server_id: str) -> bool:
+    with ctx.db.session() as session:
+        row = servers_repo.get(session, server_id)
+        draining = row is not None and row.status == ServerStatus.DRAINING.value
+    return remove(ctx, server_id, "was unregistered") if draining else False
 
 
 def republish_all(ctx: Context) -> int:
     """Rebuild every server's selection data in Redis from the database."""
     servers = list_servers(ctx)
     for row in servers:
-        ctx.fleet.put_server(row.id, row.status, row.max_concurrent, row.capabilities)
+        ctx.fleet.put_server(profile_of(row), ctx.now_ms())
+        ctx.fleet.schedule_health(row.id, ctx.now_ms())
     return len(servers)

@@ -27,9 +27,7 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(
-        database_url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_timeout=30
-    )
+    return create_engine(database_url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_timeout=30)
 
 
 class Database:

@@ -1,114 +1,393 @@
-"""Servers as the dispatcher sees them in Redis: selection data, capability index, slots."""
+"""Servers as the dispatcher sees them in Redis: pools, selection, slots, metrics.
+
+Servers that share capabilities, groups and region form a *pool*. A task's candidate
+pools come from small index sets (capability -> pools, group -> pools); inside a pool
+the Lua scripts look only at the front of its ``avail`` zset. So a selection costs the
+same with ten servers or ten thousand.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 
+from app.core.balancing import (
+    BUSY_DEFAULT_S,
+    CIRCUIT_FAILURES,
+    CIRCUIT_OPEN_S,
+    DEFAULT_ALGORITHM,
+    EWMA_ALPHA,
+    NO_HISTORY_PENALTY_MS,
+    SCAN_PER_POOL,
+    Algorithm,
+)
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+
+#: Seconds a process trusts its cached list of candidate pools for a task profile.
+POOL_CACHE_TTL_S = 2.0
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """What selection needs to know about a server."""
+
+    id: str
+    status: str
+    max_concurrent: int
+    capabilities: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    region: str | None = None
+    weight: float = 1.0
+    maintenance: bool = False
+
+    @property
+    def pool_id(self) -> str:
+        profile = "|".join(
+            [",".join(sorted(self.capabilities)), ",".join(sorted(self.groups)), self.region or ""]
+        )
+        return hashlib.sha1(profile.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    server_id: str
+    pool_id: str
 
 
 class FleetStore:
     """Registers servers for selection and reserves/releases their slots atomically."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, rng: random.Random | None = None) -> None:
         self.client = client
-        self._reserve = scripts.load(client, "slot_reserve")
-        self._release = scripts.load(client, "slot_release")
+        self.rng = rng or random.Random()
+        self._select = scripts.load(client, "lb_select")
+        self._release = scripts.load(client, "lb_release")
+        self._sync = scripts.load(client, "lb_sync")
+        self._rescore = scripts.load(client, "lb_rescore")
+        self._pool_cache: dict[tuple[Any, ...], tuple[float, list[str], int]] = {}
+        self._cache_lock = threading.Lock()
 
-    def put_server(
-        self,
-        server_id: str,
-        status: str,
-        max_concurrent: int,
-        capabilities: Iterable[str],
-        previous_capabilities: Iterable[str] = (),
-    ) -> None:
-        """Publish a server (new or updated); its in-flight count and leases are kept."""
-        caps = set(capabilities)
-        with redis_errors(), self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                keys.server(server_id),
-                mapping={"id": server_id, "status": status, "max_concurrent": max_concurrent},
-            )
-            pipe.hsetnx(keys.server(server_id), "in_flight", 0)
-            pipe.sadd(keys.SERVERS, server_id)
-            for cap in set(previous_capabilities) - caps:
-                pipe.srem(keys.capability(cap), server_id)
-            for cap in caps:
-                pipe.sadd(keys.capability(cap), server_id)
+    # -- registry -------------------------------------------------------------------
+
+    def put_server(self, profile: ServerProfile, now_ms: int) -> None:
+        """Publish a server (new or updated). In-flight slots follow it to a new pool."""
+        new_pool = profile.pool_id
+        with redis_errors():
+            old_pool = self.client.hget(keys.server(profile.id), "pool")
+            if old_pool and old_pool != new_pool:
+                self._move(profile.id, old_pool, new_pool)
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    keys.server(profile.id),
+                    mapping={
+                        "id": profile.id,
+                        "pool": new_pool,
+                        "status": profile.status,
+                        "maintenance": "1" if profile.maintenance else "0",
+                        "max_concurrent": profile.max_concurrent,
+                        "weight": profile.weight,
+                    },
+                )
+                pipe.hsetnx(keys.server(profile.id), "last_seen_ms", now_ms)
+                pipe.hsetnx(keys.server(profile.id), "circuit", "closed")
+                pipe.sadd(keys.SERVERS, profile.id)
+                pipe.sadd(keys.POOLS, new_pool)
+                pipe.hset(
+                    keys.pool_meta(new_pool),
+                    mapping={
+                        "capabilities": ",".join(sorted(profile.capabilities)),
+                        "groups": ",".join(sorted(profile.groups)),
+                        "region": profile.region or "",
+                    },
+                )
+                for cap in profile.capabilities:
+                    pipe.sadd(keys.capability_pools(cap), new_pool)
+                for group in profile.groups:
+                    pipe.sadd(keys.group_pools(group), new_pool)
+                pipe.execute()
+        self._forget_pools()
+        self.sync(profile.id, now_ms)
+
+    def _move(self, server_id: str, old_pool: str, new_pool: str) -> None:
+        """Carry a server's fields and leases from one pool to another in one transaction."""
+        prefix = f"{server_id}|"
+        fields = {k: v for k, v in self.client.hgetall(keys.pool(old_pool)).items() if k.startswith(prefix)}
+        leases = {
+            k: v for k, v in self.client.hgetall(keys.pool_leases(old_pool)).items() if v.startswith(prefix)
+        }
+        with self.client.pipeline(transaction=True) as pipe:
+            if fields:
+                pipe.hdel(keys.pool(old_pool), *fields)
+                pipe.hset(keys.pool(new_pool), mapping=fields)
+            if leases:
+                pipe.hdel(keys.pool_leases(old_pool), *leases)
+                pipe.hset(keys.pool_leases(new_pool), mapping=leases)
+            pipe.zrem(keys.pool_avail(old_pool), server_id)
             pipe.execute()
 
-    def candidates(self, capabilities: Sequence[str]) -> list[str]:
-        """Ids of registered servers offering every capability in ``capabilities``."""
+    def remove_server(self, server_id: str) -> None:
+        """Take a server out of selection and forget its Redis state."""
         with redis_errors():
-            if capabilities:
-                members = self.client.sinter([keys.capability(c) for c in capabilities])
-            else:
-                members = self.client.smembers(keys.SERVERS)
-        return sorted(members)
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            with self.client.pipeline(transaction=True) as pipe:
+                if pool_id:
+                    names = [
+                        f"{server_id}|{f}"
+                        for f in (
+                            "max",
+                            "used",
+                            "w",
+                            "ewma",
+                            "pass",
+                            "rr",
+                            "ok",
+                            "deg",
+                            "sleep",
+                            "probe",
+                        )
+                    ]
+                    pipe.hdel(keys.pool(pool_id), *names)
+                    pipe.zrem(keys.pool_avail(pool_id), server_id)
+                pipe.delete(keys.server(server_id))
+                pipe.srem(keys.SERVERS, server_id)
+                pipe.zrem(keys.SLEEPING, server_id)
+                pipe.zrem(keys.HEALTH_DUE, server_id)
+                pipe.execute()
+
+    def update(self, server_id: str, now_ms: int, **fields: Any) -> None:
+        """Change server-hash fields (status, maintenance, weight, ...) and re-publish."""
+        with redis_errors():
+            self.client.hset(keys.server(server_id), mapping={k: str(v) for k, v in fields.items()})
+        self.sync(server_id, now_ms)
+
+    def sync(self, server_id: str, now_ms: int) -> bool:
+        """Re-publish a server's selection fields; True if it can take a task now."""
+        with redis_errors():
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            if not pool_id:
+                return False
+            return bool(
+                self._sync(
+                    keys=[
+                        keys.pool(pool_id),
+                        keys.pool_avail(pool_id),
+                        keys.server(server_id),
+                        keys.SLEEPING,
+                        keys.RR_SEQUENCE,
+                        keys.ALGORITHM,
+                    ],
+                    args=[server_id, "", now_ms, NO_HISTORY_PENALTY_MS],
+                )
+            )
+
+    # -- selection ------------------------------------------------------------------
+
+    def candidate_pools(
+        self, capabilities: Sequence[str], group: str | None, region: str | None
+    ) -> tuple[list[str], int]:
+        """Pools whose servers have every capability (and the group), the task's region
+        first; returns (pool ids, how many of them are in the region)."""
+        cache_key = (tuple(sorted(capabilities)), group, region)
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._pool_cache.get(cache_key)
+        if cached and now - cached[0] < POOL_CACHE_TTL_S:
+            return cached[1], cached[2]
+        sets = [keys.capability_pools(c) for c in capabilities]
+        if group:
+            sets.append(keys.group_pools(group))
+        with redis_errors():
+            pools = sorted(self.client.sinter(sets) if sets else self.client.smembers(keys.POOLS))
+            regions = [self.client.hget(keys.pool_meta(p), "region") for p in pools] if region else []
+        if region:
+            local = [p for p, r in zip(pools, regions, strict=True) if r == region]
+            pools = local + [p for p in pools if p not in local]
+            in_region = len(local)
+        else:
+            in_region = len(pools)
+        with self._cache_lock:
+            self._pool_cache[cache_key] = (now, pools, in_region)
+        return pools, in_region
+
+    def _forget_pools(self) -> None:
+        with self._cache_lock:
+            self._pool_cache.clear()
 
     def reserve(
         self,
-        candidate_ids: Sequence[str],
         task_id: str,
         attempt: int,
+        capabilities: Sequence[str] = (),
+        group: str | None = None,
+        region: str | None = None,
         cost: int = 1,
-        rng: random.Random | None = None,
+        avoid: str | None = None,
     ) -> str | None:
-        """Reserve ``cost`` slots for this task attempt on the least-loaded candidate
-        with room; None when none has room."""
-        if not candidate_ids:
+        """Choose a server for this task attempt and reserve ``cost`` slots on it, in one
+        Lua call; None when no server can take it now."""
+        pools, in_region = self.candidate_pools(capabilities, group, region)
+        if not pools:
             return None
-        order = list(candidate_ids)
-        (rng or random).shuffle(order)
-        script_keys: list[str] = []
-        for server_id in order:
-            script_keys += [keys.server(server_id), keys.server_leases(server_id)]
+        script_keys = [keys.RR_SEQUENCE, keys.ALGORITHM]
+        for pool_id in pools:
+            script_keys += [keys.pool(pool_id), keys.pool_avail(pool_id), keys.pool_leases(pool_id)]
+        args = [
+            keys.lease_field(task_id, attempt),
+            cost,
+            "",
+            self.rng.getrandbits(31),
+            in_region,
+            avoid or "",
+            NO_HISTORY_PENALTY_MS,
+            SCAN_PER_POOL,
+        ]
         with redis_errors():
-            chosen = self._reserve(
-                keys=script_keys, args=[keys.lease_field(task_id, attempt), cost]
-            )
-        return chosen or None
+            chosen = self._select(keys=script_keys, args=args)
+        return chosen[0] if chosen else None
 
-    def release(self, server_id: str, task_id: str, attempt: int) -> bool:
-        """Free the slot this task attempt holds. False if it held none (already freed)
-        or if the task is running this attempt on this server right now (the lease is
-        in use: only the attempt's end frees it)."""
+    def release(
+        self,
+        server_id: str,
+        task_id: str,
+        attempt: int,
+        now_ms: int,
+        outcome: str = "none",
+        duration_ms: int = 0,
+        busy_for_s: float | None = None,
+    ) -> bool:
+        """Free the slot this task attempt holds and record ``outcome`` ('success',
+        'failure', 'busy' or 'none') in the server's metrics and circuit breaker. False
+        if the attempt held no slot (already freed) or the task is running this attempt
+        on this server right now (only the attempt's end frees it)."""
         with redis_errors():
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            if not pool_id:
+                return False
             released = self._release(
-                keys=[keys.server(server_id), keys.server_leases(server_id), keys.task(task_id)],
-                args=[keys.lease_field(task_id, attempt), attempt, server_id],
+                keys=[
+                    keys.pool(pool_id),
+                    keys.pool_avail(pool_id),
+                    keys.pool_leases(pool_id),
+                    keys.task(task_id),
+                    keys.server(server_id),
+                    keys.SLEEPING,
+                    keys.RR_SEQUENCE,
+                    keys.ALGORITHM,
+                ],
+                args=[
+                    keys.lease_field(task_id, attempt),
+                    attempt,
+                    server_id,
+                    outcome,
+                    duration_ms,
+                    now_ms,
+                    "",
+                    EWMA_ALPHA,
+                    CIRCUIT_FAILURES,
+                    CIRCUIT_OPEN_S * 1000,
+                    int((busy_for_s or BUSY_DEFAULT_S) * 1000),
+                    NO_HISTORY_PENALTY_MS,
+                ],
             )
         return int(released) == 1
+
+    # -- the algorithm --------------------------------------------------------------
+
+    def algorithm(self) -> Algorithm:
+        with redis_errors():
+            value = self.client.get(keys.ALGORITHM)
+        return Algorithm(value) if value else DEFAULT_ALGORITHM
+
+    def set_algorithm(self, algorithm: Algorithm) -> None:
+        """Switch the algorithm and re-score every pool for it."""
+        with redis_errors():
+            self.client.set(keys.ALGORITHM, algorithm.value)
+            for pool_id in self.client.smembers(keys.POOLS):
+                self._rescore(
+                    keys=[keys.pool(pool_id), keys.pool_avail(pool_id), keys.RR_SEQUENCE],
+                    args=[algorithm.value, NO_HISTORY_PENALTY_MS],
+                )
+
+    # -- reading --------------------------------------------------------------------
+
+    def server_ids(self) -> list[str]:
+        with redis_errors():
+            return sorted(self.client.smembers(keys.SERVERS))
 
     def is_empty(self) -> bool:
         with redis_errors():
             return not self.client.exists(keys.SERVERS)
 
-    def free_slots(self) -> int:
-        """Free slots summed over online servers."""
+    def state(self, server_id: str) -> dict[str, str]:
+        """The server hash: status, breaker, metrics (empty if unknown)."""
         with redis_errors():
-            ids = list(self.client.smembers(keys.SERVERS))
-            if not ids:
-                return 0
-            with self.client.pipeline(transaction=False) as pipe:
-                for server_id in ids:
-                    pipe.hmget(keys.server(server_id), "status", "max_concurrent", "in_flight")
-                rows = pipe.execute()
-        return sum(
-            max(0, int(cap or 0) - int(used or 0))
-            for status, cap, used in rows
-            if status == "online"
-        )
+            return self.client.hgetall(keys.server(server_id))
 
     def in_flight(self, server_id: str) -> int:
-        with redis_errors():
-            return int(self.client.hget(keys.server(server_id), "in_flight") or 0)
+        return sum(cost for _, _, cost in self.leases(server_id))
 
-    def leases(self, server_id: str) -> dict[str, str]:
+    def leases(self, server_id: str) -> list[tuple[str, int, int]]:
+        """(task_id, attempt, cost) of every slot the server holds."""
         with redis_errors():
-            return self.client.hgetall(keys.server_leases(server_id))
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            if not pool_id:
+                return []
+            raw = self.client.hgetall(keys.pool_leases(pool_id))
+        held = []
+        for lease, value in raw.items():
+            sid, _, cost = value.rpartition("|")
+            if sid == server_id:
+                task_id, _, attempt = lease.rpartition(":")
+                held.append((task_id, int(attempt), int(cost)))
+        return held
+
+    def free_slots(self) -> int:
+        """Free slots summed over servers that can take tasks now."""
+        with redis_errors():
+            pools = list(self.client.smembers(keys.POOLS))
+            free = 0
+            for pool_id in pools:
+                members = self.client.zrange(keys.pool_avail(pool_id), 0, -1)
+                if not members:
+                    continue
+                names = [f"{sid}|{f}" for sid in members for f in ("max", "used")]
+                values = self.client.hmget(keys.pool(pool_id), names)
+                for i in range(0, len(values), 2):
+                    free += max(0, int(values[i] or 0) - int(values[i + 1] or 0))
+        return free
+
+    # -- timers ---------------------------------------------------------------------
+
+    def _claim_due(self, zset: str, now_ms: int, limit: int) -> list[str]:
+        """Members of ``zset`` whose time has come, claimed: each is removed, so two
+        beats never handle the same one twice."""
+        with redis_errors():
+            members = self.client.zrangebyscore(zset, "-inf", now_ms, 0, limit)
+            return [m for m in members if self.client.zrem(zset, m)]
+
+    def schedule_health(self, server_id: str, at_ms: int) -> None:
+        with redis_errors():
+            self.client.zadd(keys.HEALTH_DUE, {server_id: at_ms})
+
+    def due_health_checks(self, now_ms: int, limit: int) -> list[str]:
+        return self._claim_due(keys.HEALTH_DUE, now_ms, limit)
+
+    def due_wake_ups(self, now_ms: int, limit: int) -> list[str]:
+        """Servers whose open circuit or busy period has ended."""
+        return self._claim_due(keys.SLEEPING, now_ms, limit)
+
+    def touch(self, server_id: str, now_ms: int, **fields: Any) -> None:
+        """Record a sign of life (heartbeat or successful check), with optional figures."""
+        with redis_errors():
+            self.client.hset(
+                keys.server(server_id),
+                mapping={"last_seen_ms": now_ms, **{k: str(v) for k, v in fields.items()}},
+            )

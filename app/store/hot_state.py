@@ -130,9 +130,7 @@ class TaskStateStore:
                 value = json.dumps(value)
             args += [name, "" if value is None else str(value)]
         with redis_errors():
-            reply = self._transition(
-                keys=[keys.task(task_id), keys.DEADLINES, keys.WAITING], args=args
-            )
+            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES, keys.WAITING], args=args)
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)

@@ -8,6 +8,16 @@ DEADLINES = f"{PREFIX}:deadlines"
 WAITING = f"{PREFIX}:waiting"
 #: set of registered server ids.
 SERVERS = f"{PREFIX}:servers"
+#: set of pool ids (a pool: servers sharing capabilities, groups and region).
+POOLS = f"{PREFIX}:pools"
+#: string: the load-balancing algorithm in use.
+ALGORITHM = f"{PREFIX}:lb:algorithm"
+#: counter: round-robin pick sequence.
+RR_SEQUENCE = f"{PREFIX}:lb:seq"
+#: zset server_id -> ms when its open circuit or busy period ends.
+SLEEPING = f"{PREFIX}:lb:sleeping"
+#: zset server_id -> ms of its next health check.
+HEALTH_DUE = f"{PREFIX}:health:due"
 
 
 def task(task_id: str) -> str:
@@ -20,14 +30,34 @@ def server(server_id: str) -> str:
     return f"{PREFIX}:server:{server_id}"
 
 
-def server_leases(server_id: str) -> str:
-    """hash: '<task_id>:<attempt>' -> slot cost, one field per reserved slot."""
-    return f"{PREFIX}:server:{server_id}:leases"
+def pool(pool_id: str) -> str:
+    """hash: selection fields of the pool's servers, '<sid>|<field>' (see lib/pool.lua)."""
+    return f"{PREFIX}:pool:{pool_id}"
 
 
-def capability(name: str) -> str:
-    """set: ids of servers that offer capability ``name``."""
+def pool_avail(pool_id: str) -> str:
+    """zset: the pool's servers that can take a slot now, scored by the algorithm."""
+    return f"{PREFIX}:pool:{pool_id}:avail"
+
+
+def pool_leases(pool_id: str) -> str:
+    """hash: '<task_id>:<attempt>' -> '<sid>|<cost>', one field per reserved slot."""
+    return f"{PREFIX}:pool:{pool_id}:leases"
+
+
+def pool_meta(pool_id: str) -> str:
+    """hash: the pool's profile: capabilities, groups, region."""
+    return f"{PREFIX}:pool:{pool_id}:meta"
+
+
+def capability_pools(name: str) -> str:
+    """set: ids of pools whose servers offer capability ``name``."""
     return f"{PREFIX}:cap:{name}"
+
+
+def group_pools(name: str) -> str:
+    """set: ids of pools whose servers are in group ``name``."""
+    return f"{PREFIX}:group:{name}"
 
 
 def lease_field(task_id: str, attempt: int) -> str:

@@ -62,6 +62,7 @@ class TaskRow(Base):
     capabilities: Mapped[list[str]] = mapped_column(JsonType, default=list)
     mode: Mapped[str] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    server_group: Mapped[str | None] = mapped_column(String(100), nullable=True)
     max_retries: Mapped[int] = mapped_column(Integer)
     timeout_s: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -12,11 +12,19 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
+#: Scripts whose text starts with ``lua/lib/pool.lua`` (the load balancer's helpers).
+USES_POOL_LIB = frozenset({"lb_select", "lb_release", "lb_sync", "lb_rescore"})
+
+
+def _read(path: str) -> str:
+    return resources.files("app.store").joinpath("lua", path).read_text()
+
 
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``, read from package data once per process."""
-    return resources.files("app.store").joinpath("lua", f"{name}.lua").read_text()
+    """The text of ``lua/<name>.lua`` (with its library prepended), read once per process."""
+    text = _read(f"{name}.lua")
+    return _read("lib/pool.lua") + "\n" + text if name in USES_POOL_LIB else text
 
 
 def load(client: redis.Redis, name: str) -> Script:

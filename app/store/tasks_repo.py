@@ -38,6 +38,7 @@ def row_to_state(row: TaskRow) -> TaskState:
             timeout_s=row.timeout_s,
             max_retries=row.max_retries,
             region=row.region,
+            group=row.server_group,
         ),
         status=TaskStatus(row.status),
         version=row.version,
@@ -93,6 +94,7 @@ def insert_task(session: Session, state: TaskState, idempotency_key: str | None)
             capabilities=list(spec.capabilities),
             mode=spec.mode,
             region=spec.region,
+            server_group=spec.group,
             max_retries=spec.max_retries,
             timeout_s=spec.timeout_s,
             idempotency_key=idempotency_key,
@@ -179,9 +181,7 @@ def follow(
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:
     return list(
         session.scalars(
-            select(TaskAttemptRow)
-            .where(TaskAttemptRow.task_id == task_id)
-            .order_by(TaskAttemptRow.attempt)
+            select(TaskAttemptRow).where(TaskAttemptRow.task_id == task_id).order_by(TaskAttemptRow.attempt)
         )
     )
 
@@ -237,9 +237,7 @@ def list_tasks(
             )
         )
     rows = list(
-        session.scalars(
-            query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(limit + 1)
-        )
+        session.scalars(query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(limit + 1))
     )
     next_cursor = None
     if len(rows) > limit:

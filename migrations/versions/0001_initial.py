@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("capabilities", JsonType, nullable=False),
         sa.Column("mode", sa.String(16), nullable=False),
         sa.Column("region", sa.String(64), nullable=True),
+        sa.Column("server_group", sa.String(100), nullable=True),
         sa.Column("max_retries", sa.Integer(), nullable=False),
         sa.Column("timeout_s", sa.Integer(), nullable=False),
         sa.Column("idempotency_key", sa.String(255), nullable=True),

@@ -19,9 +19,7 @@ def assert_error(response, status, code=None):
 
 
 def test_malformed_json_is_400(client, auth):
-    r = client.post(
-        "/api/task", data="{not json", headers={**auth(), "Content-Type": "application/json"}
-    )
+    r = client.post("/api/task", data="{not json", headers={**auth(), "Content-Type": "application/json"})
     assert_error(r, 400, "malformed_json")
 
 
@@ -30,9 +28,7 @@ def test_a_missing_token_is_401(client):
 
 
 def test_a_forged_token_is_401(client):
-    forged = jwt.encode(
-        {"sub": "alice", "roles": ["admin"]}, "not-the-secret-" * 3, algorithm="HS256"
-    )
+    forged = jwt.encode({"sub": "alice", "roles": ["admin"]}, "not-the-secret-" * 3, algorithm="HS256")
     r = client.post("/api/task", json=TASK, headers={"Authorization": f"Bearer {forged}"})
     assert_error(r, 401)
 

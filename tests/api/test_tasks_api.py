@@ -18,9 +18,7 @@ def live(ctx):
     """The app served over HTTP on a free port; PUBLIC_URL points at it."""
     app = create_app(context=ctx)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    ctx.settings = dataclasses.replace(
-        ctx.settings, public_url=f"http://127.0.0.1:{server.server_port}"
-    )
+    ctx.settings = dataclasses.replace(ctx.settings, public_url=f"http://127.0.0.1:{server.server_port}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield app.test_client()
@@ -38,10 +36,7 @@ def register(client, auth, port, max_concurrent=4):
             "health": f"http://127.0.0.1:{port}/health",
         },
     }
-    assert (
-        client.post("/api/servers", json=server, headers=auth("root", ("admin",))).status_code
-        == 201
-    )
+    assert client.post("/api/servers", json=server, headers=auth("root", ("admin",))).status_code == 201
 
 
 def wait_status(client, headers, task_id, wanted, timeout_s=10):
@@ -57,9 +52,14 @@ def wait_status(client, headers, task_id, wanted, timeout_s=10):
     raise AssertionError(f"task {task_id} never reached {wanted}: {seen}")
 
 
-def test_a_task_is_in_the_database_before_the_2xx_and_before_its_dispatch_job(
-    ctx, client, auth, queue
-):
+def wait_until(predicate, timeout_s=5):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_task_is_in_the_database_before_the_2xx_and_before_its_dispatch_job(ctx, client, auth, queue):
     seen_at_enqueue = {}
 
     def check(task_id, _attempt):
@@ -102,7 +102,7 @@ def test_a_callback_task_reports_progress_then_completes(live, ctx, auth, backen
     task, seen = wait_status(live, auth(), task_id, "COMPLETED")
     assert task["result"]["echo"] == {"n": 2}
     assert "PROCESSING" in seen
-    assert ctx.fleet.in_flight("s1") == 0
+    wait_until(lambda: ctx.fleet.in_flight("s1") == 0)  # the slot is freed right after the CAS
     with ctx.db.session() as s:
         statuses = [t.to_status for t in tasks_repo.transitions_of(s, task_id)]
     assert statuses == ["PENDING", "PROCESSING", "PROCESSING", "COMPLETED"]
@@ -130,9 +130,7 @@ def test_forged_other_task_and_replayed_callbacks_change_nothing(ctx, client, au
     assert client.put(f"/api/task/{task_id}?token=forged.token.value", json=done).status_code == 401
     assert client.put(f"/api/task/{task_id}", json=done).status_code == 422
     other_url = ctx.tokens.url("", other_id, 0)
-    assert (
-        client.put(f"/api/task/{task_id}?{other_url.split('?')[1]}", json=done).status_code == 403
-    )
+    assert client.put(f"/api/task/{task_id}?{other_url.split('?')[1]}", json=done).status_code == 403
     stale_url = ctx.tokens.url("", task_id, 0)
     assert client.put(stale_url, json=done).status_code == 409
     assert client.get(f"/api/task/{task_id}", headers=auth()).get_json() == before
@@ -171,9 +169,7 @@ def test_list_filters_and_pages_own_tasks(client, auth):
     client.post(f"/api/task/{ids[0]}/cancel", headers=auth())
     page = client.get("/api/tasks?type=a&limit=2", headers=auth()).get_json()
     assert len(page["items"]) == 2 and page["nextCursor"]
-    rest = client.get(
-        f"/api/tasks?type=a&limit=2&cursor={page['nextCursor']}", headers=auth()
-    ).get_json()
+    rest = client.get(f"/api/tasks?type=a&limit=2&cursor={page['nextCursor']}", headers=auth()).get_json()
     got = [t["id"] for t in page["items"] + rest["items"]]
     assert sorted(got) == sorted([ids[0], ids[2], ids[3]]) and rest["nextCursor"] is None
     cancelled = client.get("/api/tasks?status=CANCELLED", headers=auth()).get_json()["items"]

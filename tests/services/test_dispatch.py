@@ -76,26 +76,35 @@ def test_a_4xx_answer_is_not_retried(ctx, backend):
     assert "not retryable" in status(ctx, task_id).error
 
 
-def test_busy_answers_requeue_without_spending_the_budget(ctx, backend):
+def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ctx, backend):
+    from app.core.clock import ManualClock
+    from app.services import health
+
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx, {"fail": 503}, max_retries=0)
-    assert drain(ctx, rounds=3) == ["busy", "busy", "busy"]
+    assert drain(ctx) == ["busy", "waiting"]  # the only server is resting: the task waits
     state = status(ctx, task_id)
-    assert state.status is TaskStatus.PENDING and state.retry_base == 3
+    assert state.status is TaskStatus.PENDING and state.retry_base == 1
+    assert ctx.tasks.is_waiting(task_id)
     assert ctx.fleet.in_flight("s1") == 0
+    assert ctx.fleet.state("s1").get("failures") is None
+    ctx.clock = ManualClock(ctx.now_ms() + 1_500)  # past the default busy period
+    assert health.wake_servers(ctx) == 1
+    assert drain(ctx) == ["busy", "waiting"]
+    assert status(ctx, task_id).retry_base == 2
 
 
 def test_a_task_waits_when_no_server_has_room_and_starts_when_a_slot_frees(ctx, backend):
     _, port = backend
     register_backend(ctx, port, max_concurrent=1)
     first = submit_task(ctx, {"n": 1}, priority=1)
-    ctx.fleet.reserve(["s1"], "blocker", 1)
+    ctx.fleet.reserve("blocker", 1, ("echo",))
     low = submit_task(ctx, {"n": 2}, priority=1)
     high = submit_task(ctx, {"n": 3}, priority=9)
     assert drain(ctx) == ["waiting", "waiting", "waiting"]
     assert ctx.tasks.pop_waiting(0) == []
-    ctx.fleet.release("s1", "blocker", 1)
+    ctx.fleet.release("s1", "blocker", 1, ctx.now_ms())
     assert outcomes.wake_waiting(ctx, 1) == 1
     drain(ctx)  # the high-priority task runs first, then its release wakes the next
     order = [t for t in (first, low, high) if status(ctx, t).status is TaskStatus.COMPLETED]
@@ -120,10 +129,8 @@ def test_cancelling_a_running_task_frees_its_slot_and_its_answer_is_ignored(ctx,
     register_backend(ctx, port)
     task_id = submit_task(ctx)
     ctx.queue.take()
-    server = ctx.fleet.reserve(["s1"], task_id, 1)
-    state_sync.apply(
-        ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1, server_id=server
-    )
+    server = ctx.fleet.reserve(task_id, 1, ("echo",))
+    state_sync.apply(ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1, server_id=server)
     assert control.cancel(ctx, task_id, "alice").status is TaskStatus.CANCELLED
     assert ctx.fleet.in_flight("s1") == 0
     with pytest.raises(Conflict):

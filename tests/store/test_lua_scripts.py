@@ -6,7 +6,6 @@ from app.core.errors import Conflict
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.store import keys
-from app.store.fleet import FleetStore
 from app.store.hot_state import HotStateMissing, TaskStateStore
 
 P, PR = TaskStatus.PENDING, TaskStatus.PROCESSING
@@ -31,9 +30,7 @@ def store(redis):
 
 def test_a_transition_from_the_expected_state_bumps_the_version_and_sets_fields(store):
     store.put_if_absent(pending())
-    state = store.transition(
-        "t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1"
-    )
+    state = store.transition("t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1")
     assert (state.status, state.version, state.attempt, state.server_id) == (PR, 2, 1, "s1")
     assert state.updated_ms == 5000
     assert state.extra["from_status"] == "PENDING"
@@ -98,76 +95,17 @@ def test_an_empty_value_deletes_a_field(store):
 def test_results_round_trip_as_json(store):
     store.put_if_absent(pending())
     store.transition("t1", [P], PR, now_ms=5, attempt=1)
-    state = store.transition(
-        "t1", [PR], TaskStatus.COMPLETED, now_ms=6, result={"a": [1, "x", None]}
-    )
+    state = store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=6, result={"a": [1, "x", None]})
     assert store.get("t1").result == state.result == {"a": [1, "x", None]}
 
 
-@pytest.fixture
-def fleet(redis):
+def test_scripts_reload_after_script_flush(store, redis):
+    from app.store.fleet import FleetStore, ServerProfile
+
     fleet = FleetStore(redis)
-    fleet.put_server("s1", "online", 2, ["gpu"])
-    fleet.put_server("s2", "online", 2, ["gpu", "llm"])
-    return fleet
-
-
-def test_reserve_takes_the_least_loaded_server_and_counts_the_slot(fleet):
-    first = fleet.reserve(["s1", "s2"], "a", 1)
-    second = fleet.reserve(["s1", "s2"], "b", 1)
-    assert {first, second} == {"s1", "s2"}
-    assert fleet.in_flight("s1") == fleet.in_flight("s2") == 1
-
-
-def test_reserve_never_exceeds_capacity(fleet):
-    got = [fleet.reserve(["s1", "s2"], f"t{i}", 1) for i in range(6)]
-    assert got.count("s1") == 2 and got.count("s2") == 2 and got[4:] == [None, None]
-    assert fleet.in_flight("s1") == 2
-
-
-def test_reserving_again_for_the_same_attempt_returns_the_same_slot(fleet):
-    server = fleet.reserve(["s1", "s2"], "a", 1)
-    assert fleet.reserve(["s1", "s2"], "a", 1) == server
-    assert fleet.in_flight(server) == 1
-
-
-def test_offline_servers_are_not_chosen(fleet):
-    fleet.put_server("s1", "offline", 2, ["gpu"])
-    assert {fleet.reserve(["s1", "s2"], f"t{i}", 1) for i in range(3)} == {"s2", None}
-
-
-def test_a_double_release_frees_one_slot_and_never_goes_negative(fleet):
-    server = fleet.reserve(["s1"], "a", 1)
-    assert fleet.release(server, "a", 1) is True
-    assert fleet.release(server, "a", 1) is False
-    assert fleet.release(server, "never", 9) is False
-    assert fleet.in_flight(server) == 0
-    assert fleet.leases(server) == {}
-
-
-def test_candidates_need_every_capability(fleet):
-    assert fleet.candidates(["gpu"]) == ["s1", "s2"]
-    assert fleet.candidates(["gpu", "llm"]) == ["s2"]
-    assert fleet.candidates(["video"]) == []
-    fleet.put_server("s2", "online", 2, ["gpu"], previous_capabilities=["gpu", "llm"])
-    assert fleet.candidates(["llm"]) == []
-
-
-def test_scripts_reload_after_script_flush(store, fleet, redis):
+    fleet.put_server(ServerProfile("s1", "online", 2), now_ms=1)
     store.put_if_absent(pending())
     redis.script_flush()
     assert store.transition("t1", [P], PR, now_ms=1, attempt=1).status is PR
     redis.script_flush()
-    assert fleet.reserve(["s1"], "t1", 1) == "s1"
-
-
-def test_a_lease_in_use_by_the_running_attempt_is_not_released(fleet, store):
-    store.put_if_absent(pending("t1"))
-    server = fleet.reserve(["s1"], "t1", 1)
-    store.transition("t1", [P], PR, now_ms=1, expect_attempt=0, attempt=1, server_id=server)
-    # a second dispatcher of the same attempt lost the CAS and cleans up: nothing happens
-    assert fleet.release(server, "t1", 1) is False
-    assert fleet.in_flight(server) == 1
-    store.transition("t1", [PR], TaskStatus.COMPLETED, now_ms=2)
-    assert fleet.release(server, "t1", 1) is True
-    assert fleet.in_flight(server) == 0
+    assert fleet.reserve("t1", 1) == "s1"

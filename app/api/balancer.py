@@ -1,0 +1,38 @@
+"""The load-balancing algorithm, switchable at run time (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+
+from app.api.auth import requires
+from app.api.context import ctx
+from app.api.schemas import AlgorithmIn, AlgorithmOut
+from app.core.balancing import Algorithm
+
+bp = APIBlueprint("balancer", __name__, url_prefix="/api/loadbalancer", tag="Load balancer")
+BEARER = {"security": "BearerAuth"}
+
+
+def _view(algorithm: Algorithm) -> dict[str, Any]:
+    return {"algorithm": algorithm.value, "available": [a.value for a in Algorithm]}
+
+
+@bp.get("/algorithm")
+@bp.output(AlgorithmOut)
+@bp.doc(**BEARER)
+@requires("admin")
+def get_algorithm() -> Any:
+    return _view(ctx().fleet.algorithm())
+
+
+@bp.put("/algorithm")
+@bp.input(AlgorithmIn, arg_name="data")
+@bp.output(AlgorithmOut)
+@bp.doc(responses={422: "Unknown algorithm"}, **BEARER)
+@requires("admin")
+def set_algorithm(data: dict[str, Any]) -> Any:
+    algorithm = Algorithm(data["algorithm"])
+    ctx().fleet.set_algorithm(algorithm)
+    return _view(algorithm)

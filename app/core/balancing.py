@@ -1,0 +1,42 @@
+"""Load-balancing rules. The choice itself runs in Lua (``app/store/lua/lb_*.lua``) so
+that selecting and reserving a slot is one atomic step; the numbers live here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Algorithm(StrEnum):
+    ROUND_ROBIN = "round-robin"
+    WEIGHTED_ROUND_ROBIN = "weighted-round-robin"  # smooth, by stride scheduling
+    LEAST_CONNECTIONS = "least-connections"
+    RESPONSE_TIME = "response-time"  # lowest latency EWMA
+    RANDOM = "random"  # weighted by the servers' weights
+    P2C_EWMA = "p2c-ewma"  # power of two choices on EWMA x (in-flight + 1)
+
+
+#: The seeds' default; lib/pool.lua falls back to the same when none was chosen.
+DEFAULT_ALGORITHM = Algorithm.WEIGHTED_ROUND_ROBIN
+#: Weight of a new response-time sample in the EWMA (0..1).
+EWMA_ALPHA = 0.3
+#: Milliseconds assumed for a server with no history, so p2c-ewma and response-time do
+#: not flood a newcomer (Finagle's peak-EWMA penalty idea).
+NO_HISTORY_PENALTY_MS = 1000.0
+#: Entries of a pool's avail set looked at per selection; bounds the cost per pick.
+SCAN_PER_POOL = 16
+#: Dispatch failures in a row that open a server's circuit (the seeds' 5).
+CIRCUIT_FAILURES = 5
+#: Seconds an open circuit stays open before one probe is allowed.
+CIRCUIT_OPEN_S = 60
+#: Seconds to leave a server alone after it said busy without a Retry-After.
+BUSY_DEFAULT_S = 1.0
+
+
+def seed_weight(success_rate: float | None, avg_response_ms: float | None) -> int:
+    """The seeds' weight: the mean of success rate x 10 and (10 - seconds of average
+    response time), rounded; 1 for a server with no history. Never below 1."""
+    if success_rate is None:
+        return 1
+    success_part = success_rate * 10
+    response_part = max(0.0, 10 - (avg_response_ms if avg_response_ms is not None else 10_000) / 1000)
+    return max(1, round((success_part + response_part) / 2))
