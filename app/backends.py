@@ -76,9 +76,11 @@ class BackendClient:
             raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))
         if status >= 500:
             raise BackendError(f"backend answered HTTP {status}", "http_5xx")
-        if status >= 300:
+        if status >= 400:
             retryable = status in RETRYABLE_4XX
             raise BackendError(f"backend answered HTTP {status}", "http_4xx", retryable=retryable)
+        if status >= 300:
+            raise BackendError(f"backend redirected (HTTP {status}); redirects are not followed", "redirect")
         if not response.content:
             return None
         try:

@@ -29,6 +29,7 @@ class DemoBackend:
         self.name = name
         self.delay_s = delay_s
         self.api_key = api_key
+        self.healthy = True
         self.lock = threading.Lock()
         self.calls = 0
         self.in_flight = 0
@@ -72,7 +73,10 @@ class DemoBackend:
 
             def do_GET(self) -> None:
                 if self.path == "/health":
-                    self._send(200, {"status": "healthy", "serverId": backend.name})
+                    if backend.healthy:
+                        self._send(200, {"status": "healthy", "serverId": backend.name})
+                    else:
+                        self._send(503, {"status": "unhealthy", "serverId": backend.name})
                 elif self.path == "/stats":
                     self._send(200, backend.stats())
                 else:

@@ -221,7 +221,7 @@ def backend() -> Iterator[tuple[DemoBackend, int]]:
     demo = DemoBackend("test-backend", delay_s=0.05)
     port = free_port()
     server = demo.serve("127.0.0.1", port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield demo, port
     server.shutdown()

@@ -85,13 +85,13 @@ def test_one_idempotency_key_used_concurrently_yields_one_task(real_ctx, auth):
 
 
 @pytest.fixture
-def two_backends():
+def ten_backends():
     backends, servers = [], []
-    for name in ("b1", "b2"):
-        demo = DemoBackend(name, delay_s=0.03)
+    for i in range(10):
+        demo = DemoBackend(f"b{i}", delay_s=0.02)
         port = free_port()
         server = demo.serve("127.0.0.1", port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         backends.append((demo, port))
         servers.append(server)
     yield backends
@@ -100,32 +100,41 @@ def two_backends():
         server.server_close()
 
 
-def test_concurrent_dispatchers_never_exceed_capacity_and_free_every_slot(real_ctx, two_backends):
+@pytest.mark.parametrize("algorithm", ["weighted-round-robin", "p2c-ewma"])
+def test_sixty_four_dispatchers_never_exceed_capacity_and_free_every_slot(real_ctx, ten_backends, algorithm):
+    """64 threads dispatch 400 tasks over 10 servers of capacity 3 through real HTTP:
+    no backend ever sees more than 3 calls at once, and every slot is free at the end."""
+    from app.core.balancing import Algorithm
+
     ctx = real_ctx
-    for demo, port in two_backends:
+    for demo, port in ten_backends:
         register_backend(ctx, port, server_id=demo.name, max_concurrent=3)
-    task_ids = [submit_task(ctx, {"i": i}) for i in range(120)]
-    stop = time.monotonic() + 60
+    ctx.fleet.set_algorithm(Algorithm(algorithm))
+    task_ids = [submit_task(ctx, {"i": i}) for i in range(400)]
+    stop = time.monotonic() + 90
+    peak = {"redis": 0}
 
     def worker(_):
         while time.monotonic() < stop:
             job = _take_one(ctx.queue)
             if job is not None:
                 dispatch.dispatch(ctx, job[0], job[1])
+                peak["redis"] = max(peak["redis"], max(ctx.fleet.in_flight(d.name) for d, _ in ten_backends))
             elif all(ctx.tasks.get(t).status in FINAL_STATUSES for t in task_ids):
                 return
             else:
-                outcomes.wake_waiting(ctx, 6)  # what the beat safety net does
-                time.sleep(0.01)
+                outcomes.wake_waiting(ctx, 30)  # what the beat safety net does
+                time.sleep(0.005)
 
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(worker, range(16)))
-    statuses = {ctx.tasks.get(t).status for t in task_ids}
-    assert statuses == {TaskStatus.COMPLETED}
-    for demo, _ in two_backends:
+    with ThreadPoolExecutor(64) as pool:
+        list(pool.map(worker, range(64)))
+    assert {ctx.tasks.get(t).status for t in task_ids} == {TaskStatus.COMPLETED}
+    assert peak["redis"] <= 3
+    for demo, _ in ten_backends:
         assert demo.stats()["max_in_flight"] <= 3
         assert ctx.fleet.in_flight(demo.name) == 0
-    assert sum(demo.stats()["calls"] for demo, _ in two_backends) == 120
+    assert sum(demo.stats()["calls"] for demo, _ in ten_backends) == 400
+    assert ctx.fleet.free_slots() == 30
 
 
 def _take_one(queue):

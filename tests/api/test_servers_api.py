@@ -1,0 +1,93 @@
+"""The registry and balancer endpoints."""
+
+import pytest
+
+SERVER = {
+    "id": "gpu-1",
+    "name": "GPU 1",
+    "apiKey": "k-secret-123",
+    "maxConcurrent": 4,
+    "capabilities": ["llm", "gpu"],
+    "groups": ["prod"],
+    "region": "eu",
+    "endpoints": {"predict": "http://10.0.0.5:8080/predict", "health": "http://10.0.0.5:8080/health"},
+}
+
+
+@pytest.fixture
+def admin(auth):
+    return auth("root", ("admin",))
+
+
+def test_register_list_filter_and_read_a_server_with_live_metrics(client, admin):
+    assert client.post("/api/servers", json=SERVER, headers=admin).status_code == 201
+    other = {**SERVER, "id": "cpu-1", "capabilities": ["cpu"], "groups": []}
+    assert client.post("/api/servers", json=other, headers=admin).status_code == 201
+    ids = lambda q: [s["id"] for s in client.get(f"/api/servers{q}", headers=admin).get_json()["items"]]  # noqa: E731
+    assert ids("") == ["cpu-1", "gpu-1"]
+    assert ids("?capability=llm") == ["gpu-1"]
+    assert ids("?group=prod") == ["gpu-1"]
+    assert ids("?status=online") == ["cpu-1", "gpu-1"]
+    assert ids("?status=offline") == []
+    detail = client.get("/api/servers/gpu-1", headers=admin).get_json()
+    assert detail["metrics"]["inFlight"] == 0 and detail["metrics"]["circuitState"] == "closed"
+    assert detail["metrics"]["successRate"] is None and detail["metrics"]["healthScore"] == 100
+    assert "k-secret-123" not in str(detail)
+    assert client.get("/api/servers/nope", headers=admin).status_code == 404
+
+
+def test_re_registering_the_same_id_updates_it(client, admin):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    updated = client.post("/api/servers", json={**SERVER, "maxConcurrent": 9}, headers=admin).get_json()
+    assert updated["maxConcurrent"] == 9
+    assert len(client.get("/api/servers", headers=admin).get_json()["items"]) == 1
+
+
+def test_heartbeat_needs_the_server_or_admin_role(client, admin, auth):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    beat = {"inFlight": 2, "queueDepth": 5}
+    assert (
+        client.post("/api/servers/gpu-1/heartbeat", json=beat, headers=auth("gpu-1", ("server",))).status_code
+        == 200
+    )
+    assert (
+        client.post("/api/servers/gpu-1/heartbeat", json=beat, headers=auth("x", ("client",))).status_code
+        == 403
+    )
+    assert client.post("/api/servers/nope/heartbeat", json={}, headers=admin).status_code == 404
+    assert client.post("/api/servers/gpu-1/heartbeat", json={"bogus": 1}, headers=admin).status_code == 422
+
+
+def test_maintenance_and_drain(client, admin):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    on = client.put("/api/servers/gpu-1/maintenance", json={"enabled": True}, headers=admin)
+    assert on.status_code == 200 and on.get_json()["metrics"]["maintenance"] is True
+    assert client.put("/api/servers/gpu-1/maintenance", json={}, headers=admin).status_code == 422
+    gone = client.delete("/api/servers/gpu-1", headers=admin)
+    assert gone.status_code == 202 and gone.get_json()["status"] == "draining"
+    assert client.delete("/api/servers/nope", headers=admin).status_code == 404
+
+
+def test_the_algorithm_is_switchable_at_run_time_and_unknown_ones_are_422(client, admin, auth):
+    current = client.get("/api/loadbalancer/algorithm", headers=admin).get_json()
+    assert current["algorithm"] == "weighted-round-robin" and "p2c-ewma" in current["available"]
+    r = client.put("/api/loadbalancer/algorithm", json={"algorithm": "p2c-ewma"}, headers=admin)
+    assert r.status_code == 200 and r.get_json()["algorithm"] == "p2c-ewma"
+    assert client.get("/api/loadbalancer/algorithm", headers=admin).get_json()["algorithm"] == "p2c-ewma"
+    bad = client.put("/api/loadbalancer/algorithm", json={"algorithm": "fastest"}, headers=admin)
+    assert bad.status_code == 422 and bad.get_json()["error"] == "validation_error"
+    assert client.get("/api/loadbalancer/algorithm", headers=auth()).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    [
+        {"predict": "http://169.254.169.254/x", "health": "http://10.0.0.1/h"},
+        {"predict": "http://10.0.0.1/p", "health": "http://metadata.google.internal/h"},
+        {"predict": "gopher://10.0.0.1/p", "health": "http://10.0.0.1/h"},
+    ],
+)
+def test_link_local_metadata_and_odd_urls_are_refused(client, admin, endpoints):
+    r = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
+    assert r.status_code == 422
+    assert client.get("/api/servers", headers=admin).get_json()["items"] == []
