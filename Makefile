@@ -27,3 +27,7 @@ lint: setup
 	$(BIN)/ruff check app workers tests migrations beat_schedule.py
 	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
 	$(BIN)/mypy
+
+# Select+reserve ops/s against Redis INCR at 10..10,000 servers (about 90 s); see bench/.
+bench: setup
+	$(BIN)/python -m bench.select_bench

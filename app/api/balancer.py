@@ -10,6 +10,7 @@ from app.api.auth import requires
 from app.api.context import ctx
 from app.api.schemas import AlgorithmIn, AlgorithmOut
 from app.core.balancing import Algorithm
+from app.services import servers
 
 bp = APIBlueprint("balancer", __name__, url_prefix="/api/loadbalancer", tag="Load balancer")
 BEARER = {"security": "BearerAuth"}
@@ -34,5 +35,5 @@ def get_algorithm() -> Any:
 @requires("admin")
 def set_algorithm(data: dict[str, Any]) -> Any:
     algorithm = Algorithm(data["algorithm"])
-    ctx().fleet.set_algorithm(algorithm)
+    servers.set_algorithm(ctx(), algorithm)
     return _view(algorithm)

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from app.core.balancing import Algorithm
 from app.core.clock import ms_to_datetime
 from app.core.errors import NotFound
 from app.core.health import ServerStatus
@@ -16,11 +17,13 @@ from app.store.models import ServerRow
 
 log = logging.getLogger("taskfleet.servers")
 
+#: Settings-table key of the load-balancing algorithm.
+ALGORITHM_SETTING = "loadbalancer.algorithm"
 #: Seconds an unregistered server gets to finish its tasks before they go elsewhere.
 DRAIN_S = 30
 
 
-def profile_of(row: ServerRow, maintenance: bool = False) -> ServerProfile:
+def profile_of(row: ServerRow) -> ServerProfile:
     return ServerProfile(
         id=row.id,
         status=row.status,
@@ -29,7 +32,7 @@ def profile_of(row: ServerRow, maintenance: bool = False) -> ServerProfile:
         groups=tuple(row.groups or ()),
         region=row.region,
         weight=float(row.weight or 1),
-        maintenance=maintenance,
+        maintenance=row.maintenance,
     )
 
 
@@ -41,7 +44,7 @@ def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
     with ctx.db.session() as session:
         row = servers_repo.get(session, server_id)
         if row is None:
-            row = ServerRow(id=server_id, created_at=now, status=ServerStatus.ONLINE.value)
+            row = ServerRow(id=server_id, created_at=now, status=ServerStatus.ONLINE.value, maintenance=False)
             session.add(row)
         elif row.status == ServerStatus.DRAINING.value:
             row.status = ServerStatus.ONLINE.value
@@ -56,8 +59,7 @@ def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
         row.region = config.get("region")
         row.weight = config.get("weight")
         row.updated_at = now
-    maintenance = ctx.fleet.state(row.id).get("maintenance") == "1"
-    ctx.fleet.put_server(profile_of(row, maintenance), ctx.now_ms())
+    ctx.fleet.put_server(profile_of(row), ctx.now_ms())
     ctx.fleet.schedule_health(row.id, ctx.now_ms())
     ctx.endpoints.forget(row.id)
     return row
@@ -102,7 +104,12 @@ def set_status(ctx: Context, server_id: str, status: ServerStatus) -> None:
 
 def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> ServerRow:
     """Maintenance takes a server out of selection; its running tasks finish."""
-    row = get(ctx, server_id)
+    with ctx.db.session() as session:
+        row = servers_repo.get(session, server_id)
+        if row is None:
+            raise NotFound(f"server {server_id} not found")
+        row.maintenance = enabled
+        row.updated_at = ms_to_datetime(ctx.now_ms())
     ctx.fleet.update(server_id, ctx.now_ms(), maintenance="1" if enabled else "0")
     if not enabled:
         from app.services.outcomes import wake_waiting
@@ -167,8 +174,19 @@ def finish_drain(ctx: Context, server_id: str) -> bool:
     return remove(ctx, server_id, "was unregistered") if draining else False
 
 
+def set_algorithm(ctx: Context, algorithm: Algorithm) -> None:
+    """Switch the load-balancing algorithm, durably and for every pool at once."""
+    with ctx.db.session() as session:
+        servers_repo.put_setting(session, ALGORITHM_SETTING, algorithm.value)
+    ctx.fleet.set_algorithm(algorithm)
+
+
 def republish_all(ctx: Context) -> int:
-    """Rebuild every server's selection data in Redis from the database."""
+    """Rebuild every server's selection data (and the algorithm) in Redis from the database."""
+    with ctx.db.session() as session:
+        chosen = servers_repo.get_setting(session, ALGORITHM_SETTING)
+    if chosen:
+        ctx.fleet.set_algorithm(Algorithm(chosen))
     servers = list_servers(ctx)
     for row in servers:
         ctx.fleet.put_server(profile_of(row), ctx.now_ms())

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store.db import Database
-from app.store.models import ServerRow
+from app.store.models import ServerRow, SettingRow
 
 #: Seconds a process trusts its cached copy of a server's endpoint and key.
 ENDPOINT_TTL_S = 5.0
@@ -22,6 +22,19 @@ def get(session: Session, server_id: str) -> ServerRow | None:
 
 def list_all(session: Session) -> list[ServerRow]:
     return list(session.scalars(select(ServerRow).order_by(ServerRow.id)))
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    row = session.get(SettingRow, key)
+    return row.value if row else None
+
+
+def put_setting(session: Session, key: str, value: str) -> None:
+    row = session.get(SettingRow, key)
+    if row is None:
+        session.add(SettingRow(key=key, value=value))
+    else:
+        row.value = value
 
 
 @dataclass(frozen=True)

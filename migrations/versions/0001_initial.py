@@ -1,4 +1,4 @@
-"""Tasks, their attempts and transitions, and servers.
+"""Tasks, their attempts and transitions, servers, and run-time settings.
 
 Revision ID: 0001
 Revises:
@@ -87,12 +87,19 @@ def upgrade() -> None:
         sa.Column("region", sa.String(64), nullable=True),
         sa.Column("weight", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("maintenance", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
+        "settings",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(255), nullable=False),
     )
 
 
 def downgrade() -> None:
+    op.drop_table("settings")
     op.drop_table("servers")
     op.drop_table("task_transitions")
     op.drop_table("task_attempts")
