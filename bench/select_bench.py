@@ -44,7 +44,7 @@ from typing import Any
 
 import redis
 
-from app.core.balancing import DEFAULT_ALGORITHM, NO_HISTORY_PENALTY_MS, SCAN_PER_POOL, Algorithm
+from app.core.balancing import DEFAULT_ALGORITHM, SCAN_PER_POOL, Algorithm
 from app.core.errors import StoreUnavailable
 from app.devstack import free_port, redis_server_binary, wait_for_port
 from app.store import keys
@@ -63,7 +63,7 @@ MAX_CONCURRENT = 1_000_000
 #: Durations reported on release (ms), cycled, so EWMAs move as in real use.
 DURATIONS_MS = (80, 120, 95, 300, 60, 150, 110, 90, 240, 70, 130, 100)
 WARMUP_S = 0.1
-PROFILE_S = 0.3
+PROFILE_S = 0.2
 RESULTS = Path(__file__).resolve().parent / "results" / "select.json"
 
 
@@ -259,7 +259,7 @@ def profile_reserve(
 ) -> dict[str, float]:
     """One reserve split in its parts (microseconds each, averaged over PROFILE_S).
 
-    Mirrors ``FleetStore.reserve`` step by step (it reaches into ``fleet._select``): the
+    Mirrors ``FleetStore.reserve`` step by step (through ``selection_call`` and ``fleet._select``): the
     cached ``candidate_pools``, building keys and arguments, and the EVALSHA. Next to it:
     an EVALSHA of a script that only returns, with the same keys and arguments (round
     trip plus redis-py's encoding), and a bare INCR."""
@@ -273,19 +273,7 @@ def profile_reserve(
         t0 = clock()
         pools, in_region = fleet.candidate_pools(capabilities, None, region)
         t1 = clock()
-        script_keys = [keys.RR_SEQUENCE, keys.ALGORITHM]
-        for pool_id in pools:
-            script_keys += [keys.pool(pool_id), keys.pool_avail(pool_id), keys.pool_leases(pool_id)]
-        args = [
-            keys.lease_field(f"{tag}-prof{n}", 1),
-            1,
-            "",
-            fleet.rng.getrandbits(31),
-            in_region,
-            "",
-            NO_HISTORY_PENALTY_MS,
-            SCAN_PER_POOL,
-        ]
+        script_keys, args = fleet.selection_call(pools, in_region, f"{tag}-prof{n}", 1)
         t2 = clock()
         chosen = fleet._select(keys=script_keys, args=args)
         t3 = clock()

@@ -22,8 +22,9 @@ EWMA_ALPHA = 0.3
 #: Milliseconds assumed for a server with no history, so p2c-ewma and response-time do
 #: not flood a newcomer (Finagle's peak-EWMA penalty idea).
 NO_HISTORY_PENALTY_MS = 1000.0
-#: Entries of a pool's avail set looked at per selection; bounds the cost per pick.
-SCAN_PER_POOL = 16
+#: Entries of a pool's avail set read per selection (random ones for random and p2c-ewma);
+#: the front entry is usually the pick, the rest cover larger slot costs and an avoided server.
+SCAN_PER_POOL = 4
 #: Dispatch failures in a row that open a server's circuit (the seeds' 5).
 CIRCUIT_FAILURES = 5
 #: Seconds an open circuit stays open before one probe is allowed.

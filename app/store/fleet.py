@@ -181,10 +181,9 @@ class FleetStore:
                         keys.pool_avail(pool_id),
                         keys.server(server_id),
                         keys.SLEEPING,
-                        keys.RR_SEQUENCE,
                         keys.ALGORITHM,
                     ],
-                    args=[server_id, "", now_ms, NO_HISTORY_PENALTY_MS],
+                    args=[server_id, now_ms, NO_HISTORY_PENALTY_MS],
                 )
             )
 
@@ -236,22 +235,34 @@ class FleetStore:
         pools, in_region = self.candidate_pools(capabilities, group, region)
         if not pools:
             return None
+        script_keys, args = self.selection_call(pools, in_region, task_id, attempt, cost, avoid)
+        with redis_errors():
+            chosen = self._select(keys=script_keys, args=args)
+        return chosen[0] if chosen else None
+
+    def selection_call(
+        self,
+        pools: Sequence[str],
+        in_region: int,
+        task_id: str,
+        attempt: int,
+        cost: int = 1,
+        avoid: str | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``lb_select.lua`` for these candidate pools."""
         script_keys = [keys.RR_SEQUENCE, keys.ALGORITHM]
         for pool_id in pools:
             script_keys += [keys.pool(pool_id), keys.pool_avail(pool_id), keys.pool_leases(pool_id)]
         args = [
             keys.lease_field(task_id, attempt),
             cost,
-            "",
             self.rng.getrandbits(31),
             in_region,
             avoid or "",
             NO_HISTORY_PENALTY_MS,
             SCAN_PER_POOL,
         ]
-        with redis_errors():
-            chosen = self._select(keys=script_keys, args=args)
-        return chosen[0] if chosen else None
+        return script_keys, args
 
     def release(
         self,
@@ -279,7 +290,6 @@ class FleetStore:
                     keys.task(task_id),
                     keys.server(server_id),
                     keys.SLEEPING,
-                    keys.RR_SEQUENCE,
                     keys.ALGORITHM,
                 ],
                 args=[
@@ -289,7 +299,6 @@ class FleetStore:
                     outcome,
                     duration_ms,
                     now_ms,
-                    "",
                     EWMA_ALPHA,
                     CIRCUIT_FAILURES,
                     CIRCUIT_OPEN_S * 1000,
@@ -312,7 +321,7 @@ class FleetStore:
             self.client.set(keys.ALGORITHM, algorithm.value)
             for pool_id in self.client.smembers(keys.POOLS):
                 self._rescore(
-                    keys=[keys.pool(pool_id), keys.pool_avail(pool_id), keys.RR_SEQUENCE],
+                    keys=[keys.pool(pool_id), keys.pool_avail(pool_id)],
                     args=[algorithm.value, NO_HISTORY_PENALTY_MS],
                 )
 

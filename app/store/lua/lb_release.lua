@@ -11,20 +11,18 @@
 -- KEYS[4]  task hash        (tf:task:<task_id>)
 -- KEYS[5]  server hash      (tf:server:<sid>)  metrics and breaker state
 -- KEYS[6]  sleeping zset    (tf:lb:sleeping)   sid -> ms when it may take tasks again
--- KEYS[7]  round-robin sequence (tf:lb:seq)
--- KEYS[8]  the algorithm in use (tf:lb:algorithm)
+-- KEYS[7]  the algorithm in use (tf:lb:algorithm)
 -- ARGV[1]  lease field '<task_id>:<attempt>'
 -- ARGV[2]  attempt
 -- ARGV[3]  server id
 -- ARGV[4]  outcome: 'success' | 'failure' | 'busy' | 'none' (cancelled: no verdict)
 -- ARGV[5]  duration of the attempt in ms
 -- ARGV[6]  now_ms
--- ARGV[7]  (unused)
--- ARGV[8]  EWMA weight of a new sample (0..1)
--- ARGV[9]  failures in a row that open the circuit
--- ARGV[10] ms the circuit stays open
--- ARGV[11] ms until a busy server may be asked again
--- ARGV[12] no-history EWMA penalty in ms
+-- ARGV[7]  EWMA weight of a new sample (0..1)
+-- ARGV[8]  failures in a row that open the circuit
+-- ARGV[9]  ms the circuit stays open
+-- ARGV[10] ms until a busy server may be asked again
+-- ARGV[11] no-history EWMA penalty in ms
 --
 -- Returns 1 if the slot was freed, 0 if the attempt holds no slot on this server,
 -- -1 if it is in use.
@@ -32,7 +30,7 @@
 local pool, avail, leases, task, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local lease, sid, outcome = ARGV[1], ARGV[3], ARGV[4]
 local duration, now = tonumber(ARGV[5]), tonumber(ARGV[6])
-local alg, alpha = algorithm(KEYS[8]), tonumber(ARGV[8])
+local alg, alpha = algorithm(KEYS[7]), tonumber(ARGV[7])
 
 local held = redis.call('HGET', leases, lease)
 if not held or string.sub(held, 1, #sid + 1) ~= sid .. '|' then
@@ -49,12 +47,12 @@ if redis.call('HINCRBY', pool, sid .. '|used', -cost) < 0 then
   redis.call('HSET', pool, sid .. '|used', 0)
 end
 
-local was_probe = pnum(pool, sid, 'probe', 0) == 2
+local was_probe = pf(pool, sid, 'probe') == '2'
 if outcome == 'success' or outcome == 'failure' then
   redis.call('HINCRBY', server, 'processed', 1)
   redis.call('HINCRBY', server, 'resp_total_ms', duration)
   redis.call('HSET', server, 'last_active_ms', now)
-  local old = pnum(pool, sid, 'ewma', nil)
+  local old = tonumber(pf(pool, sid, 'ewma') or '')
   local ewma = duration
   if old ~= nil then ewma = alpha * duration + (1 - alpha) * old end
   redis.call('HSET', pool, sid .. '|ewma', ewma)
@@ -70,15 +68,15 @@ if outcome == 'success' then
 elseif outcome == 'failure' then
   redis.call('HINCRBY', server, 'failures', 1)
   local in_row = redis.call('HINCRBY', server, 'fails_in_row', 1)
-  if was_probe or in_row >= tonumber(ARGV[9]) then
-    local until_ms = now + tonumber(ARGV[10])
+  if was_probe or in_row >= tonumber(ARGV[8]) then
+    local until_ms = now + tonumber(ARGV[9])
     redis.call('HSET', server, 'circuit', 'open', 'circuit_until_ms', until_ms)
     redis.call('HSET', pool, sid .. '|sleep', 1)
     redis.call('HDEL', pool, sid .. '|probe')
     redis.call('ZADD', sleeping, until_ms, sid)
   end
 elseif outcome == 'busy' then
-  local until_ms = now + tonumber(ARGV[11])
+  local until_ms = now + tonumber(ARGV[10])
   redis.call('HSET', server, 'busy_until_ms', until_ms)
   redis.call('HSET', pool, sid .. '|sleep', 1)
   redis.call('ZADD', sleeping, math.max(until_ms, tonumber(redis.call('ZSCORE', sleeping, sid) or 0)), sid)
@@ -86,5 +84,5 @@ elseif outcome == 'busy' then
 elseif was_probe then
   redis.call('HSET', pool, sid .. '|probe', 1)
 end
-reindex(pool, avail, sid, alg, KEYS[7], tonumber(ARGV[12]))
+reindex(pool, avail, sid, alg, tonumber(ARGV[11]))
 return 1

@@ -3,7 +3,6 @@
 --
 -- KEYS[1]  pool hash        (tf:pool:<p>)
 -- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- KEYS[3]  round-robin sequence (tf:lb:seq)
 -- ARGV[1]  algorithm
 -- ARGV[2]  no-history EWMA penalty in ms
 --
@@ -11,6 +10,6 @@
 
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
 for _, sid in ipairs(members) do
-  reindex(KEYS[1], KEYS[2], sid, ARGV[1], KEYS[3], tonumber(ARGV[2]))
+  reindex(KEYS[1], KEYS[2], sid, ARGV[1], tonumber(ARGV[2]))
 end
 return #members

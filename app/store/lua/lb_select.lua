@@ -1,9 +1,11 @@
 -- lb_select.lua: choose a server for a task attempt and reserve its slot, atomically.
 -- Candidates come from the given pools only (the caller picked the pools whose
--- capabilities and groups fit the task), and inside a pool only from its 'avail' zset:
--- at most ARGV[8] entries per pool are looked at, so the cost does not grow with the
--- fleet. Pools in the task's region come first; other pools are the fallback.
--- Every check happens before the first write.
+-- capabilities and groups fit the task). A pool's avail zset holds just the servers
+-- that can take a slot, scored for the algorithm, so the script reads the first few
+-- entries of each pool (random ones for random and p2c-ewma) and trusts their scores:
+-- the cost depends on the number of candidate pools, not on the number of servers.
+-- Pools in the task's region come first; other pools are the fallback.
+-- Every check happens before the first write (repairing an index entry aside).
 --
 -- KEYS[1]          round-robin sequence counter (tf:lb:seq)
 -- KEYS[2]          the algorithm in use (tf:lb:algorithm; default weighted-round-robin)
@@ -12,50 +14,63 @@
 -- KEYS[3i+2]       pool leases (tf:pool:<p>:leases)   '<task>:<attempt>' -> '<sid>|<cost>'
 -- ARGV[1]  lease field '<task_id>:<attempt>'
 -- ARGV[2]  slot cost (integer >= 1)
--- ARGV[3]  (unused)
--- ARGV[4]  random seed (integer)
--- ARGV[5]  how many of the pools (the first ones) are in the task's region
--- ARGV[6]  server id to avoid if any other fits ('' for none)
--- ARGV[7]  EWMA in ms assumed for a server with no history (the no-history penalty)
--- ARGV[8]  entries looked at per pool
+-- ARGV[3]  random seed (integer)
+-- ARGV[4]  how many of the pools (the first ones) are in the task's region
+-- ARGV[5]  server id to avoid if any other fits ('' for none)
+-- ARGV[6]  EWMA in ms assumed for a server with no history (the no-history penalty)
+-- ARGV[7]  entries read per pool
 --
 -- Returns {server_id, pool_index (1-based)} or false when no server can take it.
 
 local lease, cost = ARGV[1], tonumber(ARGV[2])
 local alg = algorithm(KEYS[2])
-math.randomseed(tonumber(ARGV[4]))
-local in_region, avoid = tonumber(ARGV[5]), ARGV[6]
-local penalty, scan = tonumber(ARGV[7]), tonumber(ARGV[8])
+math.randomseed(tonumber(ARGV[3]))
+local in_region, avoid = tonumber(ARGV[4]), ARGV[5]
+local penalty, per_pool = tonumber(ARGV[6]), tonumber(ARGV[7])
 local npools = (#KEYS - 2) / 3
+local sampled = alg == 'random' or alg == 'p2c-ewma'
 
-local function eligible_in(first, last)
-  local found = {}
+-- Candidates of pools first..last: {sid, p, s (score), w, state}. Membership of an
+-- avail zset already means "can take one slot" (every script that changes a server's
+-- load or status re-indexes it), so for a one-slot task only the chosen server is read
+-- in full, and checked again before the reservation. The avoided server is skipped
+-- when another fits.
+local function candidates(first, last)
+  local found, avoided = {}, nil
   for p = first, last do
     local pool, avail = KEYS[3 * p], KEYS[3 * p + 1]
-    local members
-    if alg == 'random' or alg == 'p2c-ewma' then
-      members = redis.call('ZRANDMEMBER', avail, scan)
+    local entries
+    if sampled then
+      entries = redis.call('ZRANDMEMBER', avail, per_pool, 'WITHSCORES')
     else
-      members = redis.call('ZRANGE', avail, 0, scan - 1)
+      entries = redis.call('ZRANGE', avail, 0, per_pool - 1, 'WITHSCORES')
     end
-    for _, sid in ipairs(members) do
-      if can_take(pool, sid, cost) then
-        found[#found + 1] = {sid = sid, p = p, s = score(pool, sid, alg, KEYS[1], penalty),
-                             w = pnum(pool, sid, 'w', 1)}
+    local pool_best = nil
+    for i = 1, #entries, 2 do
+      local sid, s = entries[i], tonumber(entries[i + 1])
+      -- In score order, once this pool has a candidate only ties with it matter.
+      if not sampled and pool_best ~= nil and s > pool_best then break end
+      local c = {sid = sid, p = p, s = s, w = 1}
+      local fits = true
+      if cost > 1 then
+        c.state = load(pool, sid)
+        c.w = c.state.w
+        fits = can_take(c.state, cost)
+      elseif alg == 'random' or alg == 'weighted-round-robin' then
+        c.w = tonumber(pf(pool, sid, 'w') or '1')
+      end
+      if fits then
+        if sid == avoid then
+          avoided = c
+        else
+          found[#found + 1] = c
+          pool_best = pool_best or s
+        end
       end
     end
   end
+  if #found == 0 and avoided then found[1] = avoided end
   return found
-end
-
-local function without_avoided(found)
-  if avoid == '' then return found end
-  local kept = {}
-  for _, c in ipairs(found) do
-    if c.sid ~= avoid then kept[#kept + 1] = c end
-  end
-  if #kept == 0 then return found end
-  return kept
 end
 
 local function lowest(found)
@@ -96,8 +111,6 @@ end
 
 local function choose(found)
   if #found == 0 then return nil end
-  found = without_avoided(found)
-  if alg == 'weighted-round-robin' then floor_lagging(found) end
   if alg == 'random' then return weighted_random(found) end
   if alg == 'p2c-ewma' then
     if #found == 1 then return found[1] end
@@ -108,12 +121,28 @@ local function choose(found)
     if b.s < a.s or (b.s == a.s and math.random() < 0.5) then return b end
     return a
   end
+  if alg == 'weighted-round-robin' then floor_lagging(found) end
   return lowest(found)
 end
 
-local pick = choose(eligible_in(1, in_region))
-if pick == nil and in_region < npools then
-  pick = choose(eligible_in(in_region + 1, npools))
+local function select_once()
+  local pick = choose(candidates(1, in_region))
+  if pick == nil and in_region < npools then
+    pick = choose(candidates(in_region + 1, npools))
+  end
+  return pick
+end
+
+-- The chosen server is read in full and must fit; one that does not (an index out of
+-- step) is taken out of its avail zset and the choice is made again.
+local pick
+for _ = 1, 3 do
+  pick = select_once()
+  if pick == nil then return false end
+  pick.state = pick.state or load(KEYS[3 * pick.p], pick.sid)
+  if can_take(pick.state, cost) then break end
+  redis.call('ZREM', KEYS[3 * pick.p + 1], pick.sid)
+  pick = nil
 end
 if pick == nil then
   return false
@@ -123,7 +152,7 @@ local pool, avail, leases = KEYS[3 * pick.p], KEYS[3 * pick.p + 1], KEYS[3 * pic
 local sid = pick.sid
 redis.call('HSET', leases, lease, sid .. '|' .. cost)
 redis.call('HINCRBY', pool, sid .. '|used', cost)
-if pnum(pool, sid, 'probe', 0) == 1 then
+if pick.state.probe == 1 then
   redis.call('HSET', pool, sid .. '|probe', 2)
 end
 if alg == 'round-robin' then
@@ -131,5 +160,5 @@ if alg == 'round-robin' then
 elseif alg == 'weighted-round-robin' then
   redis.call('HSET', pool, sid .. '|pass', pick.s + STRIDE / pick.w)
 end
-reindex(pool, avail, sid, alg, KEYS[1], penalty)
+reindex(pool, avail, sid, alg, penalty)
 return {sid, pick.p}

@@ -7,17 +7,15 @@
 -- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
 -- KEYS[3]  server hash      (tf:server:<sid>)
 -- KEYS[4]  sleeping zset    (tf:lb:sleeping)
--- KEYS[5]  round-robin sequence (tf:lb:seq)
--- KEYS[6]  the algorithm in use (tf:lb:algorithm)
+-- KEYS[5]  the algorithm in use (tf:lb:algorithm)
 -- ARGV[1]  server id
--- ARGV[2]  (unused)
--- ARGV[3]  now_ms
--- ARGV[4]  no-history EWMA penalty in ms
+-- ARGV[2]  now_ms
+-- ARGV[3]  no-history EWMA penalty in ms
 --
 -- Returns 1 if the server can take a task now, else 0.
 
 local pool, avail, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local sid, alg, now = ARGV[1], algorithm(KEYS[6]), tonumber(ARGV[3])
+local sid, alg, now = ARGV[1], algorithm(KEYS[5]), tonumber(ARGV[2])
 local s = redis.call('HMGET', server, 'status', 'maintenance', 'max_concurrent', 'weight',
   'circuit', 'circuit_until_ms', 'busy_until_ms')
 local status, maintenance = s[1], s[2]
@@ -52,5 +50,5 @@ if alg == 'weighted-round-robin' and not pf(pool, sid, 'pass') then
   local first = redis.call('ZRANGE', avail, 0, 0, 'WITHSCORES')
   redis.call('HSET', pool, sid .. '|pass', tonumber(first[2] or '0'))
 end
-reindex(pool, avail, sid, alg, KEYS[5], tonumber(ARGV[4]))
-return can_take(pool, sid, 1) and 1 or 0
+local state = reindex(pool, avail, sid, alg, tonumber(ARGV[3]))
+return can_take(state, 1) and 1 or 0

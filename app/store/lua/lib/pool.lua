@@ -2,66 +2,72 @@
 -- A pool is the set of servers that share one (capabilities, groups, region) profile.
 -- Its hash holds each server's selection fields as '<sid>|<name>':
 --   max   slots (maxConcurrent)          used  slots reserved now
---   w     effective weight (>0)          ewma  response-time EWMA in ms ('' = no history)
---   pass  stride-scheduling pass value   ok    1 if online/degraded, not in maintenance
+--   w     effective weight (>0)          ewma  response-time EWMA in ms (absent: no history)
+--   pass  stride-scheduling pass value   rr    round-robin sequence of its last pick
+--   ok    1 if online/degraded, not in maintenance or draining
 --   deg   1 if degraded                  sleep 1 while the circuit is open or it said busy
 --   probe 1 half-open (one probe allowed), 2 probe in flight
--- Its 'avail' zset holds the servers that can take a slot now, scored per algorithm
--- (lower first), so selection never scans the whole fleet.
+-- Its 'avail' zset holds exactly the servers that can take a slot now, scored for the
+-- algorithm in use (lower first): selection reads the front of it and trusts the score.
 
 -- The algorithm when none was chosen: the seeds' default (app.core.balancing agrees).
 local DEFAULT_ALGORITHM = 'weighted-round-robin'
+-- Stride-scheduling constant: pass grows by STRIDE / weight per pick.
+local STRIDE = 1000000
+local FIELDS = {'max', 'used', 'w', 'ewma', 'pass', 'rr', 'ok', 'deg', 'sleep', 'probe'}
 
 local function algorithm(key)
   return redis.call('GET', key) or DEFAULT_ALGORITHM
 end
 
--- Stride-scheduling constant: pass grows by STRIDE / weight per pick.
-local STRIDE = 1000000
+-- Every selection field of 'sid' in one HMGET, as numbers (absent -> nil).
+local function load(pool, sid)
+  local names = {}
+  for i, f in ipairs(FIELDS) do names[i] = sid .. '|' .. f end
+  local values = redis.call('HMGET', pool, unpack(names))
+  local s = {}
+  for i, f in ipairs(FIELDS) do
+    if values[i] and values[i] ~= '' then s[f] = tonumber(values[i]) end
+  end
+  s.max, s.used, s.w = s.max or 0, s.used or 0, s.w or 1
+  return s
+end
 
 local function pf(pool, sid, name)
   return redis.call('HGET', pool, sid .. '|' .. name)
 end
 
-local function pnum(pool, sid, name, default)
-  local v = redis.call('HGET', pool, sid .. '|' .. name)
-  if v == false or v == '' then return default end
-  return tonumber(v)
-end
-
--- The cost a picker compares for 'sid' under 'alg' (lower is better).
-local function score(pool, sid, alg, seq_key, penalty_ms)
-  local used, max = pnum(pool, sid, 'used', 0), pnum(pool, sid, 'max', 1)
-  local deg = pnum(pool, sid, 'deg', 0) == 1
+-- The cost a picker compares for a server under 'alg' (lower is better).
+local function score(s, alg, penalty_ms)
+  local deg = s.deg == 1
   if alg == 'least-connections' then
-    local s = used / max
-    if deg then s = (used + 1) * 2 / max end
-    return s
+    if deg then return (s.used + 1) * 2 / math.max(s.max, 1) end
+    return s.used / math.max(s.max, 1)
   elseif alg == 'response-time' or alg == 'p2c-ewma' then
-    local ewma = pnum(pool, sid, 'ewma', penalty_ms)
+    local ewma = s.ewma or penalty_ms
     if deg then ewma = ewma * 2 end
-    if alg == 'p2c-ewma' then return ewma * (used + 1) end
+    if alg == 'p2c-ewma' then return ewma * (s.used + 1) end
     return ewma
   elseif alg == 'weighted-round-robin' then
-    return pnum(pool, sid, 'pass', 0)
+    return s.pass or 0
   elseif alg == 'round-robin' then
-    return pnum(pool, sid, 'rr', 0)
+    return s.rr or 0
   end
   return 0
 end
 
--- Whether 'sid' can take a slot of 'cost' now.
-local function can_take(pool, sid, cost)
-  return pnum(pool, sid, 'ok', 0) == 1 and pnum(pool, sid, 'sleep', 0) == 0
-    and pnum(pool, sid, 'probe', 0) ~= 2
-    and pnum(pool, sid, 'used', 0) + cost <= pnum(pool, sid, 'max', 0)
+-- Whether a server can take a slot of 'cost' now.
+local function can_take(s, cost)
+  return s.ok == 1 and (s.sleep or 0) == 0 and s.probe ~= 2 and s.used + cost <= s.max
 end
 
 -- Put 'sid' in or out of the pool's avail zset, with its score for 'alg'.
-local function reindex(pool, avail, sid, alg, seq_key, penalty_ms)
-  if can_take(pool, sid, 1) then
-    redis.call('ZADD', avail, score(pool, sid, alg, seq_key, penalty_ms), sid)
+local function reindex(pool, avail, sid, alg, penalty_ms)
+  local s = load(pool, sid)
+  if can_take(s, 1) then
+    redis.call('ZADD', avail, score(s, alg, penalty_ms), sid)
   else
     redis.call('ZREM', avail, sid)
   end
+  return s
 end
