@@ -2,8 +2,11 @@
 
 SCHEDULE: dict[str, float] = {
     "taskfleet.maintenance.expire_deadlines": 5.0,
+    "taskfleet.maintenance.dispatch_due": 1.0,
     "taskfleet.maintenance.wake_waiting": 5.0,
-    "taskfleet.maintenance.reconcile": 30.0,
+    "taskfleet.maintenance.reclaim_slots": 30.0,
+    # Also rebuilds Redis after it lost its data, so recovery takes at most this long.
+    "taskfleet.maintenance.reconcile": 10.0,
     # Per-server intervals (10-60 s, adaptive) live in Redis; this only fans out due ones.
     "taskfleet.maintenance.health_checks": 1.0,
     "taskfleet.maintenance.wake_servers": 1.0,

@@ -22,6 +22,7 @@ def create_app(
     from app.api.schemas import ErrorOut
 
     settings = settings or (context.settings if context else Settings.from_env())
+    settings.require_secret()
     configure_logging(settings.log_json)
     app = APIFlask("taskfleet", title="taskfleet", version="0.1.0", docs_path="/docs")
     app.config.update(settings.flask_config())

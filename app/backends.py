@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -13,6 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
 from app.core.health import CHECK_TIMEOUT_S
+from app.core.urls import is_forbidden_address, literal_address
 
 #: Seconds to open a TCP connection to a backend; the rest of predict_timeout_s is for the answer.
 CONNECT_TIMEOUT_S = 5.0
@@ -43,11 +46,17 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return None
 
 
+#: Seconds a host's resolved addresses are trusted by the call-time address check.
+RESOLVE_TTL_S = 60.0
+
+
 class BackendClient:
-    """Calls backends over one pooled, redirect-refusing ``requests`` session."""
+    """Calls backends over one pooled, redirect-refusing ``requests`` session, and only
+    at hosts that do not resolve to link-local or metadata addresses."""
 
     def __init__(self, predict_timeout_s: float, pool_size: int = 256) -> None:
         self.predict_timeout_s = predict_timeout_s
+        self._resolved: dict[str, tuple[float, bool]] = {}
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
@@ -56,6 +65,8 @@ class BackendClient:
     def predict(self, call: PredictCall) -> Any:
         """POST the task; return the parsed JSON answer (the result in sync mode, the
         acknowledgement in callback mode). Raises ``BackendBusy`` or ``BackendError``."""
+        if not self.allowed(call.url):
+            raise BackendError("backend host resolves to a forbidden address", "forbidden", retryable=False)
         headers = {"Content-Type": "application/json"}
         if call.api_key:
             headers["Authorization"] = f"Bearer {call.api_key}"
@@ -88,8 +99,27 @@ class BackendClient:
         except ValueError as exc:
             raise BackendError("backend answer is not JSON", "malformed") from exc
 
+    def allowed(self, url: str) -> bool:
+        """False when the URL's host resolves to a link-local or metadata address (a
+        name registered as harmless that DNS now points at one). Cached per host."""
+        host = urlsplit(url).hostname or ""
+        now = time.monotonic()
+        cached = self._resolved.get(host)
+        if cached and now - cached[0] < RESOLVE_TTL_S:
+            return cached[1]
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            addresses = [literal_address(str(info[4][0]).split("%")[0]) for info in infos]
+            ok = not any(a is not None and is_forbidden_address(a) for a in addresses)
+        except (OSError, UnicodeError):
+            ok = True  # unresolvable: the call itself will fail as a connection error
+        self._resolved[host] = (now, ok)
+        return ok
+
     def health(self, url: str) -> bool:
         """GET the health endpoint: healthy on a 2xx within ``CHECK_TIMEOUT_S``."""
+        if not self.allowed(url):
+            return False
         try:
             response = self.session.get(url, timeout=CHECK_TIMEOUT_S, allow_redirects=False)
         except requests.RequestException:

@@ -43,6 +43,10 @@ def main() -> None:
 def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
     """Print a bearer token."""
     settings = Settings.from_env()
+    try:
+        settings.require_secret()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(mint_token(settings, subject, list(roles), ttl_s or settings.token_ttl_s))
 
 

@@ -49,7 +49,9 @@ class Settings:
 
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR.resolve() / 'taskfleet.db'}"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    jwt_secret_key: str = field(default="dev-insecure-change-me", repr=False)
+    #: No default: a known secret would let anyone mint an admin token. ``taskfleet up``
+    #: generates one into $TASKFLEET_HOME/jwt_secret, which the other commands read.
+    jwt_secret_key: str = field(default="", repr=False)
     port: int = 8000
     public_url: str = ""
     #: Bytes; request bodies above this get 413.
@@ -95,6 +97,14 @@ class Settings:
 
     def slot_cost(self, task_type: str) -> int:
         return self.slot_costs.get(task_type, 1)
+
+    def require_secret(self) -> None:
+        """Refuse to serve or sign anything without a real JWT secret."""
+        if len(self.jwt_secret_key) < 32:
+            raise RuntimeError(
+                "JWT_SECRET_KEY must be set to at least 32 characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
 
     @property
     def callback_secret(self) -> bytes:

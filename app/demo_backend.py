@@ -134,7 +134,7 @@ class DemoBackend:
                 final = {"status": "FAILED", "error": f"asked to fail ({payload['fail']})"}
             requests.put(callback_url, json=final, timeout=10)
         except requests.RequestException as exc:
-            log.warning("callback to taskfleet failed: %s", exc)
+            log.warning("callback to taskfleet failed: %s", type(exc).__name__)
         finally:
             if not done:
                 self.leave()

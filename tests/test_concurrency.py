@@ -12,7 +12,7 @@ from app.core.errors import Conflict
 from app.core.states import FINAL_STATUSES, TaskStatus
 from app.demo_backend import DemoBackend
 from app.devstack import free_port
-from app.services import control, dispatch, outcomes, state_sync
+from app.services import control, dispatch, outcomes, state_sync, waiting
 from app.store import tasks_repo
 from tests.services.helpers import register_backend, submit_task
 
@@ -123,7 +123,7 @@ def test_sixty_four_dispatchers_never_exceed_capacity_and_free_every_slot(real_c
             elif all(ctx.tasks.get(t).status in FINAL_STATUSES for t in task_ids):
                 return
             else:
-                outcomes.wake_waiting(ctx, 30)  # what the beat safety net does
+                waiting.wake_for_free_slots(ctx)  # what the beat safety net does
                 time.sleep(0.005)
 
     with ThreadPoolExecutor(64) as pool:

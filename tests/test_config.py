@@ -45,3 +45,11 @@ def test_the_secret_generated_by_taskfleet_up_is_found_by_the_cli(tmp_path):
     assert Settings.from_env({"TASKFLEET_HOME": str(tmp_path)}).jwt_secret_key == "generated-" + "s" * 40
     explicit = {"TASKFLEET_HOME": str(tmp_path), "JWT_SECRET_KEY": "explicit-" + "e" * 40}
     assert Settings.from_env(explicit).jwt_secret_key == "explicit-" + "e" * 40
+
+
+@pytest.mark.parametrize("secret", ["", "short"])
+def test_without_a_real_secret_nothing_starts(secret):
+    from app import create_app
+
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
+        create_app(Settings(jwt_secret_key=secret))

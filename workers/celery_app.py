@@ -60,6 +60,7 @@ def worker_context() -> Context:
     global _context
     with _context_lock:
         if _context is None:
+            settings.require_secret()
             configure_logging(settings.log_json)
             _patch_psycopg_for_gevent()
             _context = build_context(settings, CeleryQueue(app))

@@ -8,8 +8,14 @@ from workers.celery_app import app, worker_context
 
 @app.task(name="taskfleet.maintenance.expire_deadlines", ignore_result=True)
 def expire_deadlines() -> int:
-    """PROCESSING attempts past their deadline -> retried or TIMEOUT."""
+    """Attempts and waits past their deadline -> retried or TIMEOUT."""
     return maintenance.expire_deadlines(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.dispatch_due", ignore_result=True)
+def dispatch_due() -> int:
+    """Enqueue retries whose backoff has passed."""
+    return maintenance.dispatch_due(worker_context())
 
 
 @app.task(name="taskfleet.maintenance.wake_waiting", ignore_result=True)
@@ -18,7 +24,13 @@ def wake_waiting() -> int:
     return maintenance.wake_for_free_slots(worker_context())
 
 
+@app.task(name="taskfleet.maintenance.reclaim_slots", ignore_result=True)
+def reclaim_slots() -> int:
+    """Take back slots that no running attempt holds (a worker died holding them)."""
+    return maintenance.reclaim_slots(worker_context())
+
+
 @app.task(name="taskfleet.maintenance.reconcile", ignore_result=True)
 def reconcile() -> dict[str, int]:
-    """Rebuild lost Redis state from the database and re-enqueue orphaned PENDING tasks."""
+    """Rebuild lost Redis state from the database; let the database catch up; re-enqueue orphans."""
     return maintenance.reconcile(worker_context())

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from flask import Flask, jsonify
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 
-from app.core.errors import Forbidden
+from app.core.errors import Forbidden, Unauthorized
 
 ROLES = ("admin", "client", "server")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,9 +32,13 @@ class Caller:
 
 
 def current_caller() -> Caller:
+    """The caller of this request; a token whose ``roles`` is not a list of role names
+    is refused (401) rather than guessed at."""
     claims = get_jwt()
-    roles = claims.get("roles") or []
-    return Caller(str(claims["sub"]), frozenset(r for r in roles if isinstance(r, str)))
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized("token claim 'roles' must be a list of role names")
+    return Caller(str(claims["sub"]), frozenset(roles) & set(ROLES))
 
 
 def requires(*roles: str) -> Callable[[F], F]:

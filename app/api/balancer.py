@@ -21,18 +21,18 @@ def _view(algorithm: Algorithm) -> dict[str, Any]:
 
 
 @bp.get("/algorithm")
+@requires("admin")
 @bp.output(AlgorithmOut)
 @bp.doc(**BEARER)
-@requires("admin")
 def get_algorithm() -> Any:
-    return _view(ctx().fleet.algorithm())
+    return _view(servers.algorithm(ctx()))
 
 
 @bp.put("/algorithm")
+@requires("admin")
 @bp.input(AlgorithmIn, arg_name="data")
 @bp.output(AlgorithmOut)
 @bp.doc(responses={422: "Unknown algorithm"}, **BEARER)
-@requires("admin")
 def set_algorithm(data: dict[str, Any]) -> Any:
     algorithm = Algorithm(data["algorithm"])
     servers.set_algorithm(ctx(), algorithm)

@@ -10,6 +10,7 @@ from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Response, jsonify, request
 from jwt import PyJWTError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from app.core.errors import StoreUnavailable, TaskfleetError
@@ -56,8 +57,12 @@ def register_error_handlers(app: APIFlask) -> None:
         response = error_response(error.status, error.code, error.message, error.details)
         if isinstance(error, StoreUnavailable):
             response.headers["Retry-After"] = str(error.retry_after_s)
-            log.warning("unavailable: %s (%s)", error.message, error.__cause__)
+            log.warning("unavailable: %s (%s)", error.message, type(error.__cause__).__name__)
         return response
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error: RecursionError) -> Response:
+        return error_response(400, "malformed_json", "request body is nested too deeply")
 
     @app.errorhandler(PyJWTError)
     def _jwt_error(error: PyJWTError) -> Response:
@@ -75,5 +80,11 @@ def register_error_handlers(app: APIFlask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        if isinstance(error, SQLAlchemyError):
+            # A database's own message can quote the statement with its values (Postgres
+            # echoes the failing line): log the kind of error only.
+            cause = getattr(error, "orig", None) or error
+            log.error("database error %s on %s %s", type(cause).__name__, request.method, request.path)
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error")

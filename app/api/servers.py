@@ -28,44 +28,45 @@ BEARER = {"security": "BearerAuth"}
 def _detail(server_id: str) -> dict[str, Any]:
     context = ctx()
     row = servers.get(context, server_id)
-    in_flight = context.fleet.in_flight(row.id)
+    in_flight = servers.in_flight(context, row.id)
     view = server_view(row, in_flight)
-    view["metrics"] = server_metrics_view(context.fleet.state(row.id), in_flight)
+    view["metrics"] = server_metrics_view(servers.live_state(context, row.id), in_flight)
     return view
 
 
 @bp.post("/servers")
+@requires("admin")
 @bp.input(ServerIn, arg_name="data")
 @bp.output(ServerOut, status_code=201)
 @bp.doc(description="Register a server; the same id again updates it.", **BEARER)
-@requires("admin")
 def register_server(data: dict[str, Any]) -> Any:
     for name, url in data["endpoints"].items():
         check_backend_url(url, f"endpoints.{name}")
     row = servers.register(ctx(), data)
-    return server_view(row, ctx().fleet.in_flight(row.id))
+    return server_view(row, servers.in_flight(ctx(), row.id))
 
 
 @bp.get("/servers")
+@requires("admin")
 @bp.input(ServerListQuery, location="query", arg_name="query")
 @bp.output(ServerList)
 @bp.doc(**BEARER)
-@requires("admin")
 def list_servers(query: dict[str, Any]) -> Any:
     context = ctx()
     rows = servers.list_servers(context, query["status"], query["group"], query["capability"])
-    return {"items": [server_view(row, context.fleet.in_flight(row.id)) for row in rows]}
+    return {"items": [server_view(row, servers.in_flight(context, row.id)) for row in rows]}
 
 
 @bp.get("/servers/<server_id>")
+@requires("admin")
 @bp.output(ServerDetailOut)
 @bp.doc(description="The server with live metrics.", responses={404: "No such server"}, **BEARER)
-@requires("admin")
 def get_server(server_id: str) -> Any:
     return _detail(server_id)
 
 
 @bp.delete("/servers/<server_id>")
+@requires("admin")
 @bp.output(ServerOut, status_code=202)
 @bp.doc(
     description="Drain: no new tasks; after 30 s what still runs is retried elsewhere "
@@ -73,27 +74,26 @@ def get_server(server_id: str) -> Any:
     responses={404: "No such server"},
     **BEARER,
 )
-@requires("admin")
 def unregister_server(server_id: str) -> Any:
     row = servers.start_drain(ctx(), server_id)
-    return server_view(row, ctx().fleet.in_flight(server_id))
+    return server_view(row, servers.in_flight(ctx(), server_id))
 
 
 @bp.post("/servers/<server_id>/heartbeat")
+@requires("server", "admin")
 @bp.input(HeartbeatIn, arg_name="load")
 @bp.output(ServerDetailOut)
 @bp.doc(responses={404: "No such server"}, **BEARER)
-@requires("server", "admin")
 def heartbeat(server_id: str, load: dict[str, Any]) -> Any:
     servers.heartbeat(ctx(), server_id, load)
     return _detail(server_id)
 
 
 @bp.put("/servers/<server_id>/maintenance")
+@requires("admin")
 @bp.input(MaintenanceIn, arg_name="data")
 @bp.output(ServerDetailOut)
 @bp.doc(responses={404: "No such server"}, **BEARER)
-@requires("admin")
 def maintenance(server_id: str, data: dict[str, Any]) -> Any:
     servers.set_maintenance(ctx(), server_id, data["enabled"])
     return _detail(server_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -18,11 +20,9 @@ from app.api.schemas import (
     TaskPage,
 )
 from app.api.views import task_view
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, Unauthorized
 from app.core.task import MAX_TIMEOUT_S, TaskSpec
 from app.services import control, outcomes, submit
-from app.store import tasks_repo
-from app.store.tasks_repo import row_to_state
 
 bp = APIBlueprint("tasks", __name__, url_prefix="/api", tag="Tasks")
 BEARER = {"security": "BearerAuth"}
@@ -50,10 +50,10 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
 
 
 @bp.post("/task")
+@requires("client", "admin")
 @bp.input(TaskIn, arg_name="data")
 @bp.output(TaskOut, status_code=201, description="The task, stored and queued")
 @bp.doc(responses={200: "The task first created with this Idempotency-Key"}, **BEARER)
-@requires("client", "admin")
 def create_task(data: dict[str, Any]) -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
@@ -63,49 +63,57 @@ def create_task(data: dict[str, Any]) -> Any:
 
 
 @bp.get("/task/<task_id>")
+@requires("client", "admin")
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
-@requires("client", "admin")
 def get_task(task_id: str) -> Any:
     return task_view(control.visible_task(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.get("/tasks")
+@requires("client", "admin")
 @bp.input(TaskListQuery, location="query", arg_name="query")
 @bp.output(TaskPage)
 @bp.doc(**BEARER)
-@requires("client", "admin")
 def list_tasks(query: dict[str, Any]) -> Any:
-    with ctx().db.session() as session:
-        rows, next_cursor = tasks_repo.list_tasks(
-            session,
-            current_caller().owner_filter,
-            query["status"],
-            query["type"],
-            query["limit"],
-            query["cursor"],
-        )
-        items = [task_view(row_to_state(row)) for row in rows]
-    return {"items": items, "next_cursor": next_cursor}
+    states, next_cursor = control.list_tasks(
+        ctx(), current_caller().owner_filter, query["status"], query["type"], query["limit"], query["cursor"]
+    )
+    return {"items": [task_view(state) for state in states], "next_cursor": next_cursor}
 
 
 @bp.post("/task/<task_id>/cancel")
+@requires("client", "admin")
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task already final"}, **BEARER)
-@requires("client", "admin")
 def cancel_task(task_id: str) -> Any:
     return task_view(control.cancel(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.post("/task/<task_id>/retry")
+@requires("client", "admin")
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task is not FAILED or TIMEOUT"}, **BEARER)
-@requires("client", "admin")
 def retry_task(task_id: str) -> Any:
     return task_view(control.retry(ctx(), task_id, current_caller().owner_filter))
 
 
+def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 for a missing, forged or expired callback token, before the body is read."""
+
+    @wraps(view)
+    def wrapper(task_id: str, **kwargs: Any) -> Any:
+        token = request.args.get("token")
+        if not token:
+            raise Unauthorized("callback token missing (the ?token= of the callback URL)")
+        ctx().tokens.verify(token, task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
+        return view(task_id, **kwargs)
+
+    return wrapper
+
+
 @bp.put("/task/<task_id>")
+@callback_token_required
 @bp.input(CallbackQuery, location="query", arg_name="query")
 @bp.input(CallbackIn, arg_name="update")
 @bp.output(TaskOut)
@@ -121,8 +129,6 @@ def retry_task(task_id: str) -> Any:
 )
 def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -> Any:
     context = ctx()
-    # Authenticate before saying whether the task exists, then apply its own expiry.
-    context.tokens.verify(query["token"], task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
-    state = control.visible_task(context, task_id, owner=None)
+    state = control.visible_task(context, task_id, owner=None)  # the token is already checked
     attempt = context.tokens.verify(query["token"], task_id, state.spec.timeout_s + CALLBACK_GRACE_S)
     return task_view(outcomes.callback(context, task_id, attempt, update))

@@ -34,6 +34,7 @@ ALLOWED_TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
         (TaskStatus.WAITING, TaskStatus.PENDING),
         (TaskStatus.SCHEDULED, TaskStatus.PENDING),
         (TaskStatus.PENDING, TaskStatus.PROCESSING),
+        (TaskStatus.PENDING, TaskStatus.TIMEOUT),  # no server could take it in time
         (TaskStatus.PROCESSING, TaskStatus.PROCESSING),
         (TaskStatus.PROCESSING, TaskStatus.COMPLETED),
         (TaskStatus.PROCESSING, TaskStatus.FAILED),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from app.core.errors import InvalidInput
@@ -12,20 +13,43 @@ from app.core.errors import InvalidInput
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "100.100.100.200", "fd00:ec2::254"})
 
 
-def check_backend_url(url: str, field: str) -> str:
-    """Return ``url`` if taskfleet may call it, else raise ``InvalidInput``. Private and
-    loopback addresses are allowed (a GPU fleet lives there); link-local and metadata
-    addresses are not."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"{field} must be an http(s) URL with a host", {field: url})
-    host = parts.hostname.lower()
-    if host in METADATA_HOSTS:
-        raise InvalidInput(f"{field} points at a cloud metadata service", {field: url})
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP a host names literally, including the decimal, octal and hex IPv4 forms
+    that resolvers accept (``2852039166``, ``0251.0376.0251.0376``); None for a name."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return url
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Link-local (cloud metadata lives there), multicast and unspecified addresses."""
+    return (
+        address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or str(address) in METADATA_HOSTS
+    )
+
+
+def check_backend_url(url: str, field: str) -> str:
+    """Return ``url`` if taskfleet may call it, else raise ``InvalidInput``. Private and
+    loopback addresses are allowed (a GPU fleet lives there); link-local and metadata
+    addresses are not, in any spelling. Names are checked again when called
+    (``app.backends``), since DNS can point them anywhere."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{field} must be an http(s) URL with a host", {field: url})
+    host = parts.hostname.lower().rstrip(".")
+    if host in METADATA_HOSTS:
+        raise InvalidInput(f"{field} points at a cloud metadata service", {field: url})
+    address = literal_address(host)
+    if address is not None and is_forbidden_address(address):
         raise InvalidInput(f"{field} points at a link-local or reserved address", {field: url})
     return url

@@ -16,6 +16,7 @@ from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
 from app.store.redis_client import connect
 from app.store.servers_repo import EndpointCache
+from app.store.waiting import WaitingLines
 
 log = logging.getLogger("taskfleet")
 
@@ -37,6 +38,7 @@ class Context:
     redis: redis.Redis
     tasks: TaskStateStore
     fleet: FleetStore
+    waiting: WaitingLines
     backends: BackendClient
     tokens: CallbackTokens
     queue: DispatchQueue
@@ -63,6 +65,7 @@ def build_context(
         redis=client,
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
         fleet=FleetStore(client),
+        waiting=WaitingLines(client),
         backends=BackendClient(settings.predict_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,

@@ -7,7 +7,17 @@ from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, TaskStatus
 from app.core.task import TaskState
 from app.services import outcomes, state_sync
 from app.services.context import Context
-from app.store.tasks_repo import AttemptEnd
+from app.store import tasks_repo
+from app.store.tasks_repo import AttemptEnd, row_to_state
+
+
+def list_tasks(
+    ctx: Context, owner: str | None, status: str | None, task_type: str | None, limit: int, cursor: str | None
+) -> tuple[list[TaskState], str | None]:
+    """A page of tasks ``owner`` may see (None = admin: all), newest first."""
+    with ctx.db.session() as session:
+        rows, next_cursor = tasks_repo.list_tasks(session, owner, status, task_type, limit, cursor)
+        return [row_to_state(row) for row in rows], next_cursor
 
 
 def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:

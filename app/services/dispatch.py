@@ -8,8 +8,8 @@ from enum import StrEnum
 from app.backends import PredictCall
 from app.core.errors import BackendBusy, BackendError, Conflict
 from app.core.states import TaskMode, TaskStatus
-from app.core.task import TaskState, front_of_line_score, waiting_score
-from app.services import outcomes, state_sync
+from app.core.task import TaskState
+from app.services import outcomes, state_sync, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
@@ -35,6 +35,7 @@ def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
         region=spec.region,
         cost=ctx.settings.slot_cost(spec.type),
         avoid=ctx.tasks.hint(state.id, "avoid_server_id") if state.attempt else None,
+        now_ms=ctx.now_ms(),
     )
 
 
@@ -48,8 +49,8 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
     next_attempt = attempt + 1
     server_id = _reserve(ctx, state, next_attempt)
     if server_id is None:
-        ctx.tasks.add_waiting(task_id, waiting_score(state.spec.priority, state.created_ms))
-        # A slot freed between the reservation and the ZADD would have woken nobody.
+        waiting.park(ctx, state)
+        # A slot freed between the reservation and the parking would have woken nobody.
         server_id = _reserve(ctx, state, next_attempt)
         if server_id is None:
             return DispatchResult.WAITING
@@ -133,5 +134,5 @@ def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
         return
     finally:
         outcomes.release_and_wake(ctx, state, state.id, state.attempt, "busy", busy.retry_after_s)
-    ctx.tasks.add_waiting(state.id, front_of_line_score(state.spec.priority))
-    outcomes.wake_waiting(ctx, 1)
+    waiting.park(ctx, state, front=True)
+    waiting.wake(ctx, 1)

@@ -7,9 +7,8 @@ import logging
 from app.core.balancing import seed_weight
 from app.core.errors import NotFound
 from app.core.health import Health, ServerStatus, after_check, is_expired, is_silent
-from app.services import servers
+from app.services import servers, waiting
 from app.services.context import Context
-from app.services.outcomes import wake_waiting
 
 log = logging.getLogger("taskfleet.health")
 
@@ -35,9 +34,11 @@ def check(ctx: Context, server_id: str) -> Health | None:
         row = servers.get(ctx, server_id)
     except NotFound:  # removed meanwhile
         return None
-    ok = ctx.backends.health(row.endpoints["health"])
     state = ctx.fleet.state(server_id)
     before = _health_of(state, row.status)
+    # Scheduled first: a check that crashes (or a lost job) must not end all checks.
+    ctx.fleet.schedule_health(server_id, ctx.now_ms() + int(before.interval_s * 1000))
+    ok = ctx.backends.health(row.endpoints["health"])
     after = after_check(before, ok)
     now = ctx.now_ms()
     fields: dict[str, object] = {
@@ -53,11 +54,11 @@ def check(ctx: Context, server_id: str) -> Health | None:
         ctx.fleet.touch(server_id, now)
     ctx.fleet.update(server_id, now, **fields)
     if after.status is not before.status:
-        servers.set_status(ctx, server_id, after.status)
+        servers.set_status(ctx, server_id, after.status, reason="health")
         if after.status is ServerStatus.OFFLINE:
             servers.evacuate(ctx, server_id, "went offline")
         elif after.status is ServerStatus.ONLINE:
-            wake_waiting(ctx, row.max_concurrent)
+            waiting.wake(ctx, row.max_concurrent, server_id)
     ctx.fleet.schedule_health(server_id, now + int(after.interval_s * 1000))
     return after
 
@@ -83,7 +84,7 @@ def wake_servers(ctx: Context) -> int:
         if ctx.fleet.sync(server_id, ctx.now_ms()):
             woken += 1
     if woken:
-        wake_waiting(ctx, max(woken, ctx.fleet.free_slots()))
+        waiting.wake_for_free_slots(ctx)
     return woken
 
 
@@ -98,7 +99,7 @@ def cleanup_stale(ctx: Context) -> dict[str, int]:
         if status in (ServerStatus.ONLINE, ServerStatus.DEGRADED) and is_silent(
             int(state.get("last_seen_ms", now)), now
         ):
-            servers.set_status(ctx, server_id, ServerStatus.OFFLINE)
+            servers.set_status(ctx, server_id, ServerStatus.OFFLINE, reason="silent")
             servers.evacuate(ctx, server_id, "went silent")
             offline += 1
         elif status == ServerStatus.OFFLINE and is_expired(

@@ -1,4 +1,5 @@
-"""The periodic jobs' use cases: deadlines, waking waiting tasks, reconciling lost state."""
+"""The periodic jobs' use cases: deadlines, retries due, waking waiting tasks,
+reclaiming abandoned slots, and rebuilding Redis from the database."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from app.core.clock import ms_to_datetime
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus
-from app.services import outcomes, servers
+from app.services import outcomes, servers, state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -16,53 +17,135 @@ log = logging.getLogger("taskfleet.maintenance")
 
 #: Tasks handled per run of a periodic job, so one run stays short.
 BATCH = 500
-#: Seconds a PENDING task may sit untouched before the sweep checks it was enqueued.
+#: Seconds a PENDING task may sit untouched, in no waiting line and no retry schedule,
+#: before the sweep enqueues it again (it was lost between commit and enqueue).
 ORPHAN_AFTER_S = 120
+#: Seconds after which a slot no running attempt uses is taken back (a worker died
+#: between reserving it and starting the attempt, or before freeing it).
+RECLAIM_AFTER_S = 60
 
 
 def expire_deadlines(ctx: Context) -> int:
-    """Fail every PROCESSING attempt past its deadline as TIMEOUT (retried while the
-    budget allows). Returns how many attempts were expired."""
+    """Attempts running past their deadline fail as TIMEOUT (retried while the budget
+    allows); tasks that waited for a server past theirs end as TIMEOUT."""
     expired = 0
     for task_id in ctx.tasks.due_deadlines(ctx.now_ms(), BATCH):
         state = ctx.tasks.get(task_id)
-        if state is None or state.status is not TaskStatus.PROCESSING:
-            continue
         try:
-            outcomes.fail(
-                ctx,
-                task_id,
-                state.attempt,
-                f"timed out after {state.spec.timeout_s}s on server {state.server_id}",
-                outcome=TaskStatus.TIMEOUT,
-            )
+            if state is not None and state.status is TaskStatus.PROCESSING:
+                outcomes.fail(
+                    ctx,
+                    task_id,
+                    state.attempt,
+                    f"timed out after {state.spec.timeout_s}s on server {state.server_id}",
+                    outcome=TaskStatus.TIMEOUT,
+                )
+            elif state is not None and state.status is TaskStatus.PENDING:
+                state_sync.apply(
+                    ctx,
+                    task_id,
+                    [TaskStatus.PENDING],
+                    TaskStatus.TIMEOUT,
+                    expect_attempt=state.attempt,
+                    error=f"no server could take it within {state.spec.timeout_s}s",
+                    finished_ms=ctx.now_ms(),
+                )
+            else:
+                continue
             expired += 1
         except (Conflict, NotFound):
             continue
     return expired
 
 
+def dispatch_due(ctx: Context) -> int:
+    """Enqueue the retries whose backoff has passed."""
+    due = ctx.tasks.claim_due(ctx.now_ms(), BATCH)
+    for task_id in due:
+        state = ctx.tasks.get(task_id)
+        if state is not None and state.status is TaskStatus.PENDING:
+            ctx.queue.enqueue(task_id, state.attempt)
+    return len(due)
+
+
 def wake_for_free_slots(ctx: Context) -> int:
-    """Enqueue as many waiting tasks as there are free slots in the fleet."""
-    free = ctx.fleet.free_slots()
-    return outcomes.wake_waiting(ctx, free) if free > 0 else 0
+    """The safety net for missed wake-ups: waiting tasks for every free slot."""
+    return waiting.wake_for_free_slots(ctx)
+
+
+def reclaim_slots(ctx: Context) -> int:
+    """Free slots that no running attempt holds and that are older than
+    ``RECLAIM_AFTER_S`` (the release script keeps the slots of running attempts)."""
+    now, freed = ctx.now_ms(), 0
+    for server_id, task_id, attempt in ctx.fleet.all_leases():
+        if ctx.fleet.release(server_id, task_id, attempt, now, min_age_ms=RECLAIM_AFTER_S * 1000):
+            log.warning(
+                "reclaimed an abandoned slot of task %s attempt %s on %s", task_id, attempt, server_id
+            )
+            freed += 1
+    if freed:
+        waiting.wake_for_free_slots(ctx)
+    return freed
 
 
 def reconcile(ctx: Context) -> dict[str, int]:
-    """Rebuild server selection data lost from Redis, and re-enqueue PENDING tasks that
-    no queue or waiting set holds (a crash between commit and enqueue, a Redis restart)."""
-    republished = servers.republish_all(ctx) if ctx.fleet.is_empty() else 0
+    """Make Redis and the database agree: rebuild Redis when it lost its data, let the
+    database catch up with tasks it could not follow, and re-enqueue PENDING tasks that
+    nothing will dispatch (lost between commit and enqueue)."""
+    report = {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0}
+    rebuild = ctx.tasks.needs_rebuild()
+    if rebuild:
+        report["servers"] = servers.republish_all(ctx)
+        report["tasks"] = _rebuild_tasks(ctx)
+        ctx.tasks.rebuilt(ctx.now_ms())
+    for task_id in ctx.tasks.unsynced(BATCH):
+        state = ctx.tasks.get(task_id)
+        if state is not None:
+            state_sync.persist(ctx, state)
+            report["synced"] += 1
+    if not rebuild:  # a rebuild has just enqueued every PENDING task
+        report["requeued"] = _requeue_orphans(ctx)
+    if any(report.values()):
+        log.info("reconcile: %s", report)
+    return report
+
+
+def _rebuild_tasks(ctx: Context) -> int:
+    """Hot state, slots and deadlines of every unfinished task, from the database."""
+    rebuilt, after = 0, ""
+    while True:
+        with ctx.db.session() as session:
+            rows = tasks_repo.in_status(
+                session, [TaskStatus.PENDING.value, TaskStatus.PROCESSING.value], after, BATCH
+            )
+            states = [row_to_state(row) for row in rows]
+        if not states:
+            return rebuilt
+        for state in states:
+            if not ctx.tasks.put_if_absent(state):
+                continue
+            rebuilt += 1
+            if state.status is TaskStatus.PROCESSING and state.server_id:
+                cost = ctx.settings.slot_cost(state.spec.type)
+                ctx.fleet.restore_lease(state.server_id, state.id, state.attempt, cost, ctx.now_ms())
+            elif state.status is TaskStatus.PENDING:
+                ctx.queue.enqueue(state.id, state.attempt)
+        after = states[-1].id
+
+
+def _requeue_orphans(ctx: Context) -> int:
     cutoff = ms_to_datetime(ctx.now_ms() - ORPHAN_AFTER_S * 1000)
     assert cutoff is not None
     with ctx.db.session() as session:
-        rows = tasks_repo.stale_pending(session, cutoff, BATCH)
-        states = [row_to_state(row) for row in rows]
+        states = [row_to_state(row) for row in tasks_repo.stale_pending(session, cutoff, BATCH)]
     requeued = 0
     for state in states:
         ctx.tasks.put_if_absent(state)
-        if not ctx.tasks.is_waiting(state.id):
-            ctx.queue.enqueue(state.id, state.attempt)
-            requeued += 1
-    if requeued or republished:
-        log.info("reconcile: %d servers republished, %d tasks re-enqueued", republished, requeued)
-    return {"servers": republished, "tasks": requeued}
+        live = ctx.tasks.get(state.id)
+        if live is None or live.status is not TaskStatus.PENDING:
+            continue
+        if waiting.is_parked(ctx, live) or ctx.tasks.is_scheduled(live.id):
+            continue
+        ctx.queue.enqueue(live.id, live.attempt)
+        requeued += 1
+    return requeued

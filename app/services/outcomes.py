@@ -9,13 +9,13 @@ from app.core.backoff import backoff_s
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus, attempts_left, is_final
 from app.core.task import TaskState
-from app.services import state_sync
+from app.services import state_sync, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
 log = logging.getLogger("taskfleet.outcomes")
 
-#: Slots freed by one finished attempt start at most this many waiting tasks.
+#: Waiting tasks started by one freed slot.
 WAKE_PER_RELEASE = 1
 
 
@@ -28,39 +28,23 @@ def release_and_wake(
     busy_for_s: float | None = None,
 ) -> None:
     """Free the attempt's slot (a no-op if already free), record the server's
-    ``verdict`` ('success', 'failure', 'busy' or 'none'), and start the next waiting task."""
+    ``verdict`` ('success', 'failure', 'busy' or 'none'), and start the best waiting
+    task that server can serve."""
     if state is None or not state.server_id:
         return
-    started = state.started_ms or ctx.now_ms()
-    if ctx.fleet.release(
-        state.server_id,
-        task_id,
-        attempt,
-        ctx.now_ms(),
-        verdict,
-        max(0, ctx.now_ms() - started),
-        busy_for_s,
-    ):
-        wake_waiting(ctx, WAKE_PER_RELEASE)
-
-
-def wake_waiting(ctx: Context, count: int) -> int:
-    """Enqueue dispatch for the ``count`` best waiting tasks (priority, then age)."""
-    woken = 0
-    for task_id in ctx.tasks.pop_waiting(count):
-        state = ctx.tasks.get(task_id)
-        if state is not None and state.status is TaskStatus.PENDING:
-            ctx.queue.enqueue(task_id, state.attempt)
-            woken += 1
-    return woken
+    now = ctx.now_ms()
+    duration = max(0, now - (state.started_ms or now))
+    if ctx.fleet.release(state.server_id, task_id, attempt, now, verdict, duration, busy_for_s):
+        waiting.wake(ctx, WAKE_PER_RELEASE, state.server_id)
 
 
 def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState:
     """PROCESSING at ``attempt`` -> COMPLETED with ``result``; raises ``Conflict`` if the
     task moved on (cancelled, timed out, superseded)."""
     current = ctx.tasks.get(task_id)
+    verdict = "none"
     try:
-        return state_sync.apply(
+        state = state_sync.apply(
             ctx,
             task_id,
             [TaskStatus.PROCESSING],
@@ -72,8 +56,10 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
             finished_ms=ctx.now_ms(),
             error=None,
         )
+        verdict = "success"
+        return state
     finally:
-        release_and_wake(ctx, current, task_id, attempt, "success")
+        release_and_wake(ctx, current, task_id, attempt, verdict)
 
 
 def fail(
@@ -85,17 +71,17 @@ def fail(
     outcome: TaskStatus = TaskStatus.FAILED,
     verdict: str = "failure",
 ) -> TaskState:
-    """End a PROCESSING attempt as failed: back to PENDING with a backoff while the budget
-    allows and the failure is worth retrying, else to ``outcome`` (FAILED or TIMEOUT).
-    ``verdict`` is what the server's metrics and breaker record ('none' when the server
-    is not to blame, e.g. it went away)."""
+    """End a PROCESSING attempt as failed: back to PENDING, dispatched again after a
+    backoff, while the budget allows and the failure is worth retrying; else to
+    ``outcome`` (FAILED or TIMEOUT). ``verdict`` is what the server's metrics and breaker
+    record ('none' when the server is not to blame, e.g. it went away)."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
     end = AttemptEnd(attempt, outcome.value, message, ctx.now_ms())
+    recorded = "none"
     try:
-        budget = attempts_left(attempt, current.retry_base, current.spec.max_retries)
-        if retryable and budget:
+        if retryable and attempts_left(attempt, current.retry_base, current.spec.max_retries):
             state = state_sync.apply(
                 ctx,
                 task_id,
@@ -107,35 +93,38 @@ def fail(
                 server_id=None,
                 avoid_server_id=current.server_id,
             )
-            ctx.queue.enqueue(task_id, attempt, countdown_s=backoff_s(attempt - current.retry_base))
-            return state
-        used = attempt - current.retry_base
-        final_message = f"{message} (attempt {used} of {current.spec.max_retries + 1}" + (
-            ", not retryable)" if not retryable else ", no retries left)"
-        )
-        return state_sync.apply(
-            ctx,
-            task_id,
-            [TaskStatus.PROCESSING],
-            outcome,
-            expect_attempt=attempt,
-            attempt_end=end,
-            error=final_message,
-            finished_ms=ctx.now_ms(),
-        )
+            delay_ms = int(backoff_s(attempt - current.retry_base) * 1000)
+            ctx.tasks.schedule(task_id, ctx.now_ms() + delay_ms)
+        else:
+            used = attempt - current.retry_base
+            why = "not retryable" if not retryable else "no retries left"
+            state = state_sync.apply(
+                ctx,
+                task_id,
+                [TaskStatus.PROCESSING],
+                outcome,
+                expect_attempt=attempt,
+                attempt_end=end,
+                error=f"{message} (attempt {used} of {current.spec.max_retries + 1}, {why})",
+                finished_ms=ctx.now_ms(),
+            )
+        recorded = verdict
+        return state
     finally:
-        release_and_wake(ctx, current, task_id, attempt, verdict)
+        release_and_wake(ctx, current, task_id, attempt, recorded)
 
 
 def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -> TaskState:
     """A backend's PUT to its callback URL for ``attempt``. A repeat of the update that
-    ended the task answers the same; anything else for a task that moved on is 409."""
+    ended the task answers the same (and makes sure the database has it); anything else
+    for a task that moved on is 409."""
     state = state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
     status = update["status"]
     if is_final(state.status):
         if state.attempt == attempt and state.status.value == status:
+            state_sync.persist(ctx, state)
             return state  # a duplicate of the callback that finished it: no second effect
         raise Conflict(f"task {task_id} is already {state.status}", state.status.value)
     if state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
@@ -148,10 +137,5 @@ def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -
     if update.get("progress") is not None:
         fields["progress"] = update["progress"]
     return state_sync.apply(
-        ctx,
-        task_id,
-        [TaskStatus.PROCESSING],
-        TaskStatus.PROCESSING,
-        expect_attempt=attempt,
-        **fields,
+        ctx, task_id, [TaskStatus.PROCESSING], TaskStatus.PROCESSING, expect_attempt=attempt, **fields
     )

@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 from app.core.balancing import Algorithm
-from app.core.clock import ms_to_datetime
-from app.core.errors import NotFound
+from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.errors import Conflict, NotFound
 from app.core.health import ServerStatus
+from app.services import waiting
 from app.services.context import Context
+from app.services.outcomes import fail
 from app.store import servers_repo
 from app.store.fleet import ServerProfile
 from app.store.models import ServerRow
@@ -73,6 +75,19 @@ def get(ctx: Context, server_id: str) -> ServerRow:
     return row
 
 
+def in_flight(ctx: Context, server_id: str) -> int:
+    return ctx.fleet.in_flight(server_id)
+
+
+def live_state(ctx: Context, server_id: str) -> dict[str, str]:
+    """The server's live figures from Redis: health, breaker, metrics."""
+    return ctx.fleet.state(server_id)
+
+
+def algorithm(ctx: Context) -> Algorithm:
+    return ctx.fleet.algorithm()
+
+
 def list_servers(
     ctx: Context, status: str | None = None, group: str | None = None, capability: str | None = None
 ) -> list[ServerRow]:
@@ -87,8 +102,9 @@ def list_servers(
     ]
 
 
-def set_status(ctx: Context, server_id: str, status: ServerStatus) -> None:
-    """Record a new status durably and in selection."""
+def set_status(ctx: Context, server_id: str, status: ServerStatus, reason: str = "") -> None:
+    """Record a new status durably and in selection (``reason``: why it went offline,
+    e.g. 'silent', which a heartbeat can undo, or 'health', which only checks can)."""
     with ctx.db.session() as session:
         row = servers_repo.get(session, server_id)
         if row is None:
@@ -96,7 +112,9 @@ def set_status(ctx: Context, server_id: str, status: ServerStatus) -> None:
         changed = row.status != status.value
         row.status = status.value
         row.updated_at = ms_to_datetime(ctx.now_ms())
-    extra = {"offline_since_ms": ctx.now_ms()} if status is ServerStatus.OFFLINE and changed else {}
+    extra: dict[str, object] = {"offline_reason": reason}
+    if status is ServerStatus.OFFLINE and changed:
+        extra["offline_since_ms"] = ctx.now_ms()
     ctx.fleet.update(server_id, ctx.now_ms(), status=status.value, **extra)
     if changed:
         log.info("server %s is %s", server_id, status.value, extra={"server_id": server_id})
@@ -112,9 +130,7 @@ def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> ServerRow:
         row.updated_at = ms_to_datetime(ctx.now_ms())
     ctx.fleet.update(server_id, ctx.now_ms(), maintenance="1" if enabled else "0")
     if not enabled:
-        from app.services.outcomes import wake_waiting
-
-        wake_waiting(ctx, row.max_concurrent)
+        waiting.wake(ctx, row.max_concurrent, server_id)
     return row
 
 
@@ -123,17 +139,16 @@ def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> ServerRow:
     row = get(ctx, server_id)
     figures = {f"reported_{k}": v for k, v in load.items() if v is not None}
     ctx.fleet.touch(server_id, ctx.now_ms(), **figures)
-    if row.status == ServerStatus.OFFLINE.value:
+    went_silent = ctx.fleet.state(server_id).get("offline_reason") == "silent"
+    if row.status == ServerStatus.OFFLINE.value and went_silent:
         set_status(ctx, server_id, ServerStatus.ONLINE)
+        waiting.wake(ctx, row.max_concurrent, server_id)
     return row
 
 
 def evacuate(ctx: Context, server_id: str, reason: str) -> int:
     """Retry elsewhere every task running on the server (it went offline or away).
     The server is not blamed in its metrics: it is gone, not failing requests."""
-    from app.core.errors import Conflict
-    from app.services.outcomes import fail
-
     moved = 0
     for task_id, attempt, _cost in ctx.fleet.leases(server_id):
         try:
@@ -190,5 +205,8 @@ def republish_all(ctx: Context) -> int:
     servers = list_servers(ctx)
     for row in servers:
         ctx.fleet.put_server(profile_of(row), ctx.now_ms())
+        if row.status == ServerStatus.OFFLINE.value:
+            since = datetime_to_ms(row.updated_at) or ctx.now_ms()
+            ctx.fleet.update(row.id, ctx.now_ms(), offline_since_ms=since, offline_reason="health")
         ctx.fleet.schedule_health(row.id, ctx.now_ms())
     return len(servers)

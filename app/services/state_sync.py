@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskState
 from app.services.context import Context
@@ -51,8 +52,13 @@ def apply(
             raise
         state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, **fields)
     from_status = state.extra.get("from_status")
-    with ctx.db.session() as session:
-        tasks_repo.follow(session, state, from_status, attempt_end)
+    try:
+        with ctx.db.session() as session:
+            tasks_repo.follow(session, state, from_status, attempt_end)
+    except StoreUnavailable:
+        # Redis moved on; the database catches up later (reconcile, or a repeat).
+        ctx.tasks.mark_unsynced(task_id)
+        raise
     log.info(
         "task %s %s -> %s",
         task_id,
@@ -66,3 +72,10 @@ def apply(
         },
     )
     return state
+
+
+def persist(ctx: Context, state: TaskState) -> None:
+    """Write ``state`` to the database again (a no-op when the row is as new)."""
+    with ctx.db.session() as session:
+        tasks_repo.follow(session, state, state.extra.get("from_status"))
+    ctx.tasks.mark_synced(state)

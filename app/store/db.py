@@ -17,7 +17,11 @@ def make_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL and a busy timeout so the api and
     the workers can write to one file at once."""
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"timeout": 30})
+        engine = create_engine(
+            database_url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,  # see below
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -27,7 +31,14 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(database_url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_timeout=30)
+    return create_engine(
+        database_url,
+        pool_size=10,
+        max_overflow=40,
+        pool_pre_ping=True,
+        pool_timeout=30,
+        hide_parameters=True,  # statements' parameters (apiKeys, payloads) never reach logs
+    )
 
 
 class Database:

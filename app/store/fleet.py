@@ -12,7 +12,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ class FleetStore:
         self._release = scripts.load(client, "lb_release")
         self._sync = scripts.load(client, "lb_sync")
         self._rescore = scripts.load(client, "lb_rescore")
+        self._restore = scripts.load(client, "lb_restore")
         self._pool_cache: dict[tuple[Any, ...], tuple[float, list[str], int]] = {}
         self._cache_lock = threading.Lock()
 
@@ -216,6 +217,25 @@ class FleetStore:
             self._pool_cache[cache_key] = (now, pools, in_region)
         return pools, in_region
 
+    def server_serves(self, server_id: str) -> Callable[[Sequence[str], str | None], bool]:
+        """A test: can this server serve tasks needing (capabilities, group)?"""
+        with redis_errors():
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            meta = self.client.hgetall(keys.pool_meta(pool_id)) if pool_id else {}
+        caps = set(filter(None, meta.get("capabilities", "").split(",")))
+        groups = set(filter(None, meta.get("groups", "").split(",")))
+
+        def serves(capabilities: Sequence[str], group: str | None) -> bool:
+            return bool(meta) and set(capabilities) <= caps and (group is None or group in groups)
+
+        return serves
+
+    def has_room(self, capabilities: Sequence[str], group: str | None) -> bool:
+        """Whether any server that fits (capabilities, group) can take a slot now."""
+        pools, _ = self.candidate_pools(capabilities, group, None)
+        with redis_errors():
+            return any(self.client.zcard(keys.pool_avail(p)) for p in pools)
+
     def _forget_pools(self) -> None:
         with self._cache_lock:
             self._pool_cache.clear()
@@ -229,13 +249,15 @@ class FleetStore:
         region: str | None = None,
         cost: int = 1,
         avoid: str | None = None,
+        now_ms: int = 0,
     ) -> str | None:
         """Choose a server for this task attempt and reserve ``cost`` slots on it, in one
-        Lua call; None when no server can take it now."""
+        Lua call; None when no server can take it now. A slot the attempt already holds
+        is returned as is. ``now_ms`` stamps the lease (0 marks it as old at once)."""
         pools, in_region = self.candidate_pools(capabilities, group, region)
         if not pools:
             return None
-        script_keys, args = self.selection_call(pools, in_region, task_id, attempt, cost, avoid)
+        script_keys, args = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms)
         with redis_errors():
             chosen = self._select(keys=script_keys, args=args)
         return chosen[0] if chosen else None
@@ -248,6 +270,7 @@ class FleetStore:
         attempt: int,
         cost: int = 1,
         avoid: str | None = None,
+        now_ms: int = 0,
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of ``lb_select.lua`` for these candidate pools."""
         script_keys = [keys.RR_SEQUENCE, keys.ALGORITHM]
@@ -261,6 +284,7 @@ class FleetStore:
             avoid or "",
             NO_HISTORY_PENALTY_MS,
             SCAN_PER_POOL,
+            now_ms,
         ]
         return script_keys, args
 
@@ -273,11 +297,13 @@ class FleetStore:
         outcome: str = "none",
         duration_ms: int = 0,
         busy_for_s: float | None = None,
+        min_age_ms: int = 0,
     ) -> bool:
         """Free the slot this task attempt holds and record ``outcome`` ('success',
         'failure', 'busy' or 'none') in the server's metrics and circuit breaker. False
         if the attempt held no slot (already freed) or the task is running this attempt
-        on this server right now (only the attempt's end frees it)."""
+        on this server right now (only the attempt's end frees it), or if the lease is
+        younger than ``min_age_ms``."""
         with redis_errors():
             pool_id = self.client.hget(keys.server(server_id), "pool")
             if not pool_id:
@@ -304,6 +330,7 @@ class FleetStore:
                     CIRCUIT_OPEN_S * 1000,
                     int((busy_for_s or BUSY_DEFAULT_S) * 1000),
                     NO_HISTORY_PENALTY_MS,
+                    min_age_ms,
                 ],
             )
         return int(released) == 1
@@ -350,13 +377,32 @@ class FleetStore:
             if not pool_id:
                 return []
             raw = self.client.hgetall(keys.pool_leases(pool_id))
-        held = []
-        for lease, value in raw.items():
-            sid, _, cost = value.rpartition("|")
-            if sid == server_id:
-                task_id, _, attempt = lease.rpartition(":")
-                held.append((task_id, int(attempt), int(cost)))
-        return held
+        return [(t, a, cost) for sid, t, a, cost in _parse_leases(raw) if sid == server_id]
+
+    def all_leases(self) -> list[tuple[str, str, int]]:
+        """(server_id, task_id, attempt) of every reserved slot in the fleet."""
+        with redis_errors():
+            pools = list(self.client.smembers(keys.POOLS))
+            raws = [self.client.hgetall(keys.pool_leases(p)) for p in pools]
+        return [(sid, t, a) for raw in raws for sid, t, a, _ in _parse_leases(raw)]
+
+    def restore_lease(self, server_id: str, task_id: str, attempt: int, cost: int, now_ms: int) -> bool:
+        """Put back a slot the database says is in use (after Redis lost it); idempotent."""
+        with redis_errors():
+            pool_id = self.client.hget(keys.server(server_id), "pool")
+            if not pool_id:
+                return False
+            return bool(
+                self._restore(
+                    keys=[
+                        keys.pool(pool_id),
+                        keys.pool_avail(pool_id),
+                        keys.pool_leases(pool_id),
+                        keys.ALGORITHM,
+                    ],
+                    args=[keys.lease_field(task_id, attempt), server_id, cost, now_ms, NO_HISTORY_PENALTY_MS],
+                )
+            )
 
     def free_slots(self) -> int:
         """Free slots summed over servers that can take tasks now."""
@@ -400,3 +446,13 @@ class FleetStore:
                 keys.server(server_id),
                 mapping={"last_seen_ms": now_ms, **{k: str(v) for k, v in fields.items()}},
             )
+
+
+def _parse_leases(raw: dict[str, str]) -> list[tuple[str, str, int, int]]:
+    """Lease hash entries as (server_id, task_id, attempt, cost)."""
+    parsed = []
+    for lease, value in raw.items():
+        sid, cost, _reserved_ms = value.rsplit("|", 2)
+        task_id, _, attempt = lease.rpartition(":")
+        parsed.append((sid, task_id, int(attempt), int(cost)))
+    return parsed

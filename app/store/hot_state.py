@@ -95,7 +95,9 @@ class TaskStateStore:
     def put_if_absent(self, state: TaskState) -> bool:
         """Write ``state`` unless Redis already holds this task; True if written."""
         deadline = ""
-        if state.status is TaskStatus.PROCESSING and state.started_ms is not None:
+        if state.status is TaskStatus.PROCESSING:
+            deadline = str((state.started_ms or state.updated_ms) + state.spec.timeout_s * 1000)
+        elif state.status is TaskStatus.PENDING:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
         args: list[str] = [str(ttl_ms), deadline]
@@ -130,7 +132,7 @@ class TaskStateStore:
                 value = json.dumps(value)
             args += [name, "" if value is None else str(value)]
         with redis_errors():
-            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES, keys.WAITING], args=args)
+            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES], args=args)
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)
@@ -141,17 +143,47 @@ class TaskStateStore:
             )
         return _decode(_flat(reply[1]))
 
-    def add_waiting(self, task_id: str, score: float) -> None:
+    def schedule(self, task_id: str, due_ms: int) -> None:
+        """Dispatch this PENDING task again at ``due_ms`` (a retry's backoff)."""
         with redis_errors():
-            self.client.zadd(keys.WAITING, {task_id: score})
+            self.client.zadd(keys.SCHEDULED, {task_id: due_ms})
 
-    def pop_waiting(self, count: int) -> list[str]:
+    def is_scheduled(self, task_id: str) -> bool:
         with redis_errors():
-            return [member for member, _ in self.client.zpopmin(keys.WAITING, count)]
+            return self.client.zscore(keys.SCHEDULED, task_id) is not None
 
-    def is_waiting(self, task_id: str) -> bool:
+    def claim_due(self, now_ms: int, limit: int) -> list[str]:
+        """Scheduled tasks whose time has come, each removed so only one caller gets it."""
         with redis_errors():
-            return self.client.zscore(keys.WAITING, task_id) is not None
+            due = self.client.zrangebyscore(keys.SCHEDULED, "-inf", now_ms, 0, limit)
+            return [task_id for task_id in due if self.client.zrem(keys.SCHEDULED, task_id)]
+
+    def mark_unsynced(self, task_id: str) -> None:
+        """The database could not follow this task: keep its hot state until it does."""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            pipe.sadd(keys.UNSYNCED, task_id)
+            pipe.persist(keys.task(task_id))
+            pipe.execute()
+
+    def unsynced(self, limit: int) -> list[str]:
+        with redis_errors():
+            return list(self.client.srandmember(keys.UNSYNCED, limit) or [])
+
+    def mark_synced(self, state: TaskState) -> None:
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            pipe.srem(keys.UNSYNCED, state.id)
+            if is_final(state.status):
+                pipe.pexpire(keys.task(state.id), self.finished_ttl_ms)
+            pipe.execute()
+
+    def needs_rebuild(self) -> bool:
+        """True when Redis holds no rebuilt state (it is new or lost its data)."""
+        with redis_errors():
+            return not self.client.exists(keys.ALIVE)
+
+    def rebuilt(self, now_ms: int) -> None:
+        with redis_errors():
+            self.client.set(keys.ALIVE, now_ms)
 
     def due_deadlines(self, now_ms: int, limit: int) -> list[str]:
         with redis_errors():

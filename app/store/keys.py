@@ -4,8 +4,15 @@ PREFIX = "tf"
 
 #: zset task_id -> deadline_ms of its running attempt.
 DEADLINES = f"{PREFIX}:deadlines"
-#: zset task_id -> order score of PENDING tasks waiting for a free slot.
-WAITING = f"{PREFIX}:waiting"
+#: hash profile_id -> '<capabilities csv>|<group>' of every waiting line.
+WAITING_PROFILES = f"{PREFIX}:waiting:profiles"
+#: zset task_id -> due_ms of PENDING tasks whose next attempt waits for a backoff.
+SCHEDULED = f"{PREFIX}:scheduled"
+#: string set once Redis holds state rebuilt from the database; its absence means
+#: Redis lost its data (or is new) and the reconcile job rebuilds it.
+ALIVE = f"{PREFIX}:alive"
+#: set of task ids whose database row may be behind their hot state.
+UNSYNCED = f"{PREFIX}:unsynced"
 #: set of registered server ids.
 SERVERS = f"{PREFIX}:servers"
 #: set of pool ids (a pool: servers sharing capabilities, groups and region).
@@ -18,6 +25,11 @@ RR_SEQUENCE = f"{PREFIX}:lb:seq"
 SLEEPING = f"{PREFIX}:lb:sleeping"
 #: zset server_id -> ms of its next health check.
 HEALTH_DUE = f"{PREFIX}:health:due"
+
+
+def waiting(profile_id: str) -> str:
+    """zset: PENDING tasks of one requirement profile waiting for a slot, by priority then age."""
+    return f"{PREFIX}:waiting:{profile_id}"
 
 
 def task(task_id: str) -> str:

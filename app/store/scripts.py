@@ -13,7 +13,7 @@ import redis
 from redis.commands.core import Script
 
 #: Scripts whose text starts with ``lua/lib/pool.lua`` (the load balancer's helpers).
-USES_POOL_LIB = frozenset({"lb_select", "lb_release", "lb_sync", "lb_rescore"})
+USES_POOL_LIB = frozenset({"lb_select", "lb_release", "lb_sync", "lb_rescore", "lb_restore"})
 
 
 def _read(path: str) -> str:

@@ -208,7 +208,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created = ms_to_datetime(int(created_ms))
         assert created is not None and isinstance(task_id, str)
         return created, task_id
-    except (ValueError, TypeError, AssertionError) as exc:
+    except (ValueError, TypeError, AssertionError, OverflowError, OSError) as exc:
         raise InvalidInput("cursor is not one this API returned", {"cursor": cursor}) from exc
 
 
@@ -253,6 +253,18 @@ def stale_pending(session: Session, updated_before: datetime, limit: int) -> lis
             select(TaskRow)
             .where(TaskRow.status == TaskStatus.PENDING.value, TaskRow.updated_at < updated_before)
             .order_by(TaskRow.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def in_status(session: Session, statuses: list[str], after_id: str, limit: int) -> list[TaskRow]:
+    """Tasks in ``statuses``, by id after ``after_id`` (keyset pages for a full scan)."""
+    return list(
+        session.scalars(
+            select(TaskRow)
+            .where(TaskRow.status.in_(statuses), TaskRow.id > after_id)
+            .order_by(TaskRow.id)
             .limit(limit)
         )
     )

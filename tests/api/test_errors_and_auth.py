@@ -132,3 +132,54 @@ def test_server_urls_are_checked_and_api_keys_never_returned(client, auth, caplo
         "endpoints": {"predict": "http://169.254.169.254/latest", "health": "http://10.0.0.1/h"},
     }
     assert_error(client.post("/api/servers", json=bad, headers=admin), 422)
+
+
+def test_authentication_comes_before_validation(client):
+    assert_error(client.post("/api/task", json={"bogus": 1}), 401)
+    assert_error(client.put("/api/task/some-id", json={"bogus": 1}), 401)
+    assert_error(client.put("/api/task/some-id?token=forged", json={"bogus": 1}), 401)
+
+
+def test_deeply_nested_json_is_400_not_500(client, auth):
+    deep = "[" * 100_000 + "]" * 100_000
+    r = client.post("/api/task", data=deep, headers={**auth(), "Content-Type": "application/json"})
+    assert_error(r, 400, "malformed_json")
+
+
+@pytest.mark.parametrize("cursor", ["WzFlMzAwLCAieCJd", "Wzk5OTk5OTk5OTk5OTk5OTk5OSwgIngiXQ"])
+def test_absurd_cursors_are_422(client, auth, cursor):
+    assert_error(client.get(f"/api/tasks?cursor={cursor}", headers=auth()), 422)
+
+
+@pytest.mark.parametrize("roles", [5, {"admin": 1}, "admin", [1]])
+def test_a_roles_claim_that_is_not_a_list_of_names_is_401(client, roles):
+    from tests.conftest import JWT_SECRET
+
+    signed = jwt.encode(
+        {"sub": "x", "roles": roles, "type": "access", "exp": 4102444800}, JWT_SECRET, algorithm="HS256"
+    )
+    assert_error(client.get("/api/servers", headers={"Authorization": f"Bearer {signed}"}), 401)
+
+
+def test_database_errors_never_log_statement_parameters(ctx, client, auth, caplog, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from app.store import servers_repo
+
+    def broken(session, server_id):
+        session.execute(
+            __import__("sqlalchemy").text("SELECT * FROM no_such_table WHERE k = :k"),
+            {"k": "top-secret-key-123"},
+        )
+
+    monkeypatch.setattr(servers_repo, "get", broken)
+    server = {
+        "id": "g1",
+        "name": "gpu",
+        "apiKey": "top-secret-key-123",
+        "endpoints": {"predict": "http://10.1.2.3/p", "health": "http://10.1.2.3/h"},
+    }
+    r = client.post("/api/servers", json=server, headers=auth("root", ("admin",)))
+    assert r.status_code in (500, 503)
+    assert "top-secret-key-123" not in caplog.text and "top-secret-key-123" not in r.get_data(as_text=True)
+    assert OperationalError  # the driver error class the store translates

@@ -32,3 +32,27 @@ def test_private_loopback_and_public_backends_are_allowed(url):
 def test_link_local_metadata_and_non_http_urls_are_refused(url):
     with pytest.raises(InvalidInput):
         check_backend_url(url, "predict")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2852039166/",
+        "http://0251.0376.0251.0376/",
+        "http://0xa9fea9fe/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://169.254.169.254./",
+    ],
+)
+def test_other_spellings_of_the_metadata_address_are_refused(url):
+    with pytest.raises(InvalidInput):
+        check_backend_url(url, "predict")
+
+
+def test_a_name_resolving_to_a_link_local_address_is_refused_when_called():
+    from app.backends import BackendClient
+
+    client = BackendClient(5)
+    assert client.allowed("http://127.0.0.1:9/p")
+    assert not client.allowed("http://169.254.169.254/p")
+    assert client.allowed("http://no-such-host.invalid/p")  # fails later as a connection error

@@ -38,10 +38,15 @@ def submit_task(ctx: Context, payload: Any = None, **spec: Any) -> str:
 
 
 def drain(ctx: Context, rounds: int = 20) -> list[str]:
-    """Run every queued dispatch job (countdowns ignored) until the queue is empty."""
+    """Run every queued dispatch job until the queue is empty; scheduled retries run at
+    once (their backoff is skipped)."""
     results = []
     for _ in range(rounds):
         jobs = ctx.queue.take()  # type: ignore[attr-defined]
+        if not jobs:
+            for task_id in ctx.tasks.claim_due(2**62, 1000):
+                ctx.queue.enqueue(task_id, ctx.tasks.get(task_id).attempt)
+            jobs = ctx.queue.take()  # type: ignore[attr-defined]
         if not jobs:
             break
         for task_id, attempt, _countdown in jobs:

@@ -4,7 +4,7 @@ import pytest
 
 from app.core.errors import Conflict
 from app.core.states import TaskStatus
-from app.services import control, dispatch, outcomes, state_sync
+from app.services import control, dispatch, outcomes, state_sync, waiting
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend, submit_task
 
@@ -83,15 +83,15 @@ def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ct
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx, {"fail": 503}, max_retries=0)
-    assert drain(ctx) == ["busy", "waiting"]  # the only server is resting: the task waits
+    assert drain(ctx) == ["busy"]  # the only server is resting: the task waits in line
     state = status(ctx, task_id)
     assert state.status is TaskStatus.PENDING and state.retry_base == 1
-    assert ctx.tasks.is_waiting(task_id)
+    assert waiting.is_parked(ctx, state)
     assert ctx.fleet.in_flight("s1") == 0
     assert ctx.fleet.state("s1").get("failures") is None
     ctx.clock = ManualClock(ctx.now_ms() + 1_500)  # past the default busy period
-    assert health.wake_servers(ctx) == 1
-    assert drain(ctx) == ["busy", "waiting"]
+    assert health.wake_servers(ctx) == 1  # and its wake-up starts the waiting task
+    assert drain(ctx) == ["busy"]
     assert status(ctx, task_id).retry_base == 2
 
 
@@ -103,9 +103,8 @@ def test_a_task_waits_when_no_server_has_room_and_starts_when_a_slot_frees(ctx, 
     low = submit_task(ctx, {"n": 2}, priority=1)
     high = submit_task(ctx, {"n": 3}, priority=9)
     assert drain(ctx) == ["waiting", "waiting", "waiting"]
-    assert ctx.tasks.pop_waiting(0) == []
     ctx.fleet.release("s1", "blocker", 1, ctx.now_ms())
-    assert outcomes.wake_waiting(ctx, 1) == 1
+    assert waiting.wake(ctx, 1, "s1") == 1
     drain(ctx)  # the high-priority task runs first, then its release wakes the next
     order = [t for t in (first, low, high) if status(ctx, t).status is TaskStatus.COMPLETED]
     assert set(order) == {first, low, high}

@@ -71,11 +71,17 @@ def test_a_final_task_expires_from_redis_and_a_retried_one_persists(store, redis
     assert redis.pttl(keys.task("t1")) == -1
 
 
-def test_leaving_pending_removes_the_task_from_the_waiting_set(store, redis):
-    store.put_if_absent(pending())
-    store.add_waiting("t1", 5.0)
-    store.transition("t1", [P], TaskStatus.CANCELLED, now_ms=2)
-    assert redis.zscore(keys.WAITING, "t1") is None
+def test_pending_and_processing_have_deadlines_and_final_states_none(store, redis):
+    store.put_if_absent(pending(timeout_s=60))
+    assert redis.zscore(keys.DEADLINES, "t1") == 1000 + 60_000  # waits at most its timeout
+    store.transition("t1", [P], PR, now_ms=5_000, attempt=1)
+    assert redis.zscore(keys.DEADLINES, "t1") == 65_000
+    store.transition("t1", [PR], PR, now_ms=9_000, progress=50)
+    assert redis.zscore(keys.DEADLINES, "t1") == 65_000  # progress keeps the deadline
+    store.transition("t1", [PR], P, now_ms=10_000)
+    assert redis.zscore(keys.DEADLINES, "t1") == 70_000
+    store.transition("t1", [P], TaskStatus.CANCELLED, now_ms=11_000)
+    assert redis.zscore(keys.DEADLINES, "t1") is None
 
 
 def test_hydrate_never_overwrites_a_live_copy(store):

@@ -7,7 +7,7 @@
 --
 -- KEYS[1]  pool hash        (tf:pool:<p>)
 -- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- KEYS[3]  pool leases hash (tf:pool:<p>:leases)
+-- KEYS[3]  pool leases hash (tf:pool:<p>:leases)  '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
 -- KEYS[4]  task hash        (tf:task:<task_id>)
 -- KEYS[5]  server hash      (tf:server:<sid>)  metrics and breaker state
 -- KEYS[6]  sleeping zset    (tf:lb:sleeping)   sid -> ms when it may take tasks again
@@ -23,9 +23,11 @@
 -- ARGV[9]  ms the circuit stays open
 -- ARGV[10] ms until a busy server may be asked again
 -- ARGV[11] no-history EWMA penalty in ms
+-- ARGV[12] minimum lease age in ms (0: any); a younger lease is kept (the reclaim job
+--          passes a minimum so it never takes a slot a dispatcher is about to use)
 --
 -- Returns 1 if the slot was freed, 0 if the attempt holds no slot on this server,
--- -1 if it is in use.
+-- -1 if it is in use, -2 if it is younger than ARGV[12].
 
 local pool, avail, leases, task, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local lease, sid, outcome = ARGV[1], ARGV[3], ARGV[4]
@@ -40,7 +42,11 @@ local t = redis.call('HMGET', task, 'status', 'attempt', 'server_id')
 if t[1] == 'PROCESSING' and t[2] == ARGV[2] and t[3] == sid then
   return -1
 end
-local cost = tonumber(string.match(held, '|(%d+)$'))
+local cost, reserved_ms = string.match(held, '|(%d+)|(%d+)$')
+cost = tonumber(cost)
+if now - tonumber(reserved_ms) < tonumber(ARGV[12]) then
+  return -2
+end
 
 redis.call('HDEL', leases, lease)
 if redis.call('HINCRBY', pool, sid .. '|used', -cost) < 0 then

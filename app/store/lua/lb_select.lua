@@ -11,7 +11,7 @@
 -- KEYS[2]          the algorithm in use (tf:lb:algorithm; default weighted-round-robin)
 -- KEYS[3i]         pool hash   (tf:pool:<p>)
 -- KEYS[3i+1]       pool avail  (tf:pool:<p>:avail)
--- KEYS[3i+2]       pool leases (tf:pool:<p>:leases)   '<task>:<attempt>' -> '<sid>|<cost>'
+-- KEYS[3i+2]       pool leases (tf:pool:<p>:leases)   '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
 -- ARGV[1]  lease field '<task_id>:<attempt>'
 -- ARGV[2]  slot cost (integer >= 1)
 -- ARGV[3]  random seed (integer)
@@ -19,8 +19,12 @@
 -- ARGV[5]  server id to avoid if any other fits ('' for none)
 -- ARGV[6]  EWMA in ms assumed for a server with no history (the no-history penalty)
 -- ARGV[7]  entries read per pool
+-- ARGV[8]  now_ms (stamped on the lease, so leases left by a crashed worker can be
+--          told from fresh ones)
 --
--- Returns {server_id, pool_index (1-based)} or false when no server can take it.
+-- Returns {server_id, pool_index (1-based)} or false when no server can take it. A
+-- lease this task attempt already holds is returned as is: a duplicate dispatch job
+-- reserves nothing twice.
 
 local lease, cost = ARGV[1], tonumber(ARGV[2])
 local alg = algorithm(KEYS[2])
@@ -29,6 +33,13 @@ local in_region, avoid = tonumber(ARGV[4]), ARGV[5]
 local penalty, per_pool = tonumber(ARGV[6]), tonumber(ARGV[7])
 local npools = (#KEYS - 2) / 3
 local sampled = alg == 'random' or alg == 'p2c-ewma'
+
+for p = 1, npools do
+  local held = redis.call('HGET', KEYS[3 * p + 2], lease)
+  if held then
+    return {string.match(held, '^(.*)|%d+|%d+$'), p}
+  end
+end
 
 -- Candidates of pools first..last: {sid, p, s (score), w, state}. Membership of an
 -- avail zset already means "can take one slot" (every script that changes a server's
@@ -150,7 +161,7 @@ end
 
 local pool, avail, leases = KEYS[3 * pick.p], KEYS[3 * pick.p + 1], KEYS[3 * pick.p + 2]
 local sid = pick.sid
-redis.call('HSET', leases, lease, sid .. '|' .. cost)
+redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. ARGV[8])
 redis.call('HINCRBY', pool, sid .. '|used', cost)
 if pick.state.probe == 1 then
   redis.call('HSET', pool, sid .. '|probe', 2)

@@ -1,12 +1,14 @@
 -- task_transition.lua: compare-and-set one task's state.
 -- Moves the task to ARGV[2] only if its status is one of ARGV[1] and, when ARGV[3] is
 -- not empty, its attempt equals ARGV[3]. Bumps the version, stamps updated_ms, sets the
--- given fields, keeps the deadline and waiting indexes in step, and expires finished
--- tasks after ARGV[5] ms. Everything is checked before the first write.
+-- given fields, keeps the deadline index in step, and expires finished tasks after
+-- ARGV[5] ms. Everything is checked before the first write.
+-- Deadlines: entering PENDING or PROCESSING starts one of timeout_ms (a task waits for
+-- a server at most that long, and an attempt runs at most that long); a progress
+-- update keeps it; any other state has none.
 --
 -- KEYS[1]  task hash            (tf:task:<id>)
--- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms while PROCESSING
--- KEYS[3]  waiting zset         (tf:waiting)     task_id -> order score while PENDING
+-- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms
 -- ARGV[1]  allowed source statuses, comma-separated
 -- ARGV[2]  target status
 -- ARGV[3]  expected attempt, or '' for any
@@ -19,7 +21,7 @@
 --         {0, status, attempt} when the task is in another state or attempt,
 --         {-1} when the task has no hot state.
 
-local task_key, deadlines, waiting = KEYS[1], KEYS[2], KEYS[3]
+local task_key, deadlines = KEYS[1], KEYS[2]
 local target, expected_attempt = ARGV[2], ARGV[3]
 local now_ms = tonumber(ARGV[4])
 
@@ -47,15 +49,10 @@ for i = 7, #ARGV, 2 do
   end
 end
 
-if target == 'PROCESSING' then
-  if status ~= 'PROCESSING' then
-    redis.call('ZADD', deadlines, now_ms + tonumber(current[5]), task_id)
-  end
-else
+if target == 'PENDING' or (target == 'PROCESSING' and status ~= 'PROCESSING') then
+  redis.call('ZADD', deadlines, now_ms + tonumber(current[5]), task_id)
+elseif target ~= 'PROCESSING' then
   redis.call('ZREM', deadlines, task_id)
-end
-if target ~= 'PENDING' then
-  redis.call('ZREM', waiting, task_id)
 end
 
 if ARGV[6] == '1' then

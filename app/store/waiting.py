@@ -1,0 +1,63 @@
+"""Waiting lines: PENDING tasks no server could take yet, one line per requirement
+profile (capabilities + group), each ordered by priority then age."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+import redis
+
+from app.store import keys, scripts
+from app.store.redis_client import redis_errors
+
+
+def profile_id(capabilities: Sequence[str], group: str | None) -> str:
+    text = ",".join(sorted(capabilities)) + "|" + (group or "")
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+class WaitingLines:
+    """Park tasks by requirement profile; take the best ones a set of profiles can serve.
+
+    Entries are not removed when a task leaves PENDING some other way (cancelled, timed
+    out): whoever takes an entry checks the task is still PENDING.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._pop = scripts.load(client, "waiting_pop")
+
+    def park(self, task_id: str, capabilities: Sequence[str], group: str | None, score: float) -> None:
+        pid = profile_id(capabilities, group)
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.WAITING_PROFILES, pid, ",".join(sorted(capabilities)) + "|" + (group or ""))
+            pipe.zadd(keys.waiting(pid), {task_id: score})
+            pipe.execute()
+
+    def contains(self, task_id: str, capabilities: Sequence[str], group: str | None) -> bool:
+        with redis_errors():
+            return self.client.zscore(keys.waiting(profile_id(capabilities, group)), task_id) is not None
+
+    def profiles(self) -> dict[str, tuple[tuple[str, ...], str | None]]:
+        """Every profile that ever waited: id -> (capabilities, group)."""
+        with redis_errors():
+            raw = self.client.hgetall(keys.WAITING_PROFILES)
+        out = {}
+        for pid, text in raw.items():
+            caps, _, group = text.rpartition("|")
+            out[pid] = (tuple(c for c in caps.split(",") if c), group or None)
+        return out
+
+    def take(self, profile_ids: Iterable[str], count: int) -> list[str]:
+        """Up to ``count`` task ids, best first, from the given profiles' lines."""
+        line_keys = [keys.waiting(pid) for pid in profile_ids]
+        if not line_keys or count <= 0:
+            return []
+        with redis_errors():
+            return list(self._pop(keys=line_keys, args=[count]))
+
+    def depth(self) -> int:
+        with redis_errors():
+            pids = list(self.client.hkeys(keys.WAITING_PROFILES))
+            return sum(self.client.zcard(keys.waiting(pid)) for pid in pids)

@@ -1,0 +1,181 @@
+"""Slots, tasks and rows that a crash, a duplicate job or an outage could lose."""
+
+import pytest
+
+from app.core.clock import ManualClock
+from app.core.errors import StoreUnavailable
+from app.core.states import TaskStatus
+from app.services import dispatch, health, maintenance, outcomes, servers, state_sync, waiting
+from app.store import keys, tasks_repo
+from tests.services.helpers import drain, register_backend, submit_task
+
+
+def processing(ctx, task_id, server="s1"):
+    ctx.queue.take()
+    assert ctx.fleet.reserve(task_id, 1, ("echo",), now_ms=ctx.now_ms()) == server
+    return state_sync.apply(
+        ctx,
+        task_id,
+        [TaskStatus.PENDING],
+        TaskStatus.PROCESSING,
+        expect_attempt=0,
+        attempt=1,
+        server_id=server,
+        started_ms=ctx.now_ms(),
+    )
+
+
+def test_a_duplicate_dispatch_job_reserves_nothing_twice(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=1)
+    task_id = submit_task(ctx)
+    (job,) = ctx.queue.take()
+    # a first delivery reserved and then died before starting the attempt
+    assert ctx.fleet.reserve(task_id, 1, ("echo",), now_ms=ctx.now_ms()) == "s1"
+    assert dispatch.dispatch(ctx, task_id, 0).value == "completed"  # the redelivery reuses it
+    assert ctx.fleet.in_flight("s1") == 0
+
+
+def test_a_slot_abandoned_by_a_dead_worker_is_reclaimed_after_a_minute(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=1)
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    ctx.fleet.reserve("ghost", 1, ("echo",), now_ms=clock.now_ms())  # reserved, never started
+    running = submit_task(ctx)
+    assert drain(ctx) == ["waiting"]
+    clock.advance(maintenance.RECLAIM_AFTER_S - 1)
+    assert maintenance.reclaim_slots(ctx) == 0
+    clock.advance(1)
+    assert maintenance.reclaim_slots(ctx) == 1  # and the waiting task is woken
+    assert drain(ctx) == ["completed"]
+    assert state_sync.load(ctx, running).status is TaskStatus.COMPLETED
+
+
+def test_reclaiming_never_takes_the_slot_of_a_running_attempt(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=1)
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)
+    clock.advance(3600)
+    assert maintenance.reclaim_slots(ctx) == 0
+    assert ctx.fleet.in_flight("s1") == 1
+
+
+def test_after_redis_loses_everything_running_tasks_keep_their_slots_and_deadlines(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=1)
+    first = submit_task(ctx)
+    processing(ctx, first)
+    second = submit_task(ctx)
+    ctx.redis.flushall()
+    report = maintenance.reconcile(ctx)
+    assert report["servers"] == 1 and report["tasks"] == 2
+    assert ctx.fleet.in_flight("s1") == 1  # the running attempt still holds the only slot
+    assert set(ctx.tasks.due_deadlines(2**62, 10)) == {first, second}
+    assert set(drain(ctx)) == {"waiting"}  # the second task cannot start beside it
+    outcomes.complete(ctx, first, 1, {"done": True})
+    assert drain(ctx) == ["completed"]
+    assert state_sync.load(ctx, second).status is TaskStatus.COMPLETED
+
+
+def test_the_database_catches_up_when_it_missed_a_transition(ctx, backend, monkeypatch):
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)
+    real_follow = tasks_repo.follow
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("database unavailable")
+
+    monkeypatch.setattr(tasks_repo, "follow", down)
+    with pytest.raises(StoreUnavailable):
+        outcomes.callback(ctx, task_id, 1, {"status": "COMPLETED", "result": 42})
+    monkeypatch.setattr(tasks_repo, "follow", real_follow)
+    assert ctx.redis.pttl(keys.task(task_id)) == -1  # kept in Redis until the database has it
+    with ctx.db.session() as s:
+        assert tasks_repo.get_row(s, task_id).status == "PROCESSING"
+    # the backend repeats its callback: same answer, and now the database has it
+    assert outcomes.callback(ctx, task_id, 1, {"status": "COMPLETED", "result": 42}).result == 42
+    with ctx.db.session() as s:
+        assert tasks_repo.get_row(s, task_id).status == "COMPLETED"
+    assert ctx.redis.pttl(keys.task(task_id)) > 0
+
+
+def test_reconcile_lets_the_database_catch_up(ctx, backend, monkeypatch):
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)
+    real_follow = tasks_repo.follow
+    monkeypatch.setattr(tasks_repo, "follow", lambda *a, **k: (_ for _ in ()).throw(StoreUnavailable("down")))
+    with pytest.raises(StoreUnavailable):
+        outcomes.complete(ctx, task_id, 1, "r")
+    monkeypatch.setattr(tasks_repo, "follow", real_follow)
+    ctx.tasks.rebuilt(ctx.now_ms())
+    assert maintenance.reconcile(ctx)["synced"] == 1
+    with ctx.db.session() as s:
+        assert tasks_repo.get_row(s, task_id).status == "COMPLETED"
+
+
+def test_a_freed_slot_starts_a_task_it_can_serve_not_the_head_of_another_line(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, "gpu", max_concurrent=1, capabilities=("gpu",))
+    register_backend(ctx, port, "cpu", max_concurrent=1, capabilities=("cpu",))
+    ctx.fleet.reserve("gpu-blocker", 1, ("gpu",))
+    ctx.fleet.reserve("cpu-blocker", 1, ("cpu",))
+    gpu_task = submit_task(ctx, priority=9, capabilities=("gpu",))
+    cpu_task = submit_task(ctx, priority=1, capabilities=("cpu",))
+    assert drain(ctx) == ["waiting", "waiting"]
+    ctx.fleet.release("cpu", "cpu-blocker", 1, ctx.now_ms())
+    assert waiting.wake(ctx, 1, "cpu") == 1
+    assert drain(ctx) == ["completed"]
+    assert state_sync.load(ctx, cpu_task).status is TaskStatus.COMPLETED
+    assert state_sync.load(ctx, gpu_task).status is TaskStatus.PENDING
+
+
+def test_a_task_no_server_can_take_times_out_by_its_own_deadline(ctx):
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    task_id = submit_task(ctx, capabilities=("quantum",), timeout_s=30)
+    assert drain(ctx) == ["waiting"]
+    clock.advance(29)
+    assert maintenance.expire_deadlines(ctx) == 0
+    clock.advance(1)
+    assert maintenance.expire_deadlines(ctx) == 1
+    state = state_sync.load(ctx, task_id)
+    assert state.status is TaskStatus.TIMEOUT and "within 30s" in state.error
+
+
+def test_a_health_check_that_crashes_does_not_stop_future_checks(ctx, backend, monkeypatch):
+    _, port = backend
+    register_backend(ctx, port)
+    assert health.due_checks(ctx) == ["s1"]
+    monkeypatch.setattr(ctx.backends, "health", lambda url: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        health.check(ctx, "s1")
+    assert ctx.redis.zscore(keys.HEALTH_DUE, "s1") is not None
+
+
+def test_a_heartbeat_does_not_undo_failed_health_checks(ctx, backend):
+    demo, port = backend
+    register_backend(ctx, port)
+    demo.healthy = False
+    for _ in range(3):
+        health.check(ctx, "s1")
+    servers.heartbeat(ctx, "s1", {})
+    assert servers.get(ctx, "s1").status == "offline"
+
+
+def test_losing_a_race_records_no_verdict_on_the_server(ctx, backend):
+    from app.core.errors import Conflict
+    from app.services import control
+
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)
+    control.cancel(ctx, task_id, "alice")
+    with pytest.raises(Conflict):
+        outcomes.complete(ctx, task_id, 1, "late")
+    assert ctx.fleet.state("s1").get("successes") is None
