@@ -51,7 +51,7 @@ from app.store import keys
 from app.store.fleet import FleetStore, ServerProfile
 from app.store.redis_client import connect
 
-SERVER_COUNTS = (10, 100, 1_000, 10_000)
+SERVER_COUNTS = (10, 100, 300, 1_000, 10_000)  # 300: small hashes in compact encoding
 #: The default run: the default algorithm first, then the two that score by load.
 DEFAULT_ALGORITHMS = (DEFAULT_ALGORITHM, Algorithm.P2C_EWMA, Algorithm.LEAST_CONNECTIONS)
 #: Capability profiles servers are spread over (round robin), and their regions.

@@ -17,7 +17,7 @@ from tests.servers import create_database
 @pytest.fixture
 def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
     database = create_database(postgres_url.rsplit("/", 1)[0], "taskfleet_stack")
-    port = free_port()
+    port, flower_port = free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database,
@@ -27,6 +27,8 @@ def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
         "TASKFLEET_HOME": str(tmp_path),
         "WORKER_CONCURRENCY": "50",
         "WEB_CONCURRENCY": "1",
+        "FLOWER_PORT": str(flower_port),
+        "FLOWER_BASIC_AUTH": "ops:flower-test-pass",
         "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
     entries = read_procfile(ROOT / "Procfile")
@@ -34,12 +36,20 @@ def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
     supervisor = Supervisor(env=env, cwd=ROOT, log_dir=tmp_path / "logs")
     try:
         supervisor.run("release", entries["release"])
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "worker", "beat", "flower"):
             supervisor.start(name, entries[name])
         wait_for_port(port, 30)
-        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs"
+        wait_for_port(flower_port, 30)
+        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs", f"http://127.0.0.1:{flower_port}"
     finally:
         supervisor.stop_all()
+
+
+def eval_args(text: str) -> list:
+    """Flower shows arguments as their repr, e.g. "['<task id>', 0]"."""
+    import ast
+
+    return ast.literal_eval(text)
 
 
 def wait_final(api, headers, task_id, timeout_s=30):
@@ -53,7 +63,7 @@ def wait_final(api, headers, task_id, timeout_s=30):
 
 
 def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, token):
-    api, logs = stack
+    api, logs, flower = stack
     demo, backend_port = backend
     admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
     client = {"Authorization": f"Bearer {token('alice')}"}
@@ -81,5 +91,10 @@ def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, to
         assert task["status"] == "COMPLETED", task
         assert task["result"] == {"echo": {"i": i}, "server": "test-backend"}
     assert demo.stats()["max_in_flight"] <= 2
+    # Flower (basic auth) lists the dispatch tasks by name, with the task id as argument
+    assert requests.get(f"{flower}/api/tasks", timeout=5).status_code == 401
+    seen = requests.get(f"{flower}/api/tasks", auth=("ops", "flower-test-pass"), timeout=5).json()
+    dispatches = [t for t in seen.values() if t["name"] == "taskfleet.dispatch"]
+    assert {ids[0], ids[-1]} <= {eval_args(t["args"])[0] for t in dispatches}
     text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     assert "never-log-this-key" not in text and "token=" not in text and JWT_SECRET not in text
