@@ -5,6 +5,7 @@ SCHEDULE: dict[str, float] = {
     "taskfleet.maintenance.dispatch_due": 1.0,
     "taskfleet.maintenance.wake_waiting": 5.0,
     "taskfleet.maintenance.reclaim_slots": 30.0,
+    "taskfleet.maintenance.recover_attempts": 5.0,
     # Also rebuilds Redis after it lost its data, so recovery takes at most this long.
     "taskfleet.maintenance.reconcile": 10.0,
     # Per-server intervals (10-60 s, adaptive) live in Redis; this only fans out due ones.

@@ -3,7 +3,9 @@
 POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``delay_s``;
                 async (``request.async``): answers 202, then PUTs progress and the result
                 to ``callback_url``. A payload may ask for trouble: ``{"fail": 500}``,
-                ``{"sleep": 2.5}``, ``{"garbage": true}``.
+                ``{"sleep": 2.5}``, ``{"garbage": true}``, and in async mode
+                ``{"duplicate": true}`` (the final callback twice) and ``{"late": true}``
+                (a progress update after the final one).
 GET  /health    ``{"status": "healthy"}``
 GET  /stats     calls, in_flight and max_in_flight seen (it counts its own load).
 """
@@ -25,8 +27,13 @@ log = logging.getLogger("taskfleet.demo_backend")
 class DemoBackend:
     """Counts its own concurrent calls so tests can check taskfleet's slot limits."""
 
-    def __init__(self, name: str, delay_s: float = 0.2, api_key: str | None = None) -> None:
+    def __init__(
+        self, name: str, delay_s: float = 0.2, api_key: str | None = None, fault: str | None = None
+    ) -> None:
         self.name = name
+        #: A broken backend for fault tests: '500' (always), 'hang' (answers after 30 s),
+        #: 'garbage' (not JSON), 'silent' (accepts callback tasks, never calls back).
+        self.fault = fault
         self.delay_s = delay_s
         self.api_key = api_key
         self.healthy = True
@@ -97,7 +104,17 @@ class DemoBackend:
             def _predict(self, body: dict[str, Any]) -> None:
                 request = body.get("request") or {}
                 payload = request.get("payload")
-                trouble = payload if isinstance(payload, dict) else {}
+                trouble = dict(payload) if isinstance(payload, dict) else {}
+                fault = backend.fault
+                if fault == "silent" and request.get("async"):
+                    backend.leave()  # accepted, and forgotten: its deadline will expire
+                    self._send(202, {"status": "accepted"})
+                    return
+                trouble.update(
+                    {"500": {"fail": 500}, "hang": {"sleep": 30}, "garbage": {"garbage": True}}.get(
+                        fault or "", {}
+                    )
+                )
                 if request.get("async"):
                     threading.Thread(
                         target=backend.finish_async,
@@ -130,9 +147,14 @@ class DemoBackend:
             self.leave()
             done = True
             final = {"status": "COMPLETED", "result": {"echo": payload, "server": self.name}}
-            if isinstance(payload, dict) and "fail" in payload:
-                final = {"status": "FAILED", "error": f"asked to fail ({payload['fail']})"}
+            trouble = payload if isinstance(payload, dict) else {}
+            if "fail" in trouble:
+                final = {"status": "FAILED", "error": f"asked to fail ({trouble['fail']})"}
             requests.put(callback_url, json=final, timeout=10)
+            if trouble.get("duplicate"):  # a backend that retries its callback
+                requests.put(callback_url, json=final, timeout=10)
+            if trouble.get("late"):  # and one that reports progress after the end
+                requests.put(callback_url, json={"status": "PROCESSING", "progress": 99}, timeout=10)
         except requests.RequestException as exc:
             log.warning("callback to taskfleet failed: %s", type(exc).__name__)
         finally:

@@ -89,61 +89,81 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return argv
 
 
+class PostgresServer:
+    """initdb + postgres on a free port (trust auth on loopback); can be stopped and
+    started again with its data."""
+
+    def __init__(self) -> None:
+        initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
+        if not initdb or not postgres:
+            raise RuntimeError("PostgreSQL server binaries (initdb, postgres) not found")
+        self.postgres = postgres
+        self.root = Path(tempfile.mkdtemp(prefix="tf-pg-"))
+        self.data, self.sockets = self.root / "data", self.root / "run"
+        self.sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sockets, "postgres")
+        argv = [initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
+        subprocess.run(
+            _as_postgres_user(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [
+            self.postgres,
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.sockets),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+        ]
+        self.process = subprocess.Popen(
+            _as_postgres_user(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, 30, self.process)
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, as when the server goes away."""
+        if self.process and self.process.poll() is None:
+            argv = [pg_binary("pg_ctl") or "pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w"]
+            subprocess.run(
+                _as_postgres_user(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
+            )
+            self.process.wait(30)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """initdb + postgres on a free port (trust auth on loopback); yields the server URL
-    without a database name."""
-    initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
-    if not initdb or not postgres:
-        raise RuntimeError("PostgreSQL server binaries (initdb, postgres) not found")
-    root = Path(tempfile.mkdtemp(prefix="tf-pg-"))
-    data, sockets = root / "data", root / "run"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    subprocess.run(
-        _as_postgres_user(
-            [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    port = free_port()
-    process = subprocess.Popen(
-        _as_postgres_user(
-            [
-                postgres,
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                str(sockets),
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-            ]
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A Postgres server for the session; yields its URL without a database name."""
+    server = PostgresServer()
     try:
-        wait_for_port(port, 30, process)
-        time.sleep(0.3)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+        server.start()
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(30)
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 def create_database(server_url: str, name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services import maintenance
+from app.services import liveness, maintenance
 from workers.celery_app import app, worker_context
 
 
@@ -28,6 +28,12 @@ def wake_waiting() -> int:
 def reclaim_slots() -> int:
     """Take back slots that no running attempt holds (a worker died holding them)."""
     return maintenance.reclaim_slots(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.recover_attempts", ignore_result=True)
+def recover_attempts() -> int:
+    """Retry elsewhere the sync attempts of workers that stopped beating (killed)."""
+    return liveness.recover_lost_attempts(worker_context())
 
 
 @app.task(name="taskfleet.maintenance.reconcile", ignore_result=True)

@@ -9,7 +9,7 @@ from app.backends import PredictCall
 from app.core.errors import BackendBusy, BackendError, Conflict
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
-from app.services import outcomes, state_sync, waiting
+from app.services import liveness, outcomes, state_sync, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
@@ -92,7 +92,8 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, attempt),
     )
     try:
-        answer = ctx.backends.predict(call)
+        with liveness.heartbeat(ctx, state.id, attempt):
+            answer = ctx.backends.predict(call)
     except BackendBusy as busy:
         _requeue_busy(ctx, state, busy)
         return DispatchResult.BUSY

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from app.core.clock import ms_to_datetime
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus
 from app.services import outcomes, servers, state_sync, waiting
@@ -18,8 +17,10 @@ log = logging.getLogger("taskfleet.maintenance")
 #: Tasks handled per run of a periodic job, so one run stays short.
 BATCH = 500
 #: Seconds a PENDING task may sit untouched, in no waiting line and no retry schedule,
-#: before the sweep enqueues it again (it was lost between commit and enqueue).
-ORPHAN_AFTER_S = 120
+#: before the sweep enqueues it again (lost between commit and enqueue, or prefetched by
+#: a worker that died). A task still in Celery's queue gets a second job, which the
+#: attempt fence makes harmless.
+ORPHAN_AFTER_S = 30
 #: Seconds after which a slot no running attempt uses is taken back (a worker died
 #: between reserving it and starting the attempt, or before freeing it).
 RECLAIM_AFTER_S = 60
@@ -134,15 +135,22 @@ def _rebuild_tasks(ctx: Context) -> int:
 
 
 def _requeue_orphans(ctx: Context) -> int:
-    cutoff = ms_to_datetime(ctx.now_ms() - ORPHAN_AFTER_S * 1000)
-    assert cutoff is not None
+    """Walk the PENDING rows a batch per run (the cursor lives in Redis, so a backlog of
+    any size is covered in turn) and enqueue those nothing will dispatch."""
+    cutoff = ctx.now_ms() - ORPHAN_AFTER_S * 1000
+    after = ctx.tasks.sweep_cursor()
     with ctx.db.session() as session:
-        states = [row_to_state(row) for row in tasks_repo.stale_pending(session, cutoff, BATCH)]
+        states = [
+            row_to_state(r) for r in tasks_repo.in_status(session, [TaskStatus.PENDING.value], after, BATCH)
+        ]
+    ctx.tasks.set_sweep_cursor(states[-1].id if len(states) == BATCH else "")
     requeued = 0
     for state in states:
+        if state.updated_ms > cutoff:
+            continue
         ctx.tasks.put_if_absent(state)
         live = ctx.tasks.get(state.id)
-        if live is None or live.status is not TaskStatus.PENDING:
+        if live is None or live.status is not TaskStatus.PENDING or live.updated_ms > cutoff:
             continue
         if waiting.is_parked(ctx, live) or ctx.tasks.is_scheduled(live.id):
             continue

@@ -176,6 +176,27 @@ class TaskStateStore:
                 pipe.pexpire(keys.task(state.id), self.finished_ttl_ms)
             pipe.execute()
 
+    def heartbeat(self, task_id: str, attempt: int, ttl_s: int) -> None:
+        """Say this attempt's worker is alive for the next ``ttl_s`` seconds."""
+        with redis_errors():
+            self.client.set(keys.attempt_alive(task_id, attempt), 1, ex=ttl_s)
+
+    def stop_heartbeat(self, task_id: str, attempt: int) -> None:
+        with redis_errors():
+            self.client.delete(keys.attempt_alive(task_id, attempt))
+
+    def is_alive(self, task_id: str, attempt: int) -> bool:
+        with redis_errors():
+            return bool(self.client.exists(keys.attempt_alive(task_id, attempt)))
+
+    def sweep_cursor(self) -> str:
+        with redis_errors():
+            return self.client.get(keys.SWEEP_CURSOR) or ""
+
+    def set_sweep_cursor(self, task_id: str) -> None:
+        with redis_errors():
+            self.client.set(keys.SWEEP_CURSOR, task_id)
+
     def needs_rebuild(self) -> bool:
         """True when Redis holds no rebuilt state (it is new or lost its data)."""
         with redis_errors():

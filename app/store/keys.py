@@ -11,6 +11,8 @@ SCHEDULED = f"{PREFIX}:scheduled"
 #: string set once Redis holds state rebuilt from the database; its absence means
 #: Redis lost its data (or is new) and the reconcile job rebuilds it.
 ALIVE = f"{PREFIX}:alive"
+#: string: the task id the orphan sweep continues after (it walks all PENDING rows).
+SWEEP_CURSOR = f"{PREFIX}:sweep:cursor"
 #: set of task ids whose database row may be behind their hot state.
 UNSYNCED = f"{PREFIX}:unsynced"
 #: set of registered server ids.
@@ -35,6 +37,11 @@ def waiting(profile_id: str) -> str:
 def task(task_id: str) -> str:
     """hash: the hot state of one task."""
     return f"{PREFIX}:task:{task_id}"
+
+
+def attempt_alive(task_id: str, attempt: int) -> str:
+    """string with a TTL: refreshed by the worker that holds the attempt's backend call."""
+    return f"{PREFIX}:alive:{task_id}:{attempt}"
 
 
 def server(server_id: str) -> str:

@@ -246,18 +246,6 @@ def list_tasks(
     return rows, next_cursor
 
 
-def stale_pending(session: Session, updated_before: datetime, limit: int) -> list[TaskRow]:
-    """PENDING tasks untouched since ``updated_before``: candidates for the orphan sweep."""
-    return list(
-        session.scalars(
-            select(TaskRow)
-            .where(TaskRow.status == TaskStatus.PENDING.value, TaskRow.updated_at < updated_before)
-            .order_by(TaskRow.updated_at)
-            .limit(limit)
-        )
-    )
-
-
 def in_status(session: Session, statuses: list[str], after_id: str, limit: int) -> list[TaskRow]:
     """Tasks in ``statuses``, by id after ``after_id`` (keyset pages for a full scan)."""
     return list(

@@ -179,3 +179,46 @@ def test_losing_a_race_records_no_verdict_on_the_server(ctx, backend):
     with pytest.raises(Conflict):
         outcomes.complete(ctx, task_id, 1, "late")
     assert ctx.fleet.state("s1").get("successes") is None
+
+
+def test_a_sync_attempt_whose_worker_died_is_retried_elsewhere_within_a_minute(ctx, backend):
+    from app.services import liveness
+
+    _, port = backend
+    register_backend(ctx, port)
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)  # the worker started the attempt and was killed: no heartbeat
+    clock.advance(liveness.LOST_AFTER_S - 1)
+    assert liveness.recover_lost_attempts(ctx) == 0
+    clock.advance(1)
+    assert liveness.recover_lost_attempts(ctx) == 1
+    assert ctx.fleet.in_flight("s1") == 0
+    assert drain(ctx) == ["completed"]
+    state = state_sync.load(ctx, task_id)
+    assert (state.status, state.attempt) == (TaskStatus.COMPLETED, 2)
+
+
+def test_a_live_worker_keeps_its_attempt(ctx, backend):
+    from app.services import liveness
+
+    _, port = backend
+    register_backend(ctx, port)
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    task_id = submit_task(ctx)
+    processing(ctx, task_id)
+    with liveness.heartbeat(ctx, task_id, 1):
+        clock.advance(600)
+        assert liveness.recover_lost_attempts(ctx) == 0
+    assert not ctx.tasks.is_alive(task_id, 1)
+
+
+def test_the_orphan_sweep_walks_a_backlog_larger_than_one_batch(ctx, monkeypatch):
+    monkeypatch.setattr(maintenance, "BATCH", 3)
+    ids = [submit_task(ctx) for _ in range(7)]
+    ctx.queue.take()  # the jobs were lost: nothing will dispatch these tasks
+    ctx.tasks.rebuilt(ctx.now_ms())
+    ctx.clock = ManualClock(ctx.now_ms() + maintenance.ORPHAN_AFTER_S * 1000)
+    requeued = [maintenance.reconcile(ctx)["requeued"] for _ in range(3)]
+    assert requeued == [3, 3, 1]
+    assert sorted(t for t, _, _ in ctx.queue.take()) == sorted(ids)

@@ -1,0 +1,74 @@
+"""Knowing that the worker holding a backend call is alive, and recovering the
+attempts of workers that died (killed mid-dispatch: their tasks must not wait for
+their full timeout)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from app.core.errors import Conflict, NotFound, StoreUnavailable
+from app.core.states import TaskMode, TaskStatus
+from app.services import outcomes
+from app.services.context import Context
+
+log = logging.getLogger("taskfleet.liveness")
+
+#: Seconds between heartbeats of a worker holding a backend call.
+HEARTBEAT_EVERY_S = 5
+#: Seconds a heartbeat lasts: three missed beats and the worker counts as gone.
+HEARTBEAT_TTL_S = 15
+#: Seconds after an attempt starts before a missing heartbeat counts (the worker sets
+#: the first one right after the attempt starts).
+LOST_AFTER_S = 20
+
+
+@contextmanager
+def heartbeat(ctx: Context, task_id: str, attempt: int) -> Iterator[None]:
+    """Keep this attempt's heartbeat fresh while the block runs (a thread; a greenlet
+    under the gevent pool)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                ctx.tasks.heartbeat(task_id, attempt, HEARTBEAT_TTL_S)
+            except StoreUnavailable:
+                continue  # Redis is away; the next beat tries again
+
+    ctx.tasks.heartbeat(task_id, attempt, HEARTBEAT_TTL_S)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ctx.tasks.stop_heartbeat(task_id, attempt)
+
+
+def recover_lost_attempts(ctx: Context) -> int:
+    """Retry elsewhere every sync attempt whose worker stopped beating (it was killed
+    mid-call). Callback attempts are held by the backend, not a worker: their deadline
+    governs them."""
+    now, recovered = ctx.now_ms(), 0
+    for server_id, task_id, attempt in ctx.fleet.all_leases():
+        state = ctx.tasks.get(task_id)
+        if (
+            state is None
+            or state.status is not TaskStatus.PROCESSING
+            or state.attempt != attempt
+            or state.server_id != server_id
+            or state.spec.mode != TaskMode.SYNC
+            or now - (state.started_ms or now) < LOST_AFTER_S * 1000
+            or ctx.tasks.is_alive(task_id, attempt)
+        ):
+            continue
+        try:
+            outcomes.fail(ctx, task_id, attempt, "the worker running it was lost", verdict="none")
+            recovered += 1
+            log.warning("recovered task %s attempt %s from a lost worker", task_id, attempt)
+        except (Conflict, NotFound):
+            continue
+    return recovered

@@ -1,0 +1,259 @@
+"""The fault-injection stack: real Redis, real Postgres, the Procfile's processes (api,
+gevent worker, beat) and real HTTP backends that count their own in-flight calls.
+
+Each scenario gets a fresh stack, breaks something for real (kill -9, a Redis restart,
+Postgres stopped), and ends with ``FaultStack.check``: every invariant of SPEC.md on
+what the database and Redis hold. Figures go to the terminal summary and to
+``$TASKFLEET_FAULTS_REPORT`` (default ``bench/results/faults.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+import requests
+from sqlalchemy import func, select
+
+from app.cli import mint_token
+from app.core.states import FINAL_STATUSES, is_allowed
+from app.demo_backend import DemoBackend
+from app.devstack import Supervisor, free_port, read_procfile, wait_for_port
+from app.store.db import Database
+from app.store.fleet import FleetStore
+from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
+from tests.conftest import JWT_SECRET, ROOT, make_settings
+from tests.servers import PostgresServer, RedisServer, create_database
+
+REPORT = Path(os.environ.get("TASKFLEET_FAULTS_REPORT", ROOT / "bench" / "results" / "faults.json"))
+FIGURES: dict[str, dict[str, Any]] = {}
+FINAL = {s.value for s in FINAL_STATUSES}
+
+
+class FaultStack:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.redis = RedisServer()
+        self.redis.start()
+        self.postgres = PostgresServer()
+        self.postgres.start()
+        self.database_url = create_database(self.postgres.url, "taskfleet")
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis.url,
+            "JWT_SECRET_KEY": JWT_SECRET,
+            "PORT": str(self.port),
+            "TASKFLEET_HOME": str(tmp_path),
+            "WORKER_CONCURRENCY": "100",
+            "WEB_CONCURRENCY": "2",
+            "PREDICT_TIMEOUT_S": "3",
+            "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        }
+        self.procfile = read_procfile(ROOT / "Procfile")
+        self.supervisor = Supervisor(env=self.env, cwd=ROOT, log_dir=tmp_path / "logs")
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.client = requests.Session()
+        self.client.headers["Authorization"] = (
+            f"Bearer {mint_token(make_settings('sqlite://'), 'tester', ['client'], 3600)}"
+        )
+        self.admin = {
+            "Authorization": f"Bearer {mint_token(make_settings('sqlite://'), 'ops', ['admin'], 3600)}"
+        }
+        self.backends: list[tuple[DemoBackend, int, int]] = []
+        self._servers: list[Any] = []
+        self.db = Database(self.database_url)
+        self.workers = 0
+
+    # -- processes ------------------------------------------------------------------
+
+    def start(self, beats: int = 1) -> None:
+        self.supervisor.run("release", self.procfile["release"])
+        self.supervisor.start("web", self.procfile["web"])
+        self.start_worker()
+        for i in range(beats):
+            command = self.procfile["beat"].replace("celerybeat-schedule", f"celerybeat-schedule-{i}")
+            self.supervisor.start(f"beat-{i}", command)
+        wait_for_port(self.port, 30)
+
+    def start_worker(self) -> str:
+        self.workers += 1
+        name = f"worker-{self.workers}"
+        self.supervisor.start(name, self.procfile["worker"] + f" --hostname {name}@%h")
+        return name
+
+    def kill(self, name: str) -> None:
+        for proc_name, proc in self.supervisor.processes:
+            if proc_name == name and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self.db.dispose()
+        self.redis.stop()
+        self.postgres.remove()
+
+    # -- backends and tasks ---------------------------------------------------------
+
+    def add_backend(
+        self, name: str, capacity: int, delay_s: float = 0.2, fault: str | None = None
+    ) -> DemoBackend:
+        demo = DemoBackend(name, delay_s=delay_s, fault=fault)
+        port = free_port()
+        server = demo.serve("127.0.0.1", port)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        self._servers.append(server)
+        self.backends.append((demo, port, capacity))
+        body = {
+            "id": name,
+            "name": name,
+            "maxConcurrent": capacity,
+            "capabilities": ["echo"],
+            "endpoints": {
+                "predict": f"http://127.0.0.1:{port}/predict",
+                "health": f"http://127.0.0.1:{port}/health",
+            },
+        }
+        r = requests.post(f"{self.api}/servers", json=body, headers=self.admin, timeout=10)
+        assert r.status_code == 201, r.text
+        return demo
+
+    def submit(self, n: int, payload=lambda i: {"i": i}, threads: int = 4, **fields: Any) -> list[str]:
+        def one(i: int) -> str:
+            body = {"type": "echo", "capabilities": ["echo"], "payload": payload(i), **fields}
+            for _ in range(50):
+                r = self.client.post(f"{self.api}/task", json=body, timeout=10)
+                if r.status_code == 201:
+                    return r.json()["id"]
+                time.sleep(0.2)
+            raise AssertionError(f"submission kept failing: {r.status_code} {r.text}")
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, range(n)))
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        with self.db.session() as s:
+            rows = s.execute(select(TaskRow.id, TaskRow.status).where(TaskRow.id.in_(ids))).all()
+        return dict(rows)
+
+    def wait_final(self, ids: list[str], timeout_s: float) -> float:
+        """Seconds until every task is final in the database (AssertionError after timeout_s)."""
+        start = time.monotonic()
+        pending = set(ids)
+        while pending:
+            try:
+                done = {t for t, st in self.statuses(list(pending)).items() if st in FINAL}
+            except Exception:  # noqa: BLE001 - the database may be down on purpose
+                done = set()
+            pending -= done
+            if pending and time.monotonic() - start > timeout_s:
+                sample = self.statuses(list(pending)[:5])
+                raise AssertionError(f"{len(pending)} tasks not final after {timeout_s}s, e.g. {sample}")
+            time.sleep(0.5)
+        return time.monotonic() - start
+
+    # -- the invariants -------------------------------------------------------------
+
+    def check(self, ids: list[str], max_retries: int = 3) -> dict[str, Any]:
+        """Every SPEC invariant on what the stores hold; returns the scenario's figures."""
+        with self.db.session() as s:
+            tasks = {r.id: r for r in s.scalars(select(TaskRow).where(TaskRow.id.in_(ids)))}
+            transitions: dict[str, list[TaskTransitionRow]] = {}
+            for t in s.scalars(
+                select(TaskTransitionRow)
+                .where(TaskTransitionRow.task_id.in_(ids))
+                .order_by(TaskTransitionRow.task_id, TaskTransitionRow.version)
+            ):
+                transitions.setdefault(t.task_id, []).append(t)
+            attempts = dict(
+                s.execute(
+                    select(TaskAttemptRow.task_id, func.count())
+                    .where(TaskAttemptRow.task_id.in_(ids), TaskAttemptRow.outcome != "BUSY")
+                    .group_by(TaskAttemptRow.task_id)
+                ).all()
+            )
+        assert set(tasks) == set(ids), "a task accepted with 201 is missing from the database"
+        lost = [t for t, row in tasks.items() if row.status not in FINAL]
+        assert not lost, f"{len(lost)} tasks never reached a final state"
+        bad = []
+        for task_id, rows in transitions.items():
+            assert rows[0].to_status == "PENDING" and rows[0].from_status is None
+            for row in rows[1:]:
+                if row.from_status is not None and not is_allowed(row.from_status, row.to_status):
+                    bad.append((task_id, row.from_status, row.to_status))
+            completed = [r for r in rows if r.to_status == "COMPLETED"]
+            assert len(completed) <= 1, f"task {task_id} completed twice"
+        assert not bad, f"forbidden transitions recorded: {bad[:5]}"
+        for task_id, row in tasks.items():
+            if row.status == "COMPLETED":
+                assert row.result is not None, f"completed task {task_id} has no result"
+            assert row.version >= transitions[task_id][-1].version, f"task {task_id}'s row went backwards"
+        max_attempts = max(attempts.values(), default=0)
+        assert max_attempts <= max_retries + 1, f"a task ran {max_attempts} attempts"
+        over = [
+            (d.name, d.stats()["max_in_flight"], cap)
+            for d, _, cap in self.backends
+            if d.stats()["max_in_flight"] > cap
+        ]
+        assert not over, f"a backend saw more calls at once than its maxConcurrent: {over}"
+        client = redis_lib.Redis.from_url(self.redis.url, decode_responses=True)
+        leases = self._wait_no_leases(client)
+        assert leases == [], f"reserved slots left when idle: {leases[:5]}"
+        no_ttl = [k for k in client.scan_iter("*lock*") if client.ttl(k) == -1]
+        assert not no_ttl, f"locks without a TTL: {no_ttl}"
+        client.close()
+        counts: dict[str, int] = {}
+        for row in tasks.values():
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return {
+            "tasks": len(ids),
+            "lost": 0,
+            "over_capacity_events": 0,
+            "max_attempts": max_attempts,
+            "statuses": counts,
+            "backend_max_in_flight": {d.name: d.stats()["max_in_flight"] for d, _, _ in self.backends},
+        }
+
+    def _wait_no_leases(self, client: redis_lib.Redis) -> list:
+        fleet = FleetStore(client)
+        deadline = time.monotonic() + 15
+        while (leases := fleet.all_leases()) and time.monotonic() < deadline:
+            time.sleep(0.5)  # a release may still be on its way right after the last commit
+        return leases
+
+
+@pytest.fixture
+def stack(tmp_path):
+    stack = FaultStack(tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    FIGURES[name] = figures
+
+
+def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
+    if not FIGURES:
+        return
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(FIGURES, indent=2, sort_keys=True))
+    terminalreporter.section("fault scenarios")
+    for name, figures in FIGURES.items():
+        terminalreporter.write_line(f"{name}: {json.dumps(figures, sort_keys=True)}")
+    terminalreporter.write_line(f"(written to {REPORT})")

@@ -1,0 +1,163 @@
+"""Fault-injection scenarios (``make faults``): break a real stack, check every invariant."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis as redis_lib
+import requests
+
+from tests.faults.conftest import record
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
+
+
+def test_a_worker_killed_mid_dispatch_loses_no_task(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=10, delay_s=0.5)
+    stack.add_backend("b2", capacity=10, delay_s=0.5)
+    ids = stack.submit(300)
+    time.sleep(4)  # the worker holds 20 calls in flight and has prefetched the rest
+    stack.kill("worker-1")
+    killed_at = time.monotonic()
+    stack.start_worker()
+    recovery = stack.wait_final(ids, timeout_s=240)
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 300}
+    record(
+        "kill -9 worker mid-dispatch",
+        {
+            **figures,
+            "recovery_s": round(time.monotonic() - killed_at, 1),
+            "final_after_s": round(recovery, 1),
+        },
+    )
+
+
+def test_a_redis_restart_that_loses_all_data_loses_no_task(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=10, delay_s=0.3)
+    ids = stack.submit(300)
+    time.sleep(3)
+    stack.redis.restart()  # no persistence: queues, hot state, slots, scripts all gone
+    restarted_at = time.monotonic()
+    recovery = stack.wait_final(ids, timeout_s=240)
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 300}
+    later = stack.submit(20)  # consumers resumed without a restart of the workers
+    stack.wait_final(later, timeout_s=60)
+    record(
+        "redis restart (data lost)",
+        {
+            **figures,
+            "recovery_s": round(time.monotonic() - restarted_at, 1),
+            "final_after_s": round(recovery, 1),
+        },
+    )
+
+
+def test_script_flush_mid_run_changes_nothing(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=10, delay_s=0.1)
+    ids = stack.submit(300)
+    client = redis_lib.Redis.from_url(stack.redis.url)
+    for _ in range(10):
+        client.script_flush()
+        time.sleep(0.5)
+    elapsed = stack.wait_final(ids, timeout_s=180)
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 300}
+    record("SCRIPT FLUSH x10", {**figures, "final_after_s": round(elapsed, 1)})
+
+
+def test_postgres_down_for_20_seconds(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=10, delay_s=0.3)
+    ids = stack.submit(300)
+    time.sleep(2)
+    stack.postgres.stop()
+    time.sleep(1)
+    r = stack.client.post(f"{stack.api}/task", json={"type": "echo", "capabilities": ["echo"]}, timeout=30)
+    assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+    time.sleep(19)
+    stack.postgres.start()
+    back_at = time.monotonic()
+    stack.wait_final(ids, timeout_s=240)
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 300}
+    record(
+        "postgres down 20 s",
+        {
+            **figures,
+            "converged_after_s": round(time.monotonic() - back_at, 1),
+            "api_while_down": r.status_code,
+        },
+    )
+
+
+def test_backends_that_fail_hang_or_answer_garbage(stack):
+    """Three broken backends beside two good ones: attempts that fail are retried on
+    another server, the broken ones' circuits open, and nearly every task completes."""
+    stack.start()
+    stack.add_backend("good-1", capacity=8, delay_s=0.05)
+    stack.add_backend("good-2", capacity=8, delay_s=0.05)
+    for fault in ("500", "hang", "garbage"):
+        stack.add_backend(f"bad-{fault}", capacity=4, fault=fault)
+    ids = stack.submit(300, maxRetries=3)
+    elapsed = stack.wait_final(ids, timeout_s=300)
+    figures = stack.check(ids, max_retries=3)
+    counts = figures["statuses"]
+    assert set(counts) <= {"COMPLETED", "FAILED"} and counts.get("COMPLETED", 0) >= 270, counts
+    for fault in ("500", "hang", "garbage"):
+        server = requests.get(f"{stack.api}/servers/bad-{fault}", headers=stack.admin, timeout=5).json()
+        assert server["metrics"]["failureCount"] >= 1 and server["metrics"]["successCount"] == 0
+    record("backend 500s / hangs / garbage", {**figures, "final_after_s": round(elapsed, 1)})
+
+
+def test_duplicate_and_late_callbacks_change_nothing(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=10, delay_s=0.2)
+    ids = stack.submit(200, payload=lambda i: {"i": i, "duplicate": True, "late": True}, **{"async": True})
+    elapsed = stack.wait_final(ids, timeout_s=180)
+    time.sleep(2)  # let the late callbacks arrive
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 200}
+    task = requests.get(f"{stack.api}/task/{ids[0]}", headers=stack.client.headers, timeout=5).json()
+    assert task["progress"] == 100 and task["result"]["echo"]["i"] == 0
+    record("duplicate and late callbacks", {**figures, "final_after_s": round(elapsed, 1)})
+
+
+def test_two_beat_processes_break_nothing(stack):
+    """Two beats run every periodic job twice: deadlines, retries, wake-ups, reconcile."""
+    stack.start(beats=2)
+    stack.add_backend("good", capacity=5, delay_s=0.2)
+    stack.add_backend("silent", capacity=5, fault="silent")  # its tasks time out
+    ids = stack.submit(200, maxRetries=2, timeout=10, **{"async": True})
+    elapsed = stack.wait_final(ids, timeout_s=300)
+    figures = stack.check(ids, max_retries=2)
+    counts = figures["statuses"]
+    assert set(counts) <= {"COMPLETED", "TIMEOUT"} and counts.get("COMPLETED", 0) >= 180, counts
+    record("two beat processes", {**figures, "final_after_s": round(elapsed, 1)})
+
+
+def test_a_burst_of_ten_thousand_tasks(stack):
+    stack.start()
+    stack.add_backend("b1", capacity=50, delay_s=0.01)
+    stack.add_backend("b2", capacity=50, delay_s=0.01)
+    started = time.monotonic()
+    ids = stack.submit(10_000, threads=16)
+    submitted = time.monotonic() - started
+    stack.wait_final(ids, timeout_s=600)
+    total = time.monotonic() - started
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 10_000}
+    record(
+        "10,000-task burst",
+        {
+            **figures,
+            "submit_s": round(submitted, 1),
+            "all_final_s": round(total, 1),
+            "tasks_per_s": round(10_000 / total, 1),
+        },
+    )
