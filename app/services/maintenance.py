@@ -148,8 +148,10 @@ def _requeue_orphans(ctx: Context) -> int:
     for state in states:
         if state.updated_ms > cutoff:
             continue
-        ctx.tasks.put_if_absent(state)
         live = ctx.tasks.get(state.id)
+        if live is None:
+            ctx.tasks.put_if_absent(state)
+            live = ctx.tasks.get(state.id)
         if live is None or live.status is not TaskStatus.PENDING or live.updated_ms > cutoff:
             continue
         if waiting.is_parked(ctx, live) or ctx.tasks.is_scheduled(live.id):
