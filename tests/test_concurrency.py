@@ -12,9 +12,9 @@ from app.core.errors import Conflict
 from app.core.states import FINAL_STATUSES, TaskStatus
 from app.demo_backend import DemoBackend
 from app.devstack import free_port
-from app.services import control, dispatch, outcomes, state_sync, waiting
+from app.services import control, dispatch, outcomes, waiting
 from app.store import tasks_repo
-from tests.services.helpers import register_backend, submit_task
+from tests.services.helpers import register_backend, start_attempt, submit_task
 
 
 def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ctx, backend):
@@ -23,17 +23,7 @@ def test_fifty_threads_racing_callbacks_against_cancels_leave_one_winner(real_ct
     register_backend(ctx, port, max_concurrent=50)
     for round_ in range(5):
         task_id = submit_task(ctx)
-        ctx.queue.take()
-        server = ctx.fleet.reserve(task_id, 1, ("echo",))
-        state_sync.apply(
-            ctx,
-            task_id,
-            [TaskStatus.PENDING],
-            TaskStatus.PROCESSING,
-            expect_attempt=0,
-            attempt=1,
-            server_id=server,
-        )
+        start_attempt(ctx, task_id)
         barrier = threading.Barrier(50)
 
         def act(i, task_id=task_id, barrier=barrier):

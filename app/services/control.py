@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.core.errors import NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, TaskStatus
 from app.core.task import TaskState
-from app.services import outcomes, state_sync
+from app.services import state_sync
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_state
@@ -29,7 +29,9 @@ def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
 
 
 def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
-    """Any state that is not final -> CANCELLED; a running attempt's slot is freed."""
+    """Any state that is not final -> CANCELLED. A running attempt keeps its slot until
+    the backend is done with it (its answer or callback, which is then ignored), or the
+    reclaim job takes it back: the server is never asked for more than it can hold."""
     visible_task(ctx, task_id, owner)
     state = state_sync.apply(
         ctx,
@@ -40,8 +42,6 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
         attempt_end=AttemptEnd(None, "CANCELLED", "cancelled", ctx.now_ms()),
         finished_ms=ctx.now_ms(),
     )
-    if state.extra.get("from_status") == TaskStatus.PROCESSING.value:
-        outcomes.release_and_wake(ctx, state, task_id, state.attempt)
     return state
 
 

@@ -98,7 +98,9 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         _requeue_busy(ctx, state, busy)
         return DispatchResult.BUSY
     except BackendError as exc:
-        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable)
+        # After a timeout the backend may still be working on the call: keep its slot.
+        hold = exc.kind == "timeout"
+        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold)
         return DispatchResult.FAILED
     if state.spec.mode == TaskMode.CALLBACK:
         return DispatchResult.ACCEPTED
@@ -110,9 +112,11 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
     return DispatchResult.COMPLETED
 
 
-def _fail_quietly(ctx: Context, state: TaskState, message: str, retryable: bool = True) -> None:
+def _fail_quietly(
+    ctx: Context, state: TaskState, message: str, retryable: bool = True, hold_slot: bool = False
+) -> None:
     try:
-        outcomes.fail(ctx, state.id, state.attempt, message, retryable)
+        outcomes.fail(ctx, state.id, state.attempt, message, retryable, hold_slot=hold_slot)
     except Conflict:
         log.info("task %s attempt %s failed after it moved on", state.id, state.attempt)
 

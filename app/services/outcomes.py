@@ -26,15 +26,17 @@ def release_and_wake(
     attempt: int,
     verdict: str = "none",
     busy_for_s: float | None = None,
+    hold: bool = False,
 ) -> None:
     """Free the attempt's slot (a no-op if already free), record the server's
     ``verdict`` ('success', 'failure', 'busy' or 'none'), and start the best waiting
-    task that server can serve."""
+    task that server can serve. ``hold`` records the verdict but keeps the slot (the
+    backend may still be working on a call taskfleet gave up on)."""
     if state is None or not state.server_id:
         return
     now = ctx.now_ms()
     duration = max(0, now - (state.started_ms or now))
-    if ctx.fleet.release(state.server_id, task_id, attempt, now, verdict, duration, busy_for_s):
+    if ctx.fleet.release(state.server_id, task_id, attempt, now, verdict, duration, busy_for_s, hold=hold):
         waiting.wake(ctx, WAKE_PER_RELEASE, state.server_id)
 
 
@@ -70,11 +72,13 @@ def fail(
     retryable: bool = True,
     outcome: TaskStatus = TaskStatus.FAILED,
     verdict: str = "failure",
+    hold_slot: bool = False,
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING, dispatched again after a
     backoff, while the budget allows and the failure is worth retrying; else to
     ``outcome`` (FAILED or TIMEOUT). ``verdict`` is what the server's metrics and breaker
-    record ('none' when the server is not to blame, e.g. it went away)."""
+    record ('none' when the server is not to blame, e.g. it went away); ``hold_slot``
+    keeps the slot taken after a call that timed out (the backend may still be on it)."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
@@ -111,7 +115,7 @@ def fail(
         recorded = verdict
         return state
     finally:
-        release_and_wake(ctx, current, task_id, attempt, recorded)
+        release_and_wake(ctx, current, task_id, attempt, recorded, hold=hold_slot)
 
 
 def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -> TaskState:
@@ -126,6 +130,8 @@ def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -
         if state.attempt == attempt and state.status.value == status:
             state_sync.persist(ctx, state)
             return state  # a duplicate of the callback that finished it: no second effect
+        if state.attempt == attempt and status != TaskStatus.PROCESSING.value:
+            release_and_wake(ctx, state, task_id, attempt)  # the backend is done with it now
         raise Conflict(f"task {task_id} is already {state.status}", state.status.value)
     if state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
         raise Conflict(f"attempt {attempt} of task {task_id} is no longer running", state.status.value)

@@ -298,12 +298,15 @@ class FleetStore:
         duration_ms: int = 0,
         busy_for_s: float | None = None,
         min_age_ms: int = 0,
+        hold: bool = False,
     ) -> bool:
         """Free the slot this task attempt holds and record ``outcome`` ('success',
         'failure', 'busy' or 'none') in the server's metrics and circuit breaker. False
         if the attempt held no slot (already freed) or the task is running this attempt
         on this server right now (only the attempt's end frees it), or if the lease is
-        younger than ``min_age_ms``."""
+        younger than ``min_age_ms``. With ``hold`` the outcome is recorded but the slot
+        kept (and False returned): the backend may still be serving a call taskfleet gave
+        up on; ``reclaim`` frees it later."""
         with redis_errors():
             pool_id = self.client.hget(keys.server(server_id), "pool")
             if not pool_id:
@@ -331,6 +334,7 @@ class FleetStore:
                     int((busy_for_s or BUSY_DEFAULT_S) * 1000),
                     NO_HISTORY_PENALTY_MS,
                     min_age_ms,
+                    "1" if hold else "0",
                 ],
             )
         return int(released) == 1

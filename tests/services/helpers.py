@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.task import TaskSpec
-from app.services import dispatch, servers, submit
+from app.core.states import TaskStatus
+from app.core.task import TaskSpec, TaskState
+from app.services import dispatch, servers, state_sync, submit
 from app.services.context import Context
 
 
@@ -52,3 +53,20 @@ def drain(ctx: Context, rounds: int = 20) -> list[str]:
         for task_id, attempt, _countdown in jobs:
             results.append(dispatch.dispatch(ctx, task_id, attempt).value)
     return results
+
+
+def start_attempt(ctx: Context, task_id: str, server: str = "s1") -> TaskState:
+    """Put a just-submitted task in PROCESSING on ``server`` as a dispatcher would, without
+    calling the backend (its queued job is dropped)."""
+    ctx.queue.take()  # type: ignore[attr-defined]
+    assert ctx.fleet.reserve(task_id, 1, ("echo",), now_ms=ctx.now_ms()) == server
+    return state_sync.apply(
+        ctx,
+        task_id,
+        [TaskStatus.PENDING],
+        TaskStatus.PROCESSING,
+        expect_attempt=0,
+        attempt=1,
+        server_id=server,
+        started_ms=ctx.now_ms(),
+    )

@@ -6,7 +6,7 @@ from app.core.errors import Conflict
 from app.core.states import TaskStatus
 from app.services import control, dispatch, outcomes, state_sync, waiting
 from app.store import keys, tasks_repo
-from tests.services.helpers import drain, register_backend, submit_task
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 def status(ctx, task_id):
@@ -123,19 +123,48 @@ def test_a_stale_or_duplicate_dispatch_job_does_nothing(ctx, backend):
     assert demo.stats()["calls"] == 1 and ctx.fleet.in_flight("s1") == 0
 
 
-def test_cancelling_a_running_task_frees_its_slot_and_its_answer_is_ignored(ctx, backend):
+def test_cancelling_a_running_task_keeps_its_slot_until_the_backend_answers(ctx, backend):
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx)
-    ctx.queue.take()
-    server = ctx.fleet.reserve(task_id, 1, ("echo",))
-    state_sync.apply(ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1, server_id=server)
+    start_attempt(ctx, task_id)
     assert control.cancel(ctx, task_id, "alice").status is TaskStatus.CANCELLED
-    assert ctx.fleet.in_flight("s1") == 0
+    assert ctx.fleet.in_flight("s1") == 1  # the backend is still working on it
     with pytest.raises(Conflict):
-        outcomes.complete(ctx, task_id, 1, {"late": True})
+        outcomes.complete(ctx, task_id, 1, {"late": True})  # its answer is ignored ...
+    assert ctx.fleet.in_flight("s1") == 0  # ... and frees the slot
     assert status(ctx, task_id).status is TaskStatus.CANCELLED
     assert db_row(ctx, task_id).status == "CANCELLED"
+    assert ctx.fleet.state("s1").get("successes") is None
+
+
+def test_a_cancelled_callback_task_frees_its_slot_when_the_backend_reports(ctx, backend):
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx, mode="callback")
+    start_attempt(ctx, task_id)
+    control.cancel(ctx, task_id, "alice")
+    with pytest.raises(Conflict):
+        outcomes.callback(ctx, task_id, 1, {"status": "COMPLETED", "result": 1})
+    assert ctx.fleet.in_flight("s1") == 0
+
+
+def test_a_predict_timeout_keeps_the_slot_until_it_is_reclaimed(ctx, backend):
+    from app.core.clock import ManualClock
+    from app.services import maintenance
+
+    demo, port = backend
+    register_backend(ctx, port)
+    ctx.backends.predict_timeout_s = 0.2
+    ctx.clock = ManualClock(ctx.now_ms())
+    task_id = submit_task(ctx, {"sleep": 1}, max_retries=0)
+    assert drain(ctx) == ["failed"]
+    assert "timed out" in status(ctx, task_id).error
+    assert ctx.fleet.in_flight("s1") == 1  # the backend is still sleeping on it
+    assert ctx.fleet.state("s1")["failures"] == "1"
+    ctx.clock.advance(maintenance.RECLAIM_AFTER_S)
+    assert maintenance.reclaim_slots(ctx) == 1
+    assert ctx.fleet.in_flight("s1") == 0 and ctx.fleet.state("s1")["failures"] == "1"
 
 
 def test_a_manual_retry_starts_a_fresh_budget_and_keeps_the_history(ctx, backend):

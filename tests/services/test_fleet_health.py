@@ -12,7 +12,7 @@ from app.demo_backend import DemoBackend
 from app.devstack import free_port
 from app.services import health, servers, state_sync
 from app.store import servers_repo
-from tests.services.helpers import drain, register_backend, submit_task
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 @pytest.fixture
@@ -69,18 +69,7 @@ def test_tasks_on_a_server_that_goes_offline_complete_elsewhere(ctx, clock, back
     demo, port = backend
     register_backend(ctx, port, "s1")
     task_id = submit_task(ctx)
-    ctx.queue.take()
-    server = ctx.fleet.reserve(task_id, 1, ("echo",))
-    assert server == "s1"
-    state_sync.apply(
-        ctx,
-        task_id,
-        [TaskStatus.PENDING],
-        TaskStatus.PROCESSING,
-        attempt=1,
-        server_id="s1",
-        started_ms=clock.now_ms(),
-    )
+    start_attempt(ctx, task_id)
     register_backend(ctx, second_backend[1], "s2")
     demo.healthy = False
     for _ in range(3):
@@ -126,9 +115,7 @@ def test_unregistering_drains_then_moves_what_is_left(ctx, clock, backend, secon
     _, port = backend
     register_backend(ctx, port, "s1")
     task_id = submit_task(ctx)
-    ctx.queue.take()
-    ctx.fleet.reserve(task_id, 1, ("echo",))
-    state_sync.apply(ctx, task_id, [TaskStatus.PENDING], TaskStatus.PROCESSING, attempt=1, server_id="s1")
+    start_attempt(ctx, task_id)
     servers.start_drain(ctx, "s1")
     assert db_status(ctx, "s1") == "draining"
     assert ctx.fleet.reserve("other", 1, ("echo",)) is None  # no new tasks

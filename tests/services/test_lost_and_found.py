@@ -7,22 +7,7 @@ from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.services import dispatch, health, maintenance, outcomes, servers, state_sync, waiting
 from app.store import keys, tasks_repo
-from tests.services.helpers import drain, register_backend, submit_task
-
-
-def processing(ctx, task_id, server="s1"):
-    ctx.queue.take()
-    assert ctx.fleet.reserve(task_id, 1, ("echo",), now_ms=ctx.now_ms()) == server
-    return state_sync.apply(
-        ctx,
-        task_id,
-        [TaskStatus.PENDING],
-        TaskStatus.PROCESSING,
-        expect_attempt=0,
-        attempt=1,
-        server_id=server,
-        started_ms=ctx.now_ms(),
-    )
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 def test_a_duplicate_dispatch_job_reserves_nothing_twice(ctx, backend):
@@ -56,7 +41,7 @@ def test_reclaiming_never_takes_the_slot_of_a_running_attempt(ctx, backend):
     register_backend(ctx, port, max_concurrent=1)
     clock = ctx.clock = ManualClock(1_800_000_000_000)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)
+    start_attempt(ctx, task_id)
     clock.advance(3600)
     assert maintenance.reclaim_slots(ctx) == 0
     assert ctx.fleet.in_flight("s1") == 1
@@ -66,7 +51,7 @@ def test_after_redis_loses_everything_running_tasks_keep_their_slots_and_deadlin
     _, port = backend
     register_backend(ctx, port, max_concurrent=1)
     first = submit_task(ctx)
-    processing(ctx, first)
+    start_attempt(ctx, first)
     second = submit_task(ctx)
     ctx.redis.flushall()
     report = maintenance.reconcile(ctx)
@@ -83,7 +68,7 @@ def test_the_database_catches_up_when_it_missed_a_transition(ctx, backend, monke
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)
+    start_attempt(ctx, task_id)
     real_follow = tasks_repo.follow
 
     def down(*args, **kwargs):
@@ -107,7 +92,7 @@ def test_reconcile_lets_the_database_catch_up(ctx, backend, monkeypatch):
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)
+    start_attempt(ctx, task_id)
     real_follow = tasks_repo.follow
     monkeypatch.setattr(tasks_repo, "follow", lambda *a, **k: (_ for _ in ()).throw(StoreUnavailable("down")))
     with pytest.raises(StoreUnavailable):
@@ -174,7 +159,7 @@ def test_losing_a_race_records_no_verdict_on_the_server(ctx, backend):
     _, port = backend
     register_backend(ctx, port)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)
+    start_attempt(ctx, task_id)
     control.cancel(ctx, task_id, "alice")
     with pytest.raises(Conflict):
         outcomes.complete(ctx, task_id, 1, "late")
@@ -188,7 +173,7 @@ def test_a_sync_attempt_whose_worker_died_is_retried_elsewhere_within_a_minute(c
     register_backend(ctx, port)
     clock = ctx.clock = ManualClock(1_800_000_000_000)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)  # the worker started the attempt and was killed: no heartbeat
+    start_attempt(ctx, task_id)  # the worker started the attempt and was killed: no heartbeat
     clock.advance(liveness.LOST_AFTER_S - 1)
     assert liveness.recover_lost_attempts(ctx) == 0
     clock.advance(1)
@@ -206,7 +191,7 @@ def test_a_live_worker_keeps_its_attempt(ctx, backend):
     register_backend(ctx, port)
     clock = ctx.clock = ManualClock(1_800_000_000_000)
     task_id = submit_task(ctx)
-    processing(ctx, task_id)
+    start_attempt(ctx, task_id)
     with liveness.heartbeat(ctx, task_id, 1):
         clock.advance(600)
         assert liveness.recover_lost_attempts(ctx) == 0

@@ -25,9 +25,13 @@
 -- ARGV[11] no-history EWMA penalty in ms
 -- ARGV[12] minimum lease age in ms (0: any); a younger lease is kept (the reclaim job
 --          passes a minimum so it never takes a slot a dispatcher is about to use)
+-- ARGV[13] '1' to record the outcome but keep the slot: the backend may still be
+--          working on a call taskfleet gave up on (a predict timeout); the reclaim job
+--          frees it once the lease is old enough
 --
--- Returns 1 if the slot was freed, 0 if the attempt holds no slot on this server,
--- -1 if it is in use, -2 if it is younger than ARGV[12].
+-- Returns 1 if the slot was freed, 2 if the outcome was recorded and the slot kept,
+-- 0 if the attempt holds no slot on this server, -1 if it is in use, -2 if it is
+-- younger than ARGV[12].
 
 local pool, avail, leases, task, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local lease, sid, outcome = ARGV[1], ARGV[3], ARGV[4]
@@ -48,9 +52,14 @@ if now - tonumber(reserved_ms) < tonumber(ARGV[12]) then
   return -2
 end
 
-redis.call('HDEL', leases, lease)
-if redis.call('HINCRBY', pool, sid .. '|used', -cost) < 0 then
-  redis.call('HSET', pool, sid .. '|used', 0)
+local hold = ARGV[13] == '1'
+if hold then
+  redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. ARGV[6]) -- reclaimed later
+else
+  redis.call('HDEL', leases, lease)
+  if redis.call('HINCRBY', pool, sid .. '|used', -cost) < 0 then
+    redis.call('HSET', pool, sid .. '|used', 0)
+  end
 end
 
 local was_probe = pf(pool, sid, 'probe') == '2'
@@ -91,4 +100,5 @@ elseif was_probe then
   redis.call('HSET', pool, sid .. '|probe', 1)
 end
 reindex(pool, avail, sid, alg, tonumber(ARGV[11]))
+if hold then return 2 end
 return 1
