@@ -167,7 +167,7 @@ class FaultStack:
 
     # -- the invariants -------------------------------------------------------------
 
-    def check(self, ids: list[str], max_retries: int = 3) -> dict[str, Any]:
+    def check(self, ids: list[str], max_retries: int = 3, idle_within_s: float = 15) -> dict[str, Any]:
         """Every SPEC invariant on what the stores hold; returns the scenario's figures."""
         with self.db.session() as s:
             tasks = {r.id: r for r in s.scalars(select(TaskRow).where(TaskRow.id.in_(ids)))}
@@ -210,7 +210,7 @@ class FaultStack:
         ]
         assert not over, f"a backend saw more calls at once than its maxConcurrent: {over}"
         client = redis_lib.Redis.from_url(self.redis.url, decode_responses=True)
-        leases = self._wait_no_leases(client)
+        leases = self._wait_no_leases(client, idle_within_s)
         assert leases == [], f"reserved slots left when idle: {leases[:5]}"
         no_ttl = [k for k in client.scan_iter("*lock*") if client.ttl(k) == -1]
         assert not no_ttl, f"locks without a TTL: {no_ttl}"
@@ -227,9 +227,9 @@ class FaultStack:
             "backend_max_in_flight": {d.name: d.stats()["max_in_flight"] for d, _, _ in self.backends},
         }
 
-    def _wait_no_leases(self, client: redis_lib.Redis) -> list:
+    def _wait_no_leases(self, client: redis_lib.Redis, within_s: float) -> list:
         fleet = FleetStore(client)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + within_s
         while (leases := fleet.all_leases()) and time.monotonic() < deadline:
             time.sleep(0.5)  # a release may still be on its way right after the last commit
         return leases
