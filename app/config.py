@@ -129,7 +129,13 @@ class Settings:
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 4,
             "broker_connection_retry_on_startup": True,
-            "broker_transport_options": {"visibility_timeout": 3600},
+            # Every greenlet acks through the broker pool: size it for the concurrency, or
+            # acks fail with MaxConnectionsError under load.
+            "broker_transport_options": {
+                "visibility_timeout": 3600,
+                "max_connections": self.worker_concurrency + 50,
+            },
+            "broker_pool_limit": self.worker_concurrency + 50,
             "task_serializer": "json",
             "accept_content": ["json"],
             "worker_hijack_root_logger": False,
