@@ -73,6 +73,7 @@ class FaultStack:
         self._servers: list[Any] = []
         self.db = Database(self.database_url)
         self.workers = 0
+        self.killed: set[str] = set()
 
     # -- processes ------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class FaultStack:
     def kill(self, name: str) -> None:
         for proc_name, proc in self.supervisor.processes:
             if proc_name == name and proc.poll() is None:
+                self.killed.add(name)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
@@ -159,6 +161,9 @@ class FaultStack:
             except Exception:  # noqa: BLE001 - the database may be down on purpose
                 done = set()
             pending -= done
+            died = [n for n in self.supervisor.dead() if n not in self.killed]
+            if pending and died:
+                raise AssertionError(f"{died} exited on its own; see {self.tmp / 'logs'}")
             if pending and time.monotonic() - start > timeout_s:
                 sample = self.statuses(list(pending)[:5])
                 raise AssertionError(f"{len(pending)} tasks not final after {timeout_s}s, e.g. {sample}")
