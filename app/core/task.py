@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.states import TaskStatus
@@ -79,9 +79,6 @@ class TaskState:
     started_ms: int | None = None
     finished_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def with_changes(self, **changes: Any) -> TaskState:
-        return replace(self, **changes)
 
 
 def waiting_score(priority: int, created_ms: int) -> float:

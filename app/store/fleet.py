@@ -56,12 +56,6 @@ class ServerProfile:
         return hashlib.sha1(profile.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class Reservation:
-    server_id: str
-    pool_id: str
-
-
 class FleetStore:
     """Registers servers for selection and reserves/releases their slots atomically."""
 
@@ -361,10 +355,6 @@ class FleetStore:
     def server_ids(self) -> list[str]:
         with redis_errors():
             return sorted(self.client.smembers(keys.SERVERS))
-
-    def is_empty(self) -> bool:
-        with redis_errors():
-            return not self.client.exists(keys.SERVERS)
 
     def state(self, server_id: str) -> dict[str, str]:
         """The server hash: status, breaker, metrics (empty if unknown)."""

@@ -56,8 +56,3 @@ class WaitingLines:
             return []
         with redis_errors():
             return list(self._pop(keys=line_keys, args=[count]))
-
-    def depth(self) -> int:
-        with redis_errors():
-            pids = list(self.client.hkeys(keys.WAITING_PROFILES))
-            return sum(self.client.zcard(keys.waiting(pid)) for pid in pids)
