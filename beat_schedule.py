@@ -12,6 +12,8 @@ SCHEDULE: dict[str, float] = {
     "taskfleet.maintenance.health_checks": 1.0,
     "taskfleet.maintenance.wake_servers": 1.0,
     "taskfleet.maintenance.cleanup_servers": 60.0,
+    # Exactly once per batch, so a slow or doubled run never counts twice.
+    "taskfleet.maintenance.flush_stats": 10.0,
 }
 
 

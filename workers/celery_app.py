@@ -81,5 +81,5 @@ def _patch_psycopg_for_gevent() -> None:
 
 settings = Settings.from_env()
 app = make_celery(settings)
-app.conf.imports = ("workers.dispatch", "workers.maintenance", "workers.fleet")
+app.conf.imports = ("workers.dispatch", "workers.maintenance", "workers.fleet", "workers.presence")
 app.conf.beat_schedule = beat_schedule()

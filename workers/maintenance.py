@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services import liveness, maintenance
+from app.services import liveness, maintenance, stats
 from workers.celery_app import app, worker_context
 
 
@@ -40,3 +40,9 @@ def recover_attempts() -> int:
 def reconcile() -> dict[str, int]:
     """Rebuild lost Redis state from the database; let the database catch up; re-enqueue orphans."""
     return maintenance.reconcile(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.flush_stats", ignore_result=True)
+def flush_stats() -> dict[str, int]:
+    """Move the Redis statistics counters into the hourly rollups; recount lost hours."""
+    return stats.flush(worker_context())

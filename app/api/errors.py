@@ -39,8 +39,37 @@ def require_json_body() -> Response | None:
     return None
 
 
+#: Answers of the request-body checks above and below, for every operation they apply to:
+#: (status, description, whether the operation needs a JSON body of its own).
+BODY_ERRORS = (
+    ("400", "Malformed JSON body", True),
+    ("413", "Request body larger than MAX_BODY_BYTES", False),
+    ("415", "Request body is not application/json", False),
+)
+
+
+def document_body_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Add the 400/413/415 answers of ``require_json_body`` and the JSON parser to
+    /openapi.json, with the error schema apiflask already uses for the operation's 422."""
+    for path in spec.get("paths", {}).values():
+        for method, operation in path.items():
+            if method.upper() not in BODY_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            error = responses.get("422") or responses.get("401")
+            for status, description, needs_body in BODY_ERRORS:
+                if needs_body and "requestBody" not in operation:
+                    continue
+                response: dict[str, Any] = {"description": description}
+                if error and "content" in error:
+                    response["content"] = error["content"]
+                responses.setdefault(status, response)
+    return spec
+
+
 def register_error_handlers(app: APIFlask) -> None:
     app.before_request(require_json_body)
+    app.spec_processor(document_body_errors)
 
     @app.error_processor
     def _apiflask_error(error: HTTPError) -> Response:
@@ -76,7 +105,13 @@ def register_error_handlers(app: APIFlask) -> None:
             code, message = "malformed_json", "request body is not valid JSON"
         if status == 413:
             code, message = "payload_too_large", "request body is larger than MAX_BODY_BYTES"
-        return error_response(status, code, message)
+        response = error_response(status, code, message)
+        # Keep the exception's own headers (the Allow of a 405, the WWW-Authenticate of a
+        # 401), but not its HTML content type.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

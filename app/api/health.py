@@ -1,4 +1,4 @@
-"""Liveness."""
+"""Liveness, readiness and the fleet's status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
+from app.api.auth import requires
+from app.api.context import ctx
+from app.api.monitoring_schemas import ReadyOut, StatusOut
 from app.api.schemas import HealthOut
+from app.services import status as fleet_status
 
 bp = APIBlueprint("health", __name__, url_prefix="/api", tag="Health")
 
@@ -16,3 +20,21 @@ bp = APIBlueprint("health", __name__, url_prefix="/api", tag="Health")
 def health() -> Any:
     """The API process is up (it does not check Redis or the database)."""
     return {"status": "ok"}
+
+
+@bp.get("/ready")
+@bp.output(ReadyOut)
+@bp.doc(responses={503: "Not ready: Redis or the database is down, or no worker is alive"})
+def ready() -> Any:
+    """For load balancers: Redis and the database answer and a worker is alive."""
+    is_ready, checks = fleet_status.ready(ctx())
+    return {"ready": is_ready, "checks": checks}, 200 if is_ready else 503
+
+
+@bp.get("/status")
+@requires("admin")
+@bp.output(StatusOut)
+@bp.doc(security="BearerAuth")
+def status() -> Any:
+    """Queues, load by task type, slots, workers and the last minute's rate."""
+    return fleet_status.status(ctx())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import RAISE
+from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
 from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
@@ -28,12 +30,38 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class QuerySchema(StrictSchema):
+    """A query string. Views load it with ``unknown=RAISE`` (webargs drops unknown query
+    parameters otherwise), and a single-valued parameter given twice is refused rather
+    than cut to its first value."""
+
+    @pre_load
+    def _single_valued(self, data: Any, **_: Any) -> Any:
+        getlist = getattr(data, "getlist", None)  # webargs' proxy of the request's MultiDict
+        if getlist is None:
+            return data
+        multiple = getattr(data, "multiple_keys", set())
+        repeated = sorted(key for key in data if key not in multiple and len(getlist(key)) > 1)
+        if repeated:
+            raise ValidationError({key: ["given more than once"] for key in repeated})
+        return data
+
+
+class StrictBoolean(Boolean):
+    """JSON ``true`` or ``false`` only: not 0/1 or "yes", as the schema's ``boolean`` says."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class TaskIn(StrictSchema):
     type = String(required=True, validate=NAME)
     priority = Integer(load_default=DEFAULT_PRIORITY, validate=Range(0, 10), strict=True)
     payload = Raw(load_default=None, allow_none=True)
     capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=32))
-    is_async = Boolean(data_key="async", load_default=None, allow_none=True)
+    is_async = StrictBoolean(data_key="async", load_default=None, allow_none=True)
     mode = String(load_default=None, validate=OneOf(["sync", "callback"]))
     timeout = Integer(load_default=DEFAULT_TIMEOUT_S, validate=Range(1, MAX_TIMEOUT_S), strict=True)
     max_retries = Integer(
@@ -67,7 +95,7 @@ class TaskOut(Schema):
     finished_at = String(data_key="finishedAt", allow_none=True)
 
 
-class TaskListQuery(StrictSchema):
+class TaskListQuery(QuerySchema):
     status = String(load_default=None, validate=OneOf(TASK_STATUSES))
     type = String(load_default=None, validate=NAME)
     limit = Integer(load_default=20, validate=Range(1, 100))
@@ -79,7 +107,7 @@ class TaskPage(Schema):
     next_cursor = String(data_key="nextCursor", allow_none=True)
 
 
-class CallbackQuery(StrictSchema):
+class CallbackQuery(QuerySchema):
     token = String(required=True, validate=Length(min=1, max=500))
 
 
@@ -153,7 +181,7 @@ class ServerList(Schema):
     items = List(Nested(ServerOut))
 
 
-class ServerListQuery(StrictSchema):
+class ServerListQuery(QuerySchema):
     status = String(load_default=None, validate=OneOf(["online", "degraded", "offline", "draining"]))
     group = String(load_default=None, validate=NAME)
     capability = String(load_default=None, validate=NAME)
@@ -168,7 +196,7 @@ class HeartbeatIn(StrictSchema):
 
 
 class MaintenanceIn(StrictSchema):
-    enabled = Boolean(required=True)
+    enabled = StrictBoolean(required=True)
 
 
 class AlgorithmIn(StrictSchema):

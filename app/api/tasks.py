@@ -8,6 +8,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import request
+from marshmallow import RAISE
 
 from app.api.auth import current_caller, requires
 from app.api.context import ctx
@@ -72,7 +73,7 @@ def get_task(task_id: str) -> Any:
 
 @bp.get("/tasks")
 @requires("client", "admin")
-@bp.input(TaskListQuery, location="query", arg_name="query")
+@bp.input(TaskListQuery, location="query", arg_name="query", unknown=RAISE)
 @bp.output(TaskPage)
 @bp.doc(**BEARER)
 def list_tasks(query: dict[str, Any]) -> Any:
@@ -114,7 +115,7 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @bp.put("/task/<task_id>")
 @callback_token_required
-@bp.input(CallbackQuery, location="query", arg_name="query")
+@bp.input(CallbackQuery, location="query", arg_name="query", unknown=RAISE)
 @bp.input(CallbackIn, arg_name="update")
 @bp.output(TaskOut)
 @bp.doc(

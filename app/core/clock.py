@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -35,7 +37,7 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
     """Epoch milliseconds to an aware UTC datetime (None stays None)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def datetime_to_ms(value: datetime | None) -> int | None:
@@ -44,7 +46,7 @@ def datetime_to_ms(value: datetime | None) -> int | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(ms: int | None) -> str | None:

@@ -16,7 +16,9 @@ from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
 from app.store.redis_client import connect
 from app.store.servers_repo import EndpointCache
+from app.store.stats import StatsCounters
 from app.store.waiting import WaitingLines
+from app.store.workers import WorkerPresence
 
 log = logging.getLogger("taskfleet")
 
@@ -39,6 +41,8 @@ class Context:
     tasks: TaskStateStore
     fleet: FleetStore
     waiting: WaitingLines
+    stats: StatsCounters
+    workers: WorkerPresence
     backends: BackendClient
     tokens: CallbackTokens
     queue: DispatchQueue
@@ -66,6 +70,8 @@ def build_context(
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
         fleet=FleetStore(client),
         waiting=WaitingLines(client),
+        stats=StatsCounters(client),
+        workers=WorkerPresence(client),
         backends=BackendClient(settings.predict_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,

@@ -33,14 +33,15 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     the backend is done with it (its answer or callback, which is then ignored), or the
     reclaim job takes it back: the server is never asked for more than it can hold."""
     visible_task(ctx, task_id, owner)
+    now = ctx.now_ms()
     state = state_sync.apply(
         ctx,
         task_id,
         [s for s in TaskStatus if s not in FINAL_STATUSES],
         TaskStatus.CANCELLED,
         # Closes the running attempt's record, if there is one still open.
-        attempt_end=AttemptEnd(None, "CANCELLED", "cancelled", ctx.now_ms()),
-        finished_ms=ctx.now_ms(),
+        attempt_end=AttemptEnd(None, "CANCELLED", "cancelled", now),
+        finished_ms=now,
     )
     return state
 

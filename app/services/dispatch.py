@@ -54,6 +54,7 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
         server_id = _reserve(ctx, state, next_attempt)
         if server_id is None:
             return DispatchResult.WAITING
+    now = ctx.now_ms()
     try:
         state = state_sync.apply(
             ctx,
@@ -61,9 +62,10 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
             [TaskStatus.PENDING],
             TaskStatus.PROCESSING,
             expect_attempt=attempt,
+            now_ms=now,
             attempt=next_attempt,
             server_id=server_id,
-            started_ms=ctx.now_ms(),
+            started_ms=now,
             progress=0,
         )
     except Conflict:
@@ -77,7 +79,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
     assert server_id is not None
     endpoint = ctx.endpoints.get(server_id)
     if endpoint is None:
-        _fail_quietly(ctx, state, f"server {server_id} is no longer registered")
+        _fail_quietly(ctx, state, f"server {server_id} is no longer registered", error_type="server_removed")
         return DispatchResult.FAILED
     call = PredictCall(
         url=endpoint.predict_url,
@@ -100,7 +102,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
     except BackendError as exc:
         # After a timeout the backend may still be working on the call: keep its slot.
         hold = exc.kind == "timeout"
-        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold)
+        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold, exc.kind)
         return DispatchResult.FAILED
     if state.spec.mode == TaskMode.CALLBACK:
         return DispatchResult.ACCEPTED
@@ -113,10 +115,17 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
 
 
 def _fail_quietly(
-    ctx: Context, state: TaskState, message: str, retryable: bool = True, hold_slot: bool = False
+    ctx: Context,
+    state: TaskState,
+    message: str,
+    retryable: bool = True,
+    hold_slot: bool = False,
+    error_type: str = "failed",
 ) -> None:
     try:
-        outcomes.fail(ctx, state.id, state.attempt, message, retryable, hold_slot=hold_slot)
+        outcomes.fail(
+            ctx, state.id, state.attempt, message, retryable, hold_slot=hold_slot, error_type=error_type
+        )
     except Conflict:
         log.info("task %s attempt %s failed after it moved on", state.id, state.attempt)
 

@@ -66,7 +66,14 @@ def recover_lost_attempts(ctx: Context) -> int:
         ):
             continue
         try:
-            outcomes.fail(ctx, task_id, attempt, "the worker running it was lost", verdict="none")
+            outcomes.fail(
+                ctx,
+                task_id,
+                attempt,
+                "the worker running it was lost",
+                verdict="none",
+                error_type="worker_lost",
+            )
             recovered += 1
             log.warning("recovered task %s attempt %s from a lost worker", task_id, attempt)
         except (Conflict, NotFound):

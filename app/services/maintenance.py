@@ -7,7 +7,7 @@ import logging
 
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus
-from app.services import outcomes, servers, state_sync, waiting
+from app.services import outcomes, servers, state_sync, stats, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -40,6 +40,7 @@ def expire_deadlines(ctx: Context) -> int:
                     state.attempt,
                     f"timed out after {state.spec.timeout_s}s on server {state.server_id}",
                     outcome=TaskStatus.TIMEOUT,
+                    error_type="timeout",
                 )
             elif state is not None and state.status is TaskStatus.PENDING:
                 state_sync.apply(
@@ -93,9 +94,10 @@ def reconcile(ctx: Context) -> dict[str, int]:
     """Make Redis and the database agree: rebuild Redis when it lost its data, let the
     database catch up with tasks it could not follow, and re-enqueue PENDING tasks that
     nothing will dispatch (lost between commit and enqueue)."""
-    report = {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0}
+    report = {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0, "stats_hours": 0}
     rebuild = ctx.tasks.needs_rebuild()
     if rebuild:
+        report["stats_hours"] = stats.mark_lost(ctx)
         report["servers"] = servers.republish_all(ctx)
         report["tasks"] = _rebuild_tasks(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())

@@ -9,7 +9,7 @@ from app.core.backoff import backoff_s
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus, attempts_left, is_final
 from app.core.task import TaskState
-from app.services import state_sync, waiting
+from app.services import state_sync, stats, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
@@ -45,6 +45,7 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
     task moved on (cancelled, timed out, superseded)."""
     current = ctx.tasks.get(task_id)
     verdict = "none"
+    now = ctx.now_ms()
     try:
         state = state_sync.apply(
             ctx,
@@ -52,10 +53,10 @@ def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState
             [TaskStatus.PROCESSING],
             TaskStatus.COMPLETED,
             expect_attempt=attempt,
-            attempt_end=AttemptEnd(attempt, "COMPLETED", None, ctx.now_ms()),
+            attempt_end=AttemptEnd(attempt, "COMPLETED", None, now),
             result=result,
             progress=100,
-            finished_ms=ctx.now_ms(),
+            finished_ms=now,
             error=None,
         )
         verdict = "success"
@@ -73,16 +74,19 @@ def fail(
     outcome: TaskStatus = TaskStatus.FAILED,
     verdict: str = "failure",
     hold_slot: bool = False,
+    error_type: str = "failed",
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING, dispatched again after a
     backoff, while the budget allows and the failure is worth retrying; else to
     ``outcome`` (FAILED or TIMEOUT). ``verdict`` is what the server's metrics and breaker
     record ('none' when the server is not to blame, e.g. it went away); ``hold_slot``
-    keeps the slot taken after a call that timed out (the backend may still be on it)."""
+    keeps the slot taken after a call that timed out (the backend may still be on it).
+    The failure is counted in the error log under (``error_type``, ``message``)."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
-    end = AttemptEnd(attempt, outcome.value, message, ctx.now_ms())
+    now = ctx.now_ms()
+    end = AttemptEnd(attempt, outcome.value, message, now)
     recorded = "none"
     try:
         if retryable and attempts_left(attempt, current.retry_base, current.spec.max_retries):
@@ -98,7 +102,7 @@ def fail(
                 avoid_server_id=current.server_id,
             )
             delay_ms = int(backoff_s(attempt - current.retry_base) * 1000)
-            ctx.tasks.schedule(task_id, ctx.now_ms() + delay_ms)
+            ctx.tasks.schedule(task_id, now + delay_ms)
         else:
             used = attempt - current.retry_base
             why = "not retryable" if not retryable else "no retries left"
@@ -110,9 +114,10 @@ def fail(
                 expect_attempt=attempt,
                 attempt_end=end,
                 error=f"{message} (attempt {used} of {current.spec.max_retries + 1}, {why})",
-                finished_ms=ctx.now_ms(),
+                finished_ms=now,
             )
         recorded = verdict
+        stats.record_error(ctx, error_type, message)
         return state
     finally:
         release_and_wake(ctx, current, task_id, attempt, recorded, hold=hold_slot)
@@ -138,7 +143,9 @@ def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -
     if status == TaskStatus.COMPLETED.value:
         return complete(ctx, task_id, attempt, update.get("result"))
     if status == TaskStatus.FAILED.value:
-        return fail(ctx, task_id, attempt, update.get("error") or "backend reported failure")
+        return fail(
+            ctx, task_id, attempt, update.get("error") or "backend reported failure", error_type="reported"
+        )
     fields: dict[str, Any] = {}
     if update.get("progress") is not None:
         fields["progress"] = update["progress"]

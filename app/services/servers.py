@@ -152,7 +152,14 @@ def evacuate(ctx: Context, server_id: str, reason: str) -> int:
     moved = 0
     for task_id, attempt, _cost in ctx.fleet.leases(server_id):
         try:
-            fail(ctx, task_id, attempt, f"server {server_id} {reason}", verdict="none")
+            fail(
+                ctx,
+                task_id,
+                attempt,
+                f"server {server_id} {reason}",
+                verdict="none",
+                error_type="server_gone",
+            )
             moved += 1
         except (Conflict, NotFound):
             continue

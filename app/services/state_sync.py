@@ -38,19 +38,24 @@ def apply(
     target: TaskStatus,
     expect_attempt: int | None = None,
     attempt_end: AttemptEnd | None = None,
+    now_ms: int | None = None,
     **fields: Any,
 ) -> TaskState:
     """Move the task to ``target`` (raises ``Conflict`` if it is not in ``sources``) and
     record the new version in the database. Hot state lost from Redis is rebuilt from
-    the database first."""
+    the database first. ``now_ms`` (default: the clock; an attempt end's own time) is
+    the transition's time; callers pass the same value as any ``started_ms`` or
+    ``finished_ms`` field so the statistics and the records agree to the millisecond."""
     sources = tuple(sources)
-    now_ms = ctx.now_ms()
+    if now_ms is None:
+        now_ms = attempt_end.at_ms if attempt_end else ctx.now_ms()
+    outcome = attempt_end.outcome if attempt_end else ""
     try:
-        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, **fields)
+        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, outcome, **fields)
     except HotStateMissing:
         if load(ctx, task_id) is None:
             raise
-        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, **fields)
+        state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, outcome, **fields)
     from_status = state.extra.get("from_status")
     try:
         with ctx.db.session() as session:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
+from app.services import stats
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -50,8 +51,9 @@ def submit(
     # The task is durable now. If Redis or the broker fail from here on, the answer is
     # still 201: the orphan sweep (workers.maintenance) enqueues PENDING tasks it finds.
     try:
-        ctx.tasks.put_if_absent(state)
+        ctx.tasks.put_if_absent(state, new=True)
         ctx.queue.enqueue(state.id, state.attempt)
     except StoreUnavailable:
         log.warning("task %s stored but not enqueued; the orphan sweep will pick it up", state.id)
+        stats.mark_missed(ctx, state.created_ms)
     return state, True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +43,12 @@ def make_engine(database_url: str) -> Engine:
     )
 
 
+def insert_for(session: Session, model: type) -> Any:
+    """An INSERT for ``model`` in the session's dialect, so ON CONFLICT is available."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
 class Database:
     """Holds the engine and hands out sessions that translate outages into
     ``StoreUnavailable``."""
@@ -51,10 +59,14 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on error."""
+    def session(self, snapshot: bool = False) -> Iterator[Session]:
+        """A session committed on success and rolled back on error. ``snapshot``: every
+        read sees the database at one instant (REPEATABLE READ on Postgres; SQLite
+        transactions always do)."""
         session = self._sessions()
         try:
+            if snapshot and self.engine.dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
             session.commit()
         except OperationalError as exc:

@@ -413,6 +413,20 @@ class FleetStore:
                     free += max(0, int(values[i] or 0) - int(values[i + 1] or 0))
         return free
 
+    def slots(self) -> dict[str, dict[str, int]]:
+        """Per server: ``max`` slots, ``used`` slots and ``ok`` (1 if it takes tasks:
+        online or degraded, not in maintenance or draining)."""
+        with redis_errors():
+            pools = list(self.client.smembers(keys.POOLS))
+            raws = [self.client.hgetall(keys.pool(p)) for p in pools]
+        out: dict[str, dict[str, int]] = {}
+        for raw in raws:
+            for name, value in raw.items():
+                sid, _, field = name.rpartition("|")
+                if field in ("max", "used", "ok") and value != "":
+                    out.setdefault(sid, {"max": 0, "used": 0, "ok": 0})[field] = int(float(value))
+        return out
+
     # -- timers ---------------------------------------------------------------------
 
     def _claim_due(self, zset: str, now_ms: int, limit: int) -> list[str]:

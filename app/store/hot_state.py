@@ -24,6 +24,7 @@ def _encode(state: TaskState) -> dict[str, str]:
         "id": state.id,
         "owner": state.owner,
         "spec": json.dumps(state.spec.to_json()),
+        "type": state.spec.type,
         "timeout_ms": str(state.spec.timeout_s * 1000),
         "status": state.status.value,
         "version": str(state.version),
@@ -92,19 +93,20 @@ class TaskStateStore:
         with redis_errors():
             return self.client.hget(keys.task(task_id), name)
 
-    def put_if_absent(self, state: TaskState) -> bool:
-        """Write ``state`` unless Redis already holds this task; True if written."""
+    def put_if_absent(self, state: TaskState, new: bool = False) -> bool:
+        """Write ``state`` unless Redis already holds this task; True if written. A
+        ``new`` task is also counted as created in the statistics."""
         deadline = ""
         if state.status is TaskStatus.PROCESSING:
             deadline = str((state.started_ms or state.updated_ms) + state.spec.timeout_s * 1000)
         elif state.status is TaskStatus.PENDING:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
-        args: list[str] = [str(ttl_ms), deadline]
+        args: list[str] = [str(ttl_ms), deadline, state.spec.type if new else "", str(state.created_ms)]
         for name, value in _encode(state).items():
             args += [name, value]
         with redis_errors():
-            written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES], args=args)
+            written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES, keys.STATS_LIVE], args=args)
         return bool(written)
 
     def transition(
@@ -114,11 +116,14 @@ class TaskStateStore:
         target: TaskStatus,
         now_ms: int,
         expect_attempt: int | None = None,
+        attempt_outcome: str = "",
         **fields: Any,
     ) -> TaskState:
         """Move the task to ``target`` if it is in one of ``sources`` (and at
-        ``expect_attempt``). Returns the new state; raises ``Conflict`` when the task is
-        elsewhere and ``HotStateMissing`` when Redis has no copy of it."""
+        ``expect_attempt``), counting the event in the statistics (``attempt_outcome``:
+        how the running attempt ended, if it did). Returns the new state; raises
+        ``Conflict`` when the task is elsewhere and ``HotStateMissing`` when Redis has no
+        copy of it."""
         args = [
             ",".join(s.value for s in sources),
             target.value,
@@ -126,13 +131,14 @@ class TaskStateStore:
             str(now_ms),
             str(self.finished_ttl_ms),
             "1" if is_final(target) else "0",
+            attempt_outcome,
         ]
         for name, value in fields.items():
             if name == "result" and value is not None:
                 value = json.dumps(value)
             args += [name, "" if value is None else str(value)]
         with redis_errors():
-            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES], args=args)
+            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES, keys.STATS_LIVE], args=args)
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)
@@ -147,6 +153,10 @@ class TaskStateStore:
         """Dispatch this PENDING task again at ``due_ms`` (a retry's backoff)."""
         with redis_errors():
             self.client.zadd(keys.SCHEDULED, {task_id: due_ms})
+
+    def scheduled_count(self) -> int:
+        with redis_errors():
+            return int(self.client.zcard(keys.SCHEDULED))
 
     def is_scheduled(self, task_id: str) -> bool:
         with redis_errors():

@@ -15,6 +15,13 @@ ALIVE = f"{PREFIX}:alive"
 SWEEP_CURSOR = f"{PREFIX}:sweep:cursor"
 #: set of task ids whose database row may be behind their hot state.
 UNSYNCED = f"{PREFIX}:unsynced"
+#: hash '<hour>|<scope>|<key>|<metric>' -> count: statistics not yet flushed to the
+#: database (written by task_transition.lua and task_hydrate.lua; see app/store/stats.py).
+STATS_LIVE = f"{PREFIX}:stats:live"
+#: hash: the live counters cut off by a flush that has not finished (plus '__batch': id).
+STATS_BATCH = f"{PREFIX}:stats:batch"
+#: zset worker hostname -> ms it last said it is alive.
+WORKERS = f"{PREFIX}:workers"
 #: set of registered server ids.
 SERVERS = f"{PREFIX}:servers"
 #: set of pool ids (a pool: servers sharing capabilities, groups and region).

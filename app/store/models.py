@@ -53,6 +53,7 @@ class TaskRow(Base):
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
         Index("ix_tasks_owner_created", "owner", "created_at", "id"),
         Index("ix_tasks_status", "status"),
+        Index("ix_tasks_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -85,7 +86,10 @@ class TaskAttemptRow(Base):
     """One attempt of a task on one server: when, where, and how it ended."""
 
     __tablename__ = "task_attempts"
-    __table_args__ = (UniqueConstraint("task_id", "attempt", name="uq_task_attempts_task_attempt"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt", name="uq_task_attempts_task_attempt"),
+        Index("ix_task_attempts_finished_at", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -101,7 +105,10 @@ class TaskTransitionRow(Base):
     """Every state change of a task, one row per version: the audit trail."""
 
     __tablename__ = "task_transitions"
-    __table_args__ = (UniqueConstraint("task_id", "version", name="uq_task_transitions_version"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "version", name="uq_task_transitions_version"),
+        Index("ix_task_transitions_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -140,3 +147,60 @@ class SettingRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class StatsHourlyRow(Base):
+    """Statistics counters of one hour, for all tasks (scope 'a'), one task type ('t')
+    or one server ('s'); metrics as in ``app.core.stats``."""
+
+    __tablename__ = "stats_hourly"
+
+    scope: Mapped[str] = mapped_column(String(1), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    created: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
+    retried: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_ok: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_active_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StatsFlushRow(Base):
+    """A batch of Redis counters added to ``stats_hourly``: a batch is applied once."""
+
+    __tablename__ = "stats_flushes"
+    __table_args__ = (Index("ix_stats_flushes_cut_ms", "cut_ms"),)
+
+    batch_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    cut_ms: Mapped[int] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatsDirtyHourRow(Base):
+    """An hour whose Redis counters may be incomplete (Redis lost data, or a counter
+    could not be written): its figures are recounted from the task records."""
+
+    __tablename__ = "stats_dirty_hours"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ErrorLogRow(Base):
+    """Failures aggregated by (error type, message)."""
+
+    __tablename__ = "error_log"
+    __table_args__ = (UniqueConstraint("error_type", "message", name="uq_error_log_type_message"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    error_type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(500))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)

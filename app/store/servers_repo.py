@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.store.db import Database
@@ -18,6 +18,10 @@ ENDPOINT_TTL_S = 5.0
 
 def get(session: Session, server_id: str) -> ServerRow | None:
     return session.get(ServerRow, server_id)
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ServerRow)) or 0
 
 
 def list_all(session: Session) -> list[ServerRow]:

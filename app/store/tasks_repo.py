@@ -8,21 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
+from app.store.db import insert_for
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
-
-
-def _insert(session: Session, model: type) -> Any:
-    """An INSERT for ``model`` in the session's dialect, so ON CONFLICT is available."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def row_to_state(row: TaskRow) -> TaskState:
@@ -138,7 +132,7 @@ def follow(
         .values(**_snapshot_columns(state))
     ).rowcount
     session.execute(
-        _insert(session, TaskTransitionRow)
+        insert_for(session, TaskTransitionRow)
         .values(
             task_id=state.id,
             version=state.version,
@@ -151,7 +145,7 @@ def follow(
     )
     if state.status is TaskStatus.PROCESSING and from_status == TaskStatus.PENDING.value:
         session.execute(
-            _insert(session, TaskAttemptRow)
+            insert_for(session, TaskAttemptRow)
             .values(
                 task_id=state.id,
                 attempt=state.attempt,
@@ -256,3 +250,22 @@ def in_status(session: Session, statuses: list[str], after_id: str, limit: int) 
             .limit(limit)
         )
     )
+
+
+def count_by_status(session: Session, statuses: list[str]) -> dict[tuple[str, str], int]:
+    """How many tasks are in each of ``statuses`` now, by (type, status)."""
+    query = (
+        select(TaskRow.type, TaskRow.status, func.count())
+        .where(TaskRow.status.in_(statuses))
+        .group_by(TaskRow.type, TaskRow.status)
+    )
+    return {(task_type, status): n for task_type, status, n in session.execute(query)}
+
+
+def finished_since(session: Session, since_ms: int) -> int:
+    """Transitions into a final state at or after ``since_ms``."""
+    query = select(func.count()).where(
+        TaskTransitionRow.at >= ms_to_datetime(since_ms),
+        TaskTransitionRow.to_status.in_(["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]),
+    )
+    return session.scalar(query) or 0

@@ -49,6 +49,16 @@ class WaitingLines:
             out[pid] = (tuple(c for c in caps.split(",") if c), group or None)
         return out
 
+    def total(self) -> int:
+        """Entries in every line (a task that left PENDING some other way may linger
+        until a taker drops it)."""
+        with redis_errors():
+            pids = list(self.client.hkeys(keys.WAITING_PROFILES))
+            with self.client.pipeline(transaction=False) as pipe:
+                for pid in pids:
+                    pipe.zcard(keys.waiting(pid))
+                return sum(pipe.execute())
+
     def take(self, profile_ids: Iterable[str], count: int) -> list[str]:
         """Up to ``count`` task ids, best first, from the given profiles' lines."""
         line_keys = [keys.waiting(pid) for pid in profile_ids]

@@ -17,13 +17,25 @@ def test_servers_maintenance_and_algorithm_come_back_after_redis_loses_everythin
     ctx.queue.take()
     ctx.redis.flushall()
 
-    assert maintenance.reconcile(ctx) == {"servers": 2, "tasks": 1, "synced": 0, "requeued": 0}
+    assert maintenance.reconcile(ctx) == {
+        "servers": 2,
+        "tasks": 1,
+        "synced": 0,
+        "requeued": 0,
+        "stats_hours": 1,
+    }
     assert ctx.fleet.algorithm() is Algorithm.P2C_EWMA
     assert ctx.fleet.server_ids() == ["s1", "s2"]
     assert drain(ctx) == ["completed"]
     assert state_sync.load(ctx, task_id).server_id == "s1"  # s2 is still in maintenance
     ctx.clock = ManualClock(ctx.now_ms() + maintenance.ORPHAN_AFTER_S * 1000)
-    assert maintenance.reconcile(ctx) == {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0}
+    assert maintenance.reconcile(ctx) == {
+        "servers": 0,
+        "tasks": 0,
+        "synced": 0,
+        "requeued": 0,
+        "stats_hours": 0,
+    }
 
 
 def test_a_task_waits_out_an_open_circuit_instead_of_failing(ctx, backend):

@@ -6,27 +6,35 @@
 -- Deadlines: entering PENDING or PROCESSING starts one of timeout_ms (a task waits for
 -- a server at most that long, and an attempt runs at most that long); a progress
 -- update keeps it; any other state has none.
+-- Statistics: the same call counts the event in the live counters of the hour of
+-- now_ms (field names: app/store/stats.py), so a counter moves exactly when the state
+-- does.
 --
 -- KEYS[1]  task hash            (tf:task:<id>)
 -- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms
+-- KEYS[3]  live counters hash   (tf:stats:live)  '<hour>|<scope>|<key>|<metric>' -> n
 -- ARGV[1]  allowed source statuses, comma-separated
 -- ARGV[2]  target status
 -- ARGV[3]  expected attempt, or '' for any
 -- ARGV[4]  now_ms
 -- ARGV[5]  ttl_ms applied when ARGV[6] is '1' (the target is final), else ignored
 -- ARGV[6]  '1' if the target status is final, else '0'
--- ARGV[7..] field, value pairs to set; an empty value deletes the field
+-- ARGV[7]  how the running attempt ended (COMPLETED, FAILED, TIMEOUT, BUSY, CANCELLED),
+--          or '' when no attempt ends here
+-- ARGV[8..] field, value pairs to set; an empty value deletes the field
 --
 -- Returns {1, <flat HGETALL after the write>} on success,
 --         {0, status, attempt} when the task is in another state or attempt,
 --         {-1} when the task has no hot state.
 
-local task_key, deadlines = KEYS[1], KEYS[2]
-local target, expected_attempt = ARGV[2], ARGV[3]
+local task_key, deadlines, stats = KEYS[1], KEYS[2], KEYS[3]
+local target, expected_attempt, attempt_outcome = ARGV[2], ARGV[3], ARGV[7]
 local now_ms = tonumber(ARGV[4])
 
-local current = redis.call('HMGET', task_key, 'status', 'attempt', 'version', 'id', 'timeout_ms')
+local current = redis.call('HMGET', task_key, 'status', 'attempt', 'version', 'id', 'timeout_ms',
+  'type', 'server_id', 'started_ms')
 local status, attempt, version, task_id = current[1], current[2], current[3], current[4]
+local task_type, server_id, started_ms = current[6] or '', current[7], tonumber(current[8])
 if not status then
   return {-1}
 end
@@ -41,7 +49,7 @@ end
 
 redis.call('HSET', task_key, 'status', target, 'version', tonumber(version) + 1,
   'updated_ms', now_ms, 'from_status', status)
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', task_key, ARGV[i])
   else
@@ -59,6 +67,36 @@ if ARGV[6] == '1' then
   redis.call('PEXPIRE', task_key, tonumber(ARGV[5]))
 else
   redis.call('PERSIST', task_key)
+end
+
+local hour = string.format('%d', math.floor(now_ms / 3600000))
+local function count(scope, key, metric, by)
+  redis.call('HINCRBY', stats, hour .. '|' .. scope .. '|' .. key .. '|' .. metric, by)
+end
+local function count_task(metric, by)
+  count('a', '', metric, by)
+  count('t', task_type, metric, by)
+end
+local attempt_failed = attempt_outcome == 'FAILED' or attempt_outcome == 'TIMEOUT'
+
+if ARGV[6] == '1' then
+  count_task(string.lower(target), 1)
+  if target == 'COMPLETED' and started_ms then
+    count_task('duration_ms', now_ms - started_ms)
+  end
+end
+if target == 'PENDING' and (status == 'FAILED' or status == 'TIMEOUT'
+    or (status == 'PROCESSING' and attempt_failed)) then
+  count_task('retried', 1)
+end
+if status == 'PROCESSING' and server_id and started_ms
+    and (attempt_outcome == 'COMPLETED' or attempt_failed) then
+  count('s', server_id, attempt_failed and 'attempts_failed' or 'attempts_ok', 1)
+  count('s', server_id, 'attempt_ms', now_ms - started_ms)
+  local last = hour .. '|s|' .. server_id .. '|last_active_ms'
+  if now_ms > tonumber(redis.call('HGET', stats, last) or '0') then
+    redis.call('HSET', stats, last, now_ms)
+  end
 end
 
 return {1, redis.call('HGETALL', task_key)}

@@ -1,0 +1,102 @@
+"""What the fleet is doing now (``/api/status``) and whether this API can serve
+(``/api/ready``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import text
+
+from app.core.errors import StoreUnavailable
+from app.services.context import Context
+from app.store import tasks_repo
+
+log = logging.getLogger("taskfleet.status")
+
+#: A worker that has not said it is alive for this long is not counted.
+WORKER_SEEN_S = 30
+#: The Celery queues (workers.celery_app routes jobs to them).
+QUEUES = ["dispatch", "maintenance"]
+RATE_WINDOW_S = 60
+
+
+def _check(what: str, probe: Any) -> str:
+    try:
+        probe()
+        return "ok"
+    except Exception as exc:  # any failure means "not ok"; say which, never a secret
+        log.warning("%s check failed: %s", what, type(exc).__name__)
+        return f"unavailable ({type(exc).__name__})"
+
+
+def _ping_database(ctx: Context) -> None:
+    with ctx.db.session() as session:
+        session.execute(text("SELECT 1"))
+
+
+def workers_seen(ctx: Context) -> list[str]:
+    return ctx.workers.seen_since(ctx.now_ms() - WORKER_SEEN_S * 1000)
+
+
+def ready(ctx: Context) -> tuple[bool, dict[str, str]]:
+    """Redis and the database answer, and at least one worker is alive."""
+    checks = {
+        "redis": _check("redis", ctx.redis.ping),
+        "database": _check("database", lambda: _ping_database(ctx)),
+    }
+    redis_ok = checks["redis"] == "ok"
+    seen = len(workers_seen(ctx)) if redis_ok else 0
+    checks["workers"] = f"{seen} alive" if redis_ok else "unknown (redis unavailable)"
+    return redis_ok and checks["database"] == "ok" and seen > 0, checks
+
+
+def status(ctx: Context) -> dict[str, Any]:
+    """Queue depths, load by task type, slots, workers and the last minute's rate.
+    A part whose store is down is reported as such; the rest is still answered."""
+    now = ctx.now_ms()
+    view: dict[str, Any] = {
+        "redis": _check("redis", ctx.redis.ping),
+        "database": _check("database", lambda: _ping_database(ctx)),
+        "workers": [],
+        "queues": {},
+        "waiting_for_slot": 0,
+        "scheduled_retries": 0,
+        "by_type": [],
+        "slots_in_use": 0,
+        "slot_capacity": 0,
+        "finished_last_minute": 0,
+        "processing_rate": 0.0,
+    }
+    if view["redis"] == "ok":
+        try:
+            slots = ctx.fleet.slots().values()
+            view.update(
+                workers=workers_seen(ctx),
+                queues=ctx.workers.queue_depths(QUEUES),
+                waiting_for_slot=ctx.waiting.total(),
+                scheduled_retries=ctx.tasks.scheduled_count(),
+                slots_in_use=sum(s["used"] for s in slots),
+                slot_capacity=sum(s["max"] for s in slots if s["ok"]),
+            )
+        except StoreUnavailable:
+            view["redis"] = "unavailable"
+    if view["database"] == "ok":
+        try:
+            with ctx.db.session() as session:
+                counts = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
+                done = tasks_repo.finished_since(session, now - RATE_WINDOW_S * 1000)
+            types = sorted({task_type for task_type, _ in counts})
+            view["by_type"] = [
+                {
+                    "type": t,
+                    "pending": counts.get((t, "PENDING"), 0),
+                    "running": counts.get((t, "PROCESSING"), 0),
+                }
+                for t in types
+            ]
+            view["finished_last_minute"] = done
+            view["processing_rate"] = round(done / RATE_WINDOW_S, 2)
+        except StoreUnavailable:
+            view["database"] = "unavailable"
+    return view

@@ -1,0 +1,243 @@
+"""A scripted workload over several hours and servers; every figure of the three stats
+endpoints is checked against the truth in the task tables: before a flush, after one,
+after Redis lost everything, and once the lost hours were recounted."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from app.core.clock import ManualClock, datetime_to_ms, iso
+from app.services import control, health, maintenance, stats, waiting
+from app.services.context import build_context
+from app.store import stats_repo
+from app.store.models import TaskAttemptRow, TaskRow
+from tests.services.helpers import drain, register_backend, submit_task
+
+HOUR = 3_600_000
+START = 1_800_000_000_000 // HOUR * HOUR + 50 * 60_000  # 10 minutes before an hour ends
+
+
+class TickingClock(ManualClock):
+    """Moves a few milliseconds on every read, so durations are real and varied."""
+
+    def __init__(self, start_ms: int) -> None:
+        super().__init__(start_ms)
+        self.reads = 0
+
+    def now_ms(self) -> int:
+        self.reads += 1
+        self._now_ms += 1 + self.reads % 7
+        return self._now_ms
+
+
+@pytest.fixture
+def world(ctx, backend):
+    _, port = backend
+    clock = TickingClock(START)
+    context = build_context(ctx.settings, ctx.queue, clock=clock, redis_client=ctx.redis, db=ctx.db)
+    for server_id in ("s1", "s2", "s3"):
+        register_backend(context, port, server_id, max_concurrent=50)
+    maintenance.reconcile(context)  # Redis is now "rebuilt": a later loss is noticed
+    app = create_app(context=context)
+    app.config["TESTING"] = True
+    return context, clock, app.test_client()
+
+
+def run_batch(ctx, clock, n: int) -> None:
+    """Successes, retried failures, final failures, garbage, timeouts and cancels."""
+    for i in range(n):
+        kind = i % 6
+        if kind == 0:
+            submit_task(ctx, {"n": i})
+        elif kind == 1:
+            submit_task(ctx, {"fail": 500}, max_retries=2)  # retried twice, then FAILED
+        elif kind == 2:
+            submit_task(ctx, {"fail": 400})  # not retryable: FAILED at once
+        elif kind == 3:
+            submit_task(ctx, {"garbage": True}, max_retries=1)
+        elif kind == 4:
+            submit_task(ctx, {"n": i}, mode="callback", timeout_s=60, max_retries=1)
+        else:
+            task_id = submit_task(ctx, {"n": i}, capabilities=("nobody-has-this",), timeout_s=60)
+            if i % 12 == 5:
+                control.cancel(ctx, task_id, None)
+    drain(ctx)
+    for _ in range(3):  # callback tasks never hear back: time out, retry, time out
+        clock.advance(61)
+        maintenance.expire_deadlines(ctx)
+        health.wake_servers(ctx)  # open circuits (the failures trip them) close again
+        waiting.wake_for_free_slots(ctx)
+        drain(ctx)
+
+
+def truth(ctx, first_ms: int | None = None, end_ms: int | None = None) -> dict[str, Any]:
+    """The figures, computed from the task and attempt tables alone."""
+    with ctx.db.session() as session:
+        tasks = list(session.scalars(select(TaskRow)))
+        attempts = list(session.scalars(select(TaskAttemptRow)))
+
+    def inside(ms):
+        return ms is not None and (first_ms is None or ms >= first_ms) and (end_ms is None or ms < end_ms)
+
+    by_id = {t.id: t for t in tasks}
+
+    def was_retried(a: TaskAttemptRow) -> bool:
+        """A failed attempt the task went back to PENDING after: not its last, or its
+        last but the task did not end with it (ending sets finished_at to its end)."""
+        task = by_id[a.task_id]
+        return a.attempt < task.attempts or task.finished_at != a.finished_at
+
+    done = [t for t in tasks if t.finished_at is not None]
+    completed = [t for t in done if t.status == "COMPLETED" and inside(datetime_to_ms(t.finished_at))]
+    failed = [t for t in done if t.status in ("FAILED", "TIMEOUT") and inside(datetime_to_ms(t.finished_at))]
+    durations = [datetime_to_ms(t.finished_at) - datetime_to_ms(t.started_at) for t in completed]
+    counted = [a for a in attempts if a.outcome in ("COMPLETED", "FAILED", "TIMEOUT")]
+    retried = [
+        a
+        for a in counted
+        if a.outcome != "COMPLETED" and was_retried(a) and inside(datetime_to_ms(a.finished_at))
+    ]
+    per_server: dict[str, dict[str, Any]] = defaultdict(lambda: {"ok": 0, "failed": 0, "ms": 0, "last": 0})
+    for a in counted:
+        if not inside(datetime_to_ms(a.finished_at)):
+            continue
+        entry = per_server[a.server_id]
+        entry["ok" if a.outcome == "COMPLETED" else "failed"] += 1
+        entry["ms"] += datetime_to_ms(a.finished_at) - datetime_to_ms(a.started_at)
+        entry["last"] = max(entry["last"], datetime_to_ms(a.finished_at))
+    return {
+        "totalTasks": sum(1 for t in tasks if inside(datetime_to_ms(t.created_at))),
+        "successfulTasks": len(completed),
+        "failedTasks": len(failed),
+        "timedOutTasks": sum(1 for t in failed if t.status == "TIMEOUT"),
+        "cancelledTasks": sum(
+            1 for t in done if t.status == "CANCELLED" and inside(datetime_to_ms(t.finished_at))
+        ),
+        "retriedTasks": len(retried),
+        "averageProcessingTime": round(sum(durations) / len(durations), 1) if durations else None,
+        "pendingTasks": sum(1 for t in tasks if t.status == "PENDING"),
+        "processingTasks": sum(1 for t in tasks if t.status == "PROCESSING"),
+        "servers": {
+            sid: {
+                "serverId": sid,
+                "tasksProcessed": e["ok"] + e["failed"],
+                "successCount": e["ok"],
+                "failureCount": e["failed"],
+                "successRate": round(e["ok"] / (e["ok"] + e["failed"]), 4),
+                "averageResponseTime": round(e["ms"] / (e["ok"] + e["failed"]), 1),
+                "lastActiveTime": iso(e["last"]),
+            }
+            for sid, e in per_server.items()
+        },
+    }
+
+
+def hourly_truth(ctx, hour: int) -> dict[str, Any]:
+    t = truth(ctx, hour * HOUR, (hour + 1) * HOUR)
+    return {
+        "hour": iso(hour * HOUR),
+        "tasks": t["totalTasks"],
+        "successful": t["successfulTasks"],
+        "failed": t["failedTasks"],
+        "avgDuration": t["averageProcessingTime"],
+    }
+
+
+def check_everything(ctx, client, admin) -> None:
+    expected = truth(ctx)
+    got = client.get("/api/stats", headers=admin).get_json()
+    for name, value in expected.items():
+        if name != "servers":
+            assert got[name] == value, name
+    assert got["serverCount"] == 3
+    top = sorted(expected["servers"].values(), key=lambda s: (-s["tasksProcessed"], s["serverId"]))[:5]
+    assert got["topServers"] == top
+    for sid, figures in expected["servers"].items():
+        assert client.get(f"/api/stats/servers/{sid}", headers=admin).get_json() == figures
+    now_hour = ctx.now_ms() // HOUR
+    hours = client.get("/api/stats/hourly", headers=admin).get_json()["hours"]
+    assert len(hours) == 24 and hours[-1]["hour"] == iso(now_hour * HOUR)
+    assert hours == [hourly_truth(ctx, h) for h in range(now_hour - 23, now_hour + 1)]
+    assert got["hourlyTrend"] == hours
+    # A range: only the first hour of the workload.
+    first = START // HOUR
+    ranged = client.get(
+        f"/api/stats?from={iso(first * HOUR)}&to={iso((first + 1) * HOUR)}", headers=admin
+    ).get_json()
+    in_hour = truth(ctx, first * HOUR, (first + 1) * HOUR)
+    for name in ("totalTasks", "successfulTasks", "failedTasks", "retriedTasks", "averageProcessingTime"):
+        assert ranged[name] == in_hour[name], name
+
+
+def test_stats_match_the_task_tables_across_flushes_a_redis_loss_and_recounts(world, auth):
+    ctx, clock, client = world
+    admin = auth("root", ("admin",))
+
+    run_batch(ctx, clock, 36)  # hour H (crosses into H+1 with the timeouts)
+    check_everything(ctx, client, admin)  # nothing flushed yet: all from Redis
+
+    assert stats.flush(ctx)["applied"] == 1
+    check_everything(ctx, client, admin)  # all from the rollups
+    assert stats.flush(ctx)["applied"] == 0  # nothing new: a second flush adds nothing
+
+    run_batch(ctx, clock, 24)  # unflushed counters in H+1 ...
+    ctx.redis.flushall()  # ... lost with everything else
+    ctx.redis.script_flush()
+    maintenance.reconcile(ctx)  # notices the loss: the hours since the last flush are dirty
+    with ctx.db.session() as session:
+        assert stats_repo.dirty_hours(session)
+    run_batch(ctx, clock, 18)  # counted in the new Redis, in a dirty hour
+    check_everything(ctx, client, admin)
+
+    clock.advance(3 * 3600)
+    result = stats.flush(ctx)
+    assert result["recounted"] >= 1
+    with ctx.db.session() as session:
+        assert stats_repo.dirty_hours(session) == []
+    check_everything(ctx, client, admin)
+
+
+def test_a_flush_that_crashed_after_its_commit_is_not_counted_twice(world, auth):
+    ctx, clock, client = world
+    admin = auth("root", ("admin",))
+    run_batch(ctx, clock, 12)
+    batch = ctx.stats.cut("crashed-batch", ctx.now_ms())
+    with ctx.db.session() as session:  # the commit happened, the process died before the drop
+        assert stats_repo.apply_batch(session, batch.id, batch.cut_ms, batch.tally, ctx.now_ms())
+    check_everything(ctx, client, admin)  # the batch still in Redis is not read twice
+    run_batch(ctx, clock, 6)
+    assert stats.flush(ctx)["applied"] == 0  # finishes the old batch: already applied
+    assert stats.flush(ctx)["applied"] == 1  # then the new counters
+    check_everything(ctx, client, admin)
+
+
+def test_a_manual_retry_counts_as_a_retry_and_the_failure_stays_in_its_hour(world, auth):
+    ctx, clock, client = world
+    admin = auth("root", ("admin",))
+    task_id = submit_task(ctx, {"fail": 400})
+    drain(ctx)
+    control.retry(ctx, task_id, None)
+    drain(ctx)  # fails again (same payload), but both failures and the retry count
+    figures = client.get("/api/stats", headers=admin).get_json()
+    assert (figures["failedTasks"], figures["retriedTasks"], figures["totalTasks"]) == (2, 1, 1)
+    stats.flush(ctx)
+    assert client.get("/api/stats", headers=admin).get_json()["retriedTasks"] == 1
+
+
+def test_stats_endpoints_need_the_admin_role_and_check_their_input(world, auth):
+    _, _, client = world
+    assert client.get("/api/stats").status_code == 401
+    assert client.get("/api/stats", headers=auth()).status_code == 403
+    admin = auth("root", ("admin",))
+    assert (
+        client.get("/api/stats?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", headers=admin).status_code
+        == 422
+    )
+    assert client.get("/api/stats?from=yesterday", headers=admin).status_code == 422
+    assert client.get("/api/stats/servers/nope", headers=admin).status_code == 404
+    assert client.get("/api/errors?limit=0", headers=admin).status_code == 422
