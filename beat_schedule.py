@@ -14,6 +14,8 @@ SCHEDULE: dict[str, float] = {
     "taskfleet.maintenance.cleanup_servers": 60.0,
     # Exactly once per batch, so a slow or doubled run never counts twice.
     "taskfleet.maintenance.flush_stats": 10.0,
+    # Announces a condition once when it starts and once when it resolves.
+    "taskfleet.maintenance.check_alerts": 30.0,
 }
 
 

@@ -16,7 +16,7 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import balancer, health, servers, stats, tasks
+    from app.api import balancer, health, metrics, servers, stats, tasks
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -40,6 +40,6 @@ def create_app(
     app.extensions["taskfleet"] = context
     init_jwt(app)
     register_error_handlers(app)
-    for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, health.bp):
+    for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

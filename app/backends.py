@@ -126,6 +126,14 @@ class BackendClient:
             return False
         return 200 <= response.status_code < 300
 
+    def notify(self, url: str, body: dict[str, Any], timeout_s: float = 5.0) -> bool:
+        """POST ``body`` as JSON to an operator's webhook; True on a 2xx."""
+        try:
+            response = self.session.post(url, json=body, timeout=timeout_s, allow_redirects=False)
+        except requests.RequestException:
+            return False
+        return 200 <= response.status_code < 300
+
 
 class CallbackTokens:
     """Signed, expiring tokens binding a callback URL to one task attempt."""

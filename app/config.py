@@ -69,6 +69,16 @@ class Settings:
     slot_costs: dict[str, int] = field(default_factory=dict)
     #: Seconds an offline server is kept before it is removed from the registry.
     server_removal_grace_s: int = 3600
+    #: Where alerts (and their resolutions) are POSTed as JSON; empty: the log only.
+    alert_webhook_url: str = ""
+    #: Percent of tasks finished in the window that failed or timed out, to alert.
+    alert_failure_percent: int = 50
+    #: Fewest tasks finished in the window before the failure rate can alert.
+    alert_failure_min: int = 20
+    #: Seconds over which the failure rate is measured.
+    alert_window_s: int = 300
+    #: PENDING tasks above which the backlog alerts.
+    alert_backlog: int = 1000
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -93,6 +103,11 @@ class Settings:
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
             slot_costs=_costs(env.get("SLOT_COSTS", "")),
             server_removal_grace_s=_int(env, "SERVER_REMOVAL_GRACE_S", defaults.server_removal_grace_s),
+            alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
+            alert_failure_percent=_int(env, "ALERT_FAILURE_PERCENT", defaults.alert_failure_percent),
+            alert_failure_min=_int(env, "ALERT_FAILURE_MIN", defaults.alert_failure_min),
+            alert_window_s=_int(env, "ALERT_WINDOW_S", defaults.alert_window_s),
+            alert_backlog=_int(env, "ALERT_BACKLOG", defaults.alert_backlog),
         )
 
     def slot_cost(self, task_type: str) -> int:

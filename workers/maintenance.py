@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services import liveness, maintenance, stats
+from app.services import alerts, liveness, maintenance, stats
 from workers.celery_app import app, worker_context
 
 
@@ -46,3 +46,9 @@ def reconcile() -> dict[str, int]:
 def flush_stats() -> dict[str, int]:
     """Move the Redis statistics counters into the hourly rollups; recount lost hours."""
     return stats.flush(worker_context())
+
+
+@app.task(name="taskfleet.maintenance.check_alerts", ignore_result=True)
+def check_alerts() -> dict[str, int]:
+    """Failure rate, backlog, waiting tasks no healthy server serves: announce changes."""
+    return alerts.check(worker_context())

@@ -11,6 +11,7 @@ import redis
 from app.backends import BackendClient, CallbackTokens
 from app.config import Settings
 from app.core.clock import Clock, SystemClock
+from app.store.alerts import ActiveAlerts
 from app.store.db import Database
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
@@ -43,6 +44,7 @@ class Context:
     waiting: WaitingLines
     stats: StatsCounters
     workers: WorkerPresence
+    alerts: ActiveAlerts
     backends: BackendClient
     tokens: CallbackTokens
     queue: DispatchQueue
@@ -72,6 +74,7 @@ def build_context(
         waiting=WaitingLines(client),
         stats=StatsCounters(client),
         workers=WorkerPresence(client),
+        alerts=ActiveAlerts(client),
         backends=BackendClient(settings.predict_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,

@@ -218,6 +218,19 @@ def hourly_report(ctx: Context) -> list[dict[str, Any]]:
     return _read(ctx, compute)
 
 
+def totals(ctx: Context, scope: str) -> dict[str, dict[str, int]]:
+    """All-time counters of every key of ``scope`` (task type or server), for /metrics."""
+
+    def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, dict[str, int]]:
+        extra = _with_recounts(session, pending, dirty, None, None)
+        stored = stats_repo.totals_by_key(session, scope, None, None, dirty)
+        for key in extra.keys(scope):
+            stored[key] = combine(stored.get(key, {}), extra.sum(scope, key))
+        return stored
+
+    return _read(ctx, compute)
+
+
 def error_log(ctx: Context, limit: int, error_type: str | None = None) -> list[dict[str, Any]]:
     """``GET /api/errors``: failures by (type, message), most recently seen first."""
     with ctx.db.session() as session:

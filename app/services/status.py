@@ -85,7 +85,7 @@ def status(ctx: Context) -> dict[str, Any]:
         try:
             with ctx.db.session() as session:
                 counts = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
-                done = tasks_repo.finished_since(session, now - RATE_WINDOW_S * 1000)
+                done = sum(tasks_repo.finished_by_status_since(session, now - RATE_WINDOW_S * 1000).values())
             types = sorted({task_type for task_type, _ in counts})
             view["by_type"] = [
                 {

@@ -230,6 +230,17 @@ class FleetStore:
         with redis_errors():
             return any(self.client.zcard(keys.pool_avail(p)) for p in pools)
 
+    def has_healthy(self, capabilities: Sequence[str], group: str | None) -> bool:
+        """Whether any server that fits (capabilities, group) takes tasks at all: online
+        or degraded, not in maintenance or draining (full or resting counts as healthy)."""
+        pools, _ = self.candidate_pools(capabilities, group, None)
+        with redis_errors():
+            for pool_id in pools:
+                fields = self.client.hgetall(keys.pool(pool_id))
+                if any(name.endswith("|ok") and value == "1" for name, value in fields.items()):
+                    return True
+        return False
+
     def _forget_pools(self) -> None:
         with self._cache_lock:
             self._pool_cache.clear()

@@ -138,7 +138,9 @@ class TaskStateStore:
                 value = json.dumps(value)
             args += [name, "" if value is None else str(value)]
         with redis_errors():
-            reply = self._transition(keys=[keys.task(task_id), keys.DEADLINES, keys.STATS_LIVE], args=args)
+            reply = self._transition(
+                keys=[keys.task(task_id), keys.DEADLINES, keys.STATS_LIVE, keys.DISPATCH_LATENCY], args=args
+            )
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)
@@ -153,6 +155,12 @@ class TaskStateStore:
         """Dispatch this PENDING task again at ``due_ms`` (a retry's backoff)."""
         with redis_errors():
             self.client.zadd(keys.SCHEDULED, {task_id: due_ms})
+
+    def dispatch_latency(self) -> dict[str, int]:
+        """The dispatch-latency histogram: bucket upper bound in ms (or 'inf') -> count,
+        plus 'sum_ms' and 'count'."""
+        with redis_errors():
+            return {name: int(value) for name, value in self.client.hgetall(keys.DISPATCH_LATENCY).items()}
 
     def scheduled_count(self) -> int:
         with redis_errors():

@@ -20,6 +20,11 @@ UNSYNCED = f"{PREFIX}:unsynced"
 STATS_LIVE = f"{PREFIX}:stats:live"
 #: hash: the live counters cut off by a flush that has not finished (plus '__batch': id).
 STATS_BATCH = f"{PREFIX}:stats:batch"
+#: hash alert key -> JSON {message, since_ms} of every alert firing now.
+ALERTS = f"{PREFIX}:alerts"
+#: hash: dispatch-latency histogram (PENDING -> PROCESSING): bucket index -> count,
+#: plus 'sum_ms' and 'count' (written by task_transition.lua).
+DISPATCH_LATENCY = f"{PREFIX}:metrics:dispatch_latency"
 #: zset worker hostname -> ms it last said it is alive.
 WORKERS = f"{PREFIX}:workers"
 #: set of registered server ids.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput
-from app.core.states import TaskStatus
+from app.core.states import FINAL_STATUSES, TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.store.db import insert_for
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
@@ -262,10 +262,14 @@ def count_by_status(session: Session, statuses: list[str]) -> dict[tuple[str, st
     return {(task_type, status): n for task_type, status, n in session.execute(query)}
 
 
-def finished_since(session: Session, since_ms: int) -> int:
-    """Transitions into a final state at or after ``since_ms``."""
-    query = select(func.count()).where(
-        TaskTransitionRow.at >= ms_to_datetime(since_ms),
-        TaskTransitionRow.to_status.in_(["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]),
+def finished_by_status_since(session: Session, since_ms: int) -> dict[str, int]:
+    """Transitions into each final state at or after ``since_ms``."""
+    query = (
+        select(TaskTransitionRow.to_status, func.count())
+        .where(
+            TaskTransitionRow.at >= ms_to_datetime(since_ms),
+            TaskTransitionRow.to_status.in_([s.value for s in FINAL_STATUSES]),
+        )
+        .group_by(TaskTransitionRow.to_status)
     )
-    return session.scalar(query) or 0
+    return {status: n for status, n in session.execute(query)}

@@ -49,6 +49,11 @@ class WaitingLines:
             out[pid] = (tuple(c for c in caps.split(",") if c), group or None)
         return out
 
+    def peek(self, pid: str, count: int) -> list[str]:
+        """The first ``count`` task ids of one line, best first, left in place."""
+        with redis_errors():
+            return list(self.client.zrange(keys.waiting(pid), 0, count - 1))
+
     def total(self) -> int:
         """Entries in every line (a task that left PENDING some other way may linger
         until a taker drops it)."""

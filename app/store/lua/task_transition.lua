@@ -13,6 +13,7 @@
 -- KEYS[1]  task hash            (tf:task:<id>)
 -- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms
 -- KEYS[3]  live counters hash   (tf:stats:live)  '<hour>|<scope>|<key>|<metric>' -> n
+-- KEYS[4]  dispatch latency     (tf:metrics:dispatch_latency) bucket -> n, sum_ms, count
 -- ARGV[1]  allowed source statuses, comma-separated
 -- ARGV[2]  target status
 -- ARGV[3]  expected attempt, or '' for any
@@ -27,12 +28,15 @@
 --         {0, status, attempt} when the task is in another state or attempt,
 --         {-1} when the task has no hot state.
 
-local task_key, deadlines, stats = KEYS[1], KEYS[2], KEYS[3]
+-- Upper bounds (ms) of the dispatch-latency buckets; app.core.metrics has the same list.
+local LATENCY_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
+
+local task_key, deadlines, stats, latency = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local target, expected_attempt, attempt_outcome = ARGV[2], ARGV[3], ARGV[7]
 local now_ms = tonumber(ARGV[4])
 
 local current = redis.call('HMGET', task_key, 'status', 'attempt', 'version', 'id', 'timeout_ms',
-  'type', 'server_id', 'started_ms')
+  'type', 'server_id', 'started_ms', 'updated_ms')
 local status, attempt, version, task_id = current[1], current[2], current[3], current[4]
 local task_type, server_id, started_ms = current[6] or '', current[7], tonumber(current[8])
 if not status then
@@ -97,6 +101,20 @@ if status == 'PROCESSING' and server_id and started_ms
   if now_ms > tonumber(redis.call('HGET', stats, last) or '0') then
     redis.call('HSET', stats, last, now_ms)
   end
+end
+
+if status == 'PENDING' and target == 'PROCESSING' and current[9] then
+  local waited = math.max(0, now_ms - tonumber(current[9]))
+  local bucket = 'inf'
+  for _, bound in ipairs(LATENCY_BUCKETS_MS) do
+    if waited <= bound then
+      bucket = tostring(bound)
+      break
+    end
+  end
+  redis.call('HINCRBY', latency, bucket, 1)
+  redis.call('HINCRBY', latency, 'sum_ms', waited)
+  redis.call('HINCRBY', latency, 'count', 1)
 end
 
 return {1, redis.call('HGETALL', task_key)}

@@ -1,0 +1,46 @@
+"""The figures ``/metrics`` exposes, computed at scrape time from Redis and the
+database, so they are right however many API and worker processes there are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.core.stats import BY_SERVER, BY_TYPE
+from app.services import stats
+from app.services.context import Context
+from app.services.status import QUEUES, workers_seen
+from app.store import tasks_repo
+
+
+@dataclass
+class Snapshot:
+    #: (type, status) -> tasks in that status now (PENDING, PROCESSING).
+    tasks_now: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: type -> all-time counters (created, completed, failed, timeout, cancelled, retried).
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: server -> all-time counters (attempts_ok, attempts_failed, attempt_ms).
+    by_server: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: server -> {'max', 'used', 'ok'} slots now.
+    slots: dict[str, dict[str, int]] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+    scheduled: int = 0
+    workers: int = 0
+    #: the raw dispatch-latency histogram (see TaskStateStore.dispatch_latency).
+    latency: dict[str, int] = field(default_factory=dict)
+
+
+def snapshot(ctx: Context) -> Snapshot:
+    with ctx.db.session() as session:
+        tasks_now = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
+    return Snapshot(
+        tasks_now=tasks_now,
+        by_type=stats.totals(ctx, BY_TYPE),
+        by_server=stats.totals(ctx, BY_SERVER),
+        slots=ctx.fleet.slots(),
+        queues=ctx.workers.queue_depths(QUEUES),
+        waiting=ctx.waiting.total(),
+        scheduled=ctx.tasks.scheduled_count(),
+        workers=len(workers_seen(ctx)),
+        latency=ctx.tasks.dispatch_latency(),
+    )

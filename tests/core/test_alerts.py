@@ -1,0 +1,24 @@
+from app.core.alerts import AlertRules, Observation, firing
+
+RULES = AlertRules(failure_rate=0.5, failure_min=20, backlog=1000)
+
+
+def seen(**kw):
+    return Observation(**{"window_s": 300, "finished": 0, "failed": 0, "pending": 0, **kw})
+
+
+def test_failure_rate_alerts_at_the_threshold_once_enough_tasks_finished():
+    assert firing(RULES, seen(finished=19, failed=19)) == {}
+    assert firing(RULES, seen(finished=20, failed=9)) == {}
+    assert "10 of 20" in firing(RULES, seen(finished=20, failed=10))["failure_rate"]
+
+
+def test_backlog_alerts_above_the_threshold():
+    assert firing(RULES, seen(pending=1000)) == {}
+    assert firing(RULES, seen(pending=1001))["backlog"] == "1001 tasks are PENDING (threshold 1000)"
+
+
+def test_each_unserved_profile_is_its_own_alert():
+    alerts = firing(RULES, seen(unserved=("gpu|", "gpu,llm|eu")))
+    assert alerts["no_server:gpu|"] == "tasks wait for capabilities [gpu] and no healthy server offers them"
+    assert "in group eu" in alerts["no_server:gpu,llm|eu"]
