@@ -31,7 +31,9 @@ def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
     logger = logging.getLogger("taskfleet")
     if getattr(logger, "_taskfleet_configured", False):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    # The process's real stderr: a Celery worker replaces sys.stderr with a proxy that
+    # would re-log every line as a WARNING with its own prefix (breaking JSON lines).
+    handler = logging.StreamHandler(sys.__stderr__)
     handler.setFormatter(
         JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from app.devstack import Supervisor, free_port, read_procfile, wait_for_port
 from tests.conftest import JWT_SECRET, ROOT
@@ -29,6 +30,7 @@ def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
         "WEB_CONCURRENCY": "1",
         "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": "ops:flower-test-pass",
+        "LOG_JSON": "1",
         "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
     entries = read_procfile(ROOT / "Procfile")
@@ -40,7 +42,7 @@ def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
             supervisor.start(name, entries[name])
         wait_for_port(port, 30)
         wait_for_port(flower_port, 30)
-        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs", f"http://127.0.0.1:{flower_port}"
+        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs", f"http://127.0.0.1:{flower_port}", database
     finally:
         supervisor.stop_all()
 
@@ -63,7 +65,7 @@ def wait_final(api, headers, task_id, timeout_s=30):
 
 
 def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, token):
-    api, logs, flower = stack
+    api, logs, flower, database = stack
     demo, backend_port = backend
     admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
     client = {"Authorization": f"Bearer {token('alice')}"}
@@ -96,5 +98,43 @@ def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, to
     seen = requests.get(f"{flower}/api/tasks", auth=("ops", "flower-test-pass"), timeout=5).json()
     dispatches = [t for t in seen.values() if t["name"] == "taskfleet.dispatch"]
     assert {ids[0], ids[-1]} <= {eval_args(t["args"])[0] for t in dispatches}
+    check_monitoring(api, admin, ids, database)
     text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     assert "never-log-this-key" not in text and "token=" not in text and JWT_SECRET not in text
+    check_transition_log_lines(text, ids)
+
+
+FLUSHED_TASKS = "SELECT coalesce(sum(created), 0) FROM stats_hourly WHERE scope = 'a'"
+
+
+def check_monitoring(api, admin, ids, database):
+    """The worker is seen, beat flushes the statistics, /metrics counts the tasks."""
+    assert requests.get(f"{api}/ready", timeout=5).json() == {
+        "ready": True,
+        "checks": {"redis": "ok", "database": "ok", "workers": "1 alive"},
+    }
+    stats = requests.get(f"{api}/stats", headers=admin, timeout=5).json()
+    assert (stats["totalTasks"], stats["successfulTasks"], stats["failedTasks"]) == (len(ids), len(ids), 0)
+    engine = create_engine(database)
+    deadline = time.monotonic() + 30  # beat flushes every 10 s
+    flushed = 0
+    while time.monotonic() < deadline and flushed < len(ids):
+        with engine.connect() as conn:
+            flushed = conn.scalar(text(FLUSHED_TASKS))
+        time.sleep(0.5)
+    engine.dispose()
+    assert flushed == len(ids)
+    assert requests.get(f"{api}/stats", headers=admin, timeout=5).json() == stats  # same, from the rollups
+    metrics = requests.get(f"{api.removesuffix('/api')}/metrics", timeout=5).text
+    assert f'taskfleet_task_events_total{{event="created",type="echo"}} {float(len(ids))}' in metrics
+
+
+def check_transition_log_lines(text, ids):
+    """LOG_JSON=1: one JSON line per transition, with task id, attempt and server."""
+    import json
+
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    moves = [line for line in lines if line["logger"] == "taskfleet.transitions"]
+    completed = [m for m in moves if m["message"].split(" (")[0].endswith("-> COMPLETED")]
+    assert {m["task_id"] for m in completed} == set(ids)
+    assert all(m["attempt"] == 1 and m["server_id"] == "b1" for m in completed)

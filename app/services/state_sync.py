@@ -65,10 +65,12 @@ def apply(
         ctx.tasks.mark_unsynced(task_id)
         raise
     log.info(
-        "task %s %s -> %s",
+        "task %s %s -> %s (attempt %s, server %s)",
         task_id,
         from_status,
         state.status.value,
+        state.attempt,
+        state.server_id or "-",
         extra={
             "task_id": task_id,
             "attempt": state.attempt,
