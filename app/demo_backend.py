@@ -2,7 +2,8 @@
 
 POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``delay_s``;
                 async (``request.async``): answers 202, then PUTs progress and the result
-                to ``callback_url``. A payload may ask for trouble: ``{"fail": 500}``,
+                to ``callback_url`` (signed with X-Taskfleet-Signature when it has an
+                apiKey). A payload may ask for trouble: ``{"fail": 500}``,
                 ``{"sleep": 2.5}``, ``{"garbage": true}``, and in async mode
                 ``{"duplicate": true}`` (the final callback twice) and ``{"late": true}``
                 (a progress update after the final one).
@@ -20,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+from app.core import signatures
 
 log = logging.getLogger("taskfleet.demo_backend")
 
@@ -136,13 +139,22 @@ class DemoBackend:
         self.server.daemon_threads = True
         return self.server
 
+    def _put(self, url: str, update: dict[str, Any]) -> None:
+        """PUT a callback; signed with the apiKey when the backend has one."""
+        body = json.dumps(update).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers[signatures.HEADER] = signatures.sign(self.api_key, int(time.time()), body)
+        requests.put(url, data=body, headers=headers, timeout=10)
+
     def finish_async(self, callback_url: str, payload: Any) -> None:
         """Report progress, then the result; the call counts as in flight until the work
         is done (the predict handler entered it)."""
         done = False
+        put = self._put
         try:
             time.sleep(self.delay_s / 2)
-            requests.put(callback_url, json={"status": "PROCESSING", "progress": 50}, timeout=10)
+            put(callback_url, {"status": "PROCESSING", "progress": 50})
             time.sleep(self.delay_s / 2)
             self.leave()
             done = True
@@ -150,11 +162,11 @@ class DemoBackend:
             trouble = payload if isinstance(payload, dict) else {}
             if "fail" in trouble:
                 final = {"status": "FAILED", "error": f"asked to fail ({trouble['fail']})"}
-            requests.put(callback_url, json=final, timeout=10)
+            put(callback_url, final)
             if trouble.get("duplicate"):  # a backend that retries its callback
-                requests.put(callback_url, json=final, timeout=10)
+                put(callback_url, final)
             if trouble.get("late"):  # and one that reports progress after the end
-                requests.put(callback_url, json={"status": "PROCESSING", "progress": 99}, timeout=10)
+                put(callback_url, {"status": "PROCESSING", "progress": 99})
         except requests.RequestException as exc:
             log.warning("callback to taskfleet failed: %s", type(exc).__name__)
         finally:

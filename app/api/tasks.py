@@ -21,6 +21,7 @@ from app.api.schemas import (
     TaskPage,
 )
 from app.api.views import task_view
+from app.core import signatures
 from app.core.errors import InvalidInput, Unauthorized
 from app.core.task import MAX_TIMEOUT_S, TaskSpec
 from app.services import control, outcomes, submit
@@ -120,7 +121,11 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 @bp.output(TaskOut)
 @bp.doc(
     summary="Backend callback",
-    description="Authenticated by the signed token in the callback URL, not a JWT.",
+    description=(
+        "Authenticated by the signed token in the callback URL, not a JWT. A backend may "
+        "also sign the body with its apiKey: X-Taskfleet-Signature: t=<unix seconds>,"
+        'v1=<hex HMAC-SHA256 of "<t>." + body>, accepted within 300 s; a bad one is 401.'
+    ),
     responses={
         401: "Token forged or expired",
         403: "Token of another task",
@@ -132,4 +137,9 @@ def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -
     context = ctx()
     state = control.visible_task(context, task_id, owner=None)  # the token is already checked
     attempt = context.tokens.verify(query["token"], task_id, state.spec.timeout_s + CALLBACK_GRACE_S)
+    signature = request.headers.get(signatures.HEADER)
+    if signature is not None:
+        endpoint = context.endpoints.get(state.server_id) if state.server_id else None
+        secret = endpoint.api_key if endpoint else None
+        signatures.verify(signature, secret, request.get_data(cache=True), context.now_ms() // 1000)
     return task_view(outcomes.callback(context, task_id, attempt, update))

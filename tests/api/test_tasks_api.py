@@ -1,6 +1,7 @@
 """The task API end to end in one process: a live HTTP API (for callbacks), a real backend."""
 
 import dataclasses
+import json
 import threading
 import time
 
@@ -8,6 +9,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.core import signatures
 from app.services import dispatch
 from app.store import tasks_repo
 from tests.services.helpers import drain
@@ -25,8 +27,9 @@ def live(ctx):
     server.shutdown()
 
 
-def register(client, auth, port, max_concurrent=4):
+def register(client, auth, port, max_concurrent=4, api_key=None):
     server = {
+        **({"apiKey": api_key} if api_key else {}),
         "id": "s1",
         "name": "s1",
         "maxConcurrent": max_concurrent,
@@ -108,8 +111,25 @@ def test_a_callback_task_reports_progress_then_completes(live, ctx, auth, backen
     assert statuses == ["PENDING", "PROCESSING", "PROCESSING", "COMPLETED"]
 
 
-def _running_callback_task(ctx, client, auth, port):
-    register(client, auth, port)
+def test_a_signed_callback_is_checked_against_the_servers_api_key(ctx, client, auth, backend):
+    _, port = backend
+    task_id, url = _running_callback_task(ctx, client, auth, port, api_key="backend-secret-key")
+    body = json.dumps({"status": "COMPLETED", "result": {"ok": True}}).encode()
+    now_s = ctx.now_ms() // 1000
+
+    def put(signature):
+        headers = {"Content-Type": "application/json", signatures.HEADER: signature}
+        return client.put(url, data=body, headers=headers)
+
+    assert put(signatures.sign("wrong-key", now_s, body)).status_code == 401
+    assert put(signatures.sign("backend-secret-key", now_s - 301, body)).status_code == 401
+    assert client.get(f"/api/task/{task_id}", headers=auth()).get_json()["status"] == "PROCESSING"
+    done = put(signatures.sign("backend-secret-key", now_s, body))
+    assert done.status_code == 200 and done.get_json()["status"] == "COMPLETED"
+
+
+def _running_callback_task(ctx, client, auth, port, api_key=None):
+    register(client, auth, port, api_key=api_key)
     task_id = client.post(
         "/api/task", json={"type": "echo", "async": True, "capabilities": ["echo"]}, headers=auth()
     ).get_json()["id"]
