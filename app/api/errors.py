@@ -39,6 +39,14 @@ def require_json_body() -> Response | None:
     return None
 
 
+def refuse_nul_in_path() -> Response | None:
+    """404 for an id with a NUL character: no record has one (Postgres cannot store it),
+    and the stores are not asked, since their drivers refuse such a parameter outright."""
+    if any(isinstance(value, str) and "\x00" in value for value in (request.view_args or {}).values()):
+        return error_response(404, "not_found", "no such resource")
+    return None
+
+
 #: Answers of the request-body checks above and below, for every operation they apply to:
 #: (status, description, whether the operation needs a JSON body of its own).
 BODY_ERRORS = (
@@ -48,28 +56,62 @@ BODY_ERRORS = (
 )
 
 
-def document_body_errors(spec: dict[str, Any]) -> dict[str, Any]:
-    """Add the 400/413/415 answers of ``require_json_body`` and the JSON parser to
-    /openapi.json, with the error schema apiflask already uses for the operation's 422."""
+def _has_required_fields(spec: dict[str, Any], schema: dict[str, Any]) -> bool:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = spec.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+    return bool(schema.get("required"))
+
+
+def _document_body(spec: dict[str, Any], operation: dict[str, Any]) -> None:
+    body = operation.get("requestBody")
+    if body and any(
+        _has_required_fields(spec, media.get("schema", {})) for media in body["content"].values()
+    ):
+        body["required"] = True  # a missing body is a 422, like a missing required field
+    responses = operation.setdefault("responses", {})
+    error = responses.get("422") or responses.get("401")
+    for status, description, needs_body in BODY_ERRORS:
+        if needs_body and "requestBody" not in operation:
+            continue
+        response: dict[str, Any] = {"description": description}
+        if error and "content" in error:
+            response["content"] = error["content"]
+        responses.setdefault(status, response)
+
+
+def _document_query(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter.get("in") != "query" or not schema.pop("nullable", False):
+            continue
+        if "default" in schema and schema["default"] is None:
+            del schema["default"]
+        if "enum" in schema:
+            schema["enum"] = [value for value in schema["enum"] if value is not None]
+
+
+def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Complete /openapi.json where apiflask leaves gaps or says too much:
+
+    - a JSON body whose schema has required fields is itself required;
+    - the 400/413/415 answers of the JSON parser and ``require_json_body`` are
+      documented, with the error schema of the operation's own 422 or 401;
+    - a query parameter that may be left out is optional, not nullable: a query string
+      cannot carry a null (``?status=null`` is the string "null", refused as such).
+    """
     for path in spec.get("paths", {}).values():
         for method, operation in path.items():
-            if method.upper() not in BODY_METHODS:
-                continue
-            responses = operation.setdefault("responses", {})
-            error = responses.get("422") or responses.get("401")
-            for status, description, needs_body in BODY_ERRORS:
-                if needs_body and "requestBody" not in operation:
-                    continue
-                response: dict[str, Any] = {"description": description}
-                if error and "content" in error:
-                    response["content"] = error["content"]
-                responses.setdefault(status, response)
+            if method.upper() in BODY_METHODS:
+                _document_body(spec, operation)
+            _document_query(operation)
     return spec
 
 
 def register_error_handlers(app: APIFlask) -> None:
     app.before_request(require_json_body)
-    app.spec_processor(document_body_errors)
+    app.before_request(refuse_nul_in_path)
+    app.spec_processor(complete_spec)
 
     @app.error_processor
     def _apiflask_error(error: HTTPError) -> Response:

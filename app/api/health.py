@@ -24,7 +24,14 @@ def health() -> Any:
 
 @bp.get("/ready")
 @bp.output(ReadyOut)
-@bp.doc(responses={503: "Not ready: Redis or the database is down, or no worker is alive"})
+@bp.doc(
+    responses={
+        503: {
+            "description": "Not ready: Redis or the database is down, or no worker is alive",
+            "content": {"application/json": {"schema": ReadyOut}},
+        }
+    }
+)
 def ready() -> Any:
     """For load balancers: Redis and the database answer and a worker is alive."""
     is_ready, checks = fleet_status.ready(ctx())

@@ -25,19 +25,36 @@ TASK_STATUSES = [
 NAME = Length(min=1, max=100)
 
 
+NUL = "\x00"
+
+
+def _contains_nul(value: Any) -> bool:
+    """A NUL character anywhere in a JSON value: a string, a key, nested at any depth."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class StrictSchema(Schema):
+    """Input that is refused rather than guessed at: unknown fields; in a query string a
+    single-valued parameter given twice (not cut to its first value); and text with a NUL
+    character, which no record can hold (Postgres refuses it in text and JSONB)."""
+
     class Meta:
         unknown = RAISE
 
-
-class QuerySchema(StrictSchema):
-    """A query string. Views load it with ``unknown=RAISE`` (webargs drops unknown query
-    parameters otherwise), and a single-valued parameter given twice is refused rather
-    than cut to its first value."""
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None) -> Any:
+        # webargs passes unknown=EXCLUDE for a query string; Meta.unknown (RAISE) holds.
+        # (So not a schema for headers, where every other header would be "unknown".)
+        return super().load(data, many=many, partial=partial)
 
     @pre_load
     def _single_valued(self, data: Any, **_: Any) -> Any:
-        getlist = getattr(data, "getlist", None)  # webargs' proxy of the request's MultiDict
+        getlist = getattr(data, "getlist", None)  # webargs' proxy of a query string's MultiDict
         if getlist is None:
             return data
         multiple = getattr(data, "multiple_keys", set())
@@ -45,6 +62,30 @@ class QuerySchema(StrictSchema):
         if repeated:
             raise ValidationError({key: ["given more than once"] for key in repeated})
         return data
+
+    @pre_load
+    def _no_nul(self, data: Any, **_: Any) -> Any:
+        getlist = getattr(data, "getlist", None)
+        fields = {key: getlist(key) for key in data} if getlist else data
+        if isinstance(fields, dict):
+            bad = sorted(
+                str(key) for key, value in fields.items() if _contains_nul(key) or _contains_nul(value)
+            )
+            if bad:
+                raise ValidationError({key: ["must not contain NUL (U+0000) characters"] for key in bad})
+        return data
+
+
+class StrictInteger(Integer):
+    """A JSON Schema ``integer``: 3, or 3.0 (the same number to JSON Schema, and to
+    clients whose JSON encoder writes whole floats that way); never true, "3" or 3.5."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 class StrictBoolean(Boolean):
@@ -58,14 +99,14 @@ class StrictBoolean(Boolean):
 
 class TaskIn(StrictSchema):
     type = String(required=True, validate=NAME)
-    priority = Integer(load_default=DEFAULT_PRIORITY, validate=Range(0, 10), strict=True)
+    priority = StrictInteger(load_default=DEFAULT_PRIORITY, validate=Range(0, 10))
     payload = Raw(load_default=None, allow_none=True)
     capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=32))
     is_async = StrictBoolean(data_key="async", load_default=None, allow_none=True)
     mode = String(load_default=None, validate=OneOf(["sync", "callback"]))
-    timeout = Integer(load_default=DEFAULT_TIMEOUT_S, validate=Range(1, MAX_TIMEOUT_S), strict=True)
-    max_retries = Integer(
-        data_key="maxRetries", load_default=DEFAULT_MAX_RETRIES, validate=Range(0, 20), strict=True
+    timeout = StrictInteger(load_default=DEFAULT_TIMEOUT_S, validate=Range(1, MAX_TIMEOUT_S))
+    max_retries = StrictInteger(
+        data_key="maxRetries", load_default=DEFAULT_MAX_RETRIES, validate=Range(0, 20)
     )
     region = String(load_default=None, validate=Length(min=1, max=64))
     group = String(load_default=None, validate=NAME)
@@ -95,7 +136,7 @@ class TaskOut(Schema):
     finished_at = String(data_key="finishedAt", allow_none=True)
 
 
-class TaskListQuery(QuerySchema):
+class TaskListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(TASK_STATUSES))
     type = String(load_default=None, validate=NAME)
     limit = Integer(load_default=20, validate=Range(1, 100))
@@ -107,23 +148,28 @@ class TaskPage(Schema):
     next_cursor = String(data_key="nextCursor", allow_none=True)
 
 
-class CallbackQuery(QuerySchema):
+class CallbackQuery(StrictSchema):
     token = String(required=True, validate=Length(min=1, max=500))
 
 
 class CallbackIn(StrictSchema):
     status = String(required=True, validate=OneOf(["PROCESSING", "COMPLETED", "FAILED"]))
-    progress = Integer(load_default=None, allow_none=True, validate=Range(0, 100), strict=True)
+    progress = StrictInteger(load_default=None, allow_none=True, validate=Range(0, 100))
     result = Raw(load_default=None, allow_none=True)
     error = String(load_default=None, allow_none=True, validate=Length(max=10_000))
     metadata = Dict(load_default=None, allow_none=True)
 
 
+#: A backend's URL: http(s) with a host, neither link-local nor a metadata service
+#: (``app.core.urls.check_backend_url`` enforces what JSON Schema cannot state).
+BACKEND_URL = {"format": "uri", "description": "http(s) URL of the backend; not link-local"}
+
+
 class EndpointsIn(StrictSchema):
-    predict = String(required=True, validate=Length(min=1, max=2000))
-    health = String(required=True, validate=Length(min=1, max=2000))
-    status = String(validate=Length(min=1, max=2000))
-    cancel = String(validate=Length(min=1, max=2000))
+    predict = String(required=True, validate=Length(min=1, max=2000), metadata=BACKEND_URL)
+    health = String(required=True, validate=Length(min=1, max=2000), metadata=BACKEND_URL)
+    status = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
+    cancel = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
 
 
 class ServerIn(StrictSchema):
@@ -131,14 +177,12 @@ class ServerIn(StrictSchema):
     name = String(required=True, validate=NAME)
     endpoints = Nested(EndpointsIn, required=True)
     api_key = String(data_key="apiKey", validate=Length(min=1, max=512))
-    max_concurrent = Integer(
-        data_key="maxConcurrent", load_default=10, validate=Range(1, 10_000), strict=True
-    )
+    max_concurrent = StrictInteger(data_key="maxConcurrent", load_default=10, validate=Range(1, 10_000))
     capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=64))
     groups = List(String(validate=NAME), load_default=list, validate=Length(max=32))
-    priority = Integer(load_default=0, validate=Range(0, 100), strict=True)
+    priority = StrictInteger(load_default=0, validate=Range(0, 100))
     region = String(load_default=None, validate=Length(min=1, max=64))
-    weight = Integer(load_default=None, allow_none=True, validate=Range(1, 1000), strict=True)
+    weight = StrictInteger(load_default=None, allow_none=True, validate=Range(1, 1000))
 
 
 class ServerOut(Schema):
@@ -181,15 +225,17 @@ class ServerList(Schema):
     items = List(Nested(ServerOut))
 
 
-class ServerListQuery(QuerySchema):
+class ServerListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(["online", "degraded", "offline", "draining"]))
     group = String(load_default=None, validate=NAME)
     capability = String(load_default=None, validate=NAME)
 
 
 class HeartbeatIn(StrictSchema):
-    in_flight = Integer(data_key="inFlight", load_default=None, allow_none=True, validate=Range(0, 1_000_000))
-    queue_depth = Integer(
+    in_flight = StrictInteger(
+        data_key="inFlight", load_default=None, allow_none=True, validate=Range(0, 1_000_000)
+    )
+    queue_depth = StrictInteger(
         data_key="queueDepth", load_default=None, allow_none=True, validate=Range(0, 10_000_000)
     )
     gpu_utilization = Raw(data_key="gpuUtilization", load_default=None, allow_none=True)

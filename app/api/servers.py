@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from marshmallow import RAISE
 
 from app.api.auth import requires
 from app.api.context import ctx
@@ -49,7 +48,7 @@ def register_server(data: dict[str, Any]) -> Any:
 
 @bp.get("/servers")
 @requires("admin")
-@bp.input(ServerListQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(ServerListQuery, location="query", arg_name="query")
 @bp.output(ServerList)
 @bp.doc(**BEARER)
 def list_servers(query: dict[str, Any]) -> Any:

@@ -8,7 +8,6 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import request
-from marshmallow import RAISE
 
 from app.api.auth import current_caller, requires
 from app.api.context import ctx
@@ -58,8 +57,8 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
 @bp.doc(responses={200: "The task first created with this Idempotency-Key"}, **BEARER)
 def create_task(data: dict[str, Any]) -> Any:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise InvalidInput("Idempotency-Key must be 1-255 characters")
+    if key is not None and not (1 <= len(key) <= 255 and "\x00" not in key):
+        raise InvalidInput("Idempotency-Key must be 1-255 characters, none of them NUL")
     state, created = submit.submit(ctx(), current_caller().subject, _spec(data), key)
     return task_view(state), 201 if created else 200
 
@@ -74,7 +73,7 @@ def get_task(task_id: str) -> Any:
 
 @bp.get("/tasks")
 @requires("client", "admin")
-@bp.input(TaskListQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(TaskListQuery, location="query", arg_name="query")
 @bp.output(TaskPage)
 @bp.doc(**BEARER)
 def list_tasks(query: dict[str, Any]) -> Any:
@@ -116,7 +115,7 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @bp.put("/task/<task_id>")
 @callback_token_required
-@bp.input(CallbackQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(CallbackQuery, location="query", arg_name="query")
 @bp.input(CallbackIn, arg_name="update")
 @bp.output(TaskOut)
 @bp.doc(

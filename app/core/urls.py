@@ -43,10 +43,14 @@ def check_backend_url(url: str, field: str) -> str:
     loopback addresses are allowed (a GPU fleet lives there); link-local and metadata
     addresses are not, in any spelling. Names are checked again when called
     (``app.backends``), since DNS can point them anywhere."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        scheme, hostname = parts.scheme, parts.hostname
+    except ValueError:  # an unbalanced IPv6 bracket: "http://[", "http://a]b"
+        scheme, hostname = "", None
+    if scheme not in ("http", "https") or not hostname:
         raise InvalidInput(f"{field} must be an http(s) URL with a host", {field: url})
-    host = parts.hostname.lower().rstrip(".")
+    host = hostname.lower().rstrip(".")
     if host in METADATA_HOSTS:
         raise InvalidInput(f"{field} points at a cloud metadata service", {field: url})
     address = literal_address(host)

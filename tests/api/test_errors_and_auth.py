@@ -146,6 +146,26 @@ def test_deeply_nested_json_is_400_not_500(client, auth):
     assert_error(r, 400, "malformed_json")
 
 
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("post", "/api/task", {"type": "echo\x00"}, 422),
+        ("post", "/api/task", {"type": "echo", "payload": {"a": ["\x00"]}}, 422),
+        ("post", "/api/task", {"type": "echo", "payload": {"k\x00": 1}}, 422),
+        ("get", "/api/tasks?type=e%00", None, 422),
+        ("get", "/api/servers?group=g%00", None, 422),
+        ("get", "/api/task/a%00b", None, 404),
+        ("post", "/api/task/a%00b/cancel", None, 404),
+        ("get", "/api/servers/a%00b", None, 404),
+    ],
+)
+def test_a_nul_character_is_refused_not_a_500(client, auth, method, path, body, status):
+    """Postgres stores no NUL in text or JSONB: such input is an answer, not a crash."""
+    r = getattr(client, method)(path, json=body, headers=auth("root", ("admin",)))
+    assert_error(r, status)
+    assert client.get("/api/tasks", headers=auth("root", ("admin",))).get_json()["items"] == []
+
+
 @pytest.mark.parametrize("cursor", ["WzFlMzAwLCAieCJd", "Wzk5OTk5OTk5OTk5OTk5OTk5OSwgIngiXQ"])
 def test_absurd_cursors_are_422(client, auth, cursor):
     assert_error(client.get(f"/api/tasks?cursor={cursor}", headers=auth()), 422)

@@ -27,6 +27,9 @@ def test_private_loopback_and_public_backends_are_allowed(url):
         "file:///etc/passwd",
         "http:///nohost",
         "http://0.0.0.0/",
+        "http://[",
+        "http://[::1/x",
+        "http://a]b/",
     ],
 )
 def test_link_local_metadata_and_non_http_urls_are_refused(url):
