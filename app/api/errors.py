@@ -91,6 +91,26 @@ def _document_query(operation: dict[str, Any]) -> None:
             schema["enum"] = [value for value in schema["enum"] if value is not None]
 
 
+#: Answers any operation behind a bearer token, or using a store, may give.
+AUTH_ERRORS = (("403", "The token's roles do not allow this"),)
+STORE_ERRORS = (("503", "Redis or the database is unreachable; try again after Retry-After"),)
+#: Operations that use no store (answered by the API process alone).
+STORELESS_PATHS = frozenset({"/api/health"})
+
+
+def _document_errors(path: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    error = next((responses[s] for s in ("422", "401", "404") if s in responses), None)
+    answers = list(AUTH_ERRORS) if operation.get("security") else []
+    if path not in STORELESS_PATHS:
+        answers += STORE_ERRORS
+    for status, description in answers:
+        response: dict[str, Any] = {"description": description}
+        if error and "content" in error:
+            response["content"] = error["content"]
+        responses.setdefault(status, response)
+
+
 def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Complete /openapi.json where apiflask leaves gaps or says too much:
 
@@ -98,13 +118,15 @@ def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
     - the 400/413/415 answers of the JSON parser and ``require_json_body`` are
       documented, with the error schema of the operation's own 422 or 401;
     - a query parameter that may be left out is optional, not nullable: a query string
-      cannot carry a null (``?status=null`` is the string "null", refused as such).
+      cannot carry a null (``?status=null`` is the string "null", refused as such);
+    - 403 on every operation behind a token, 503 on every one that uses a store.
     """
-    for path in spec.get("paths", {}).values():
+    for name, path in spec.get("paths", {}).items():
         for method, operation in path.items():
             if method.upper() in BODY_METHODS:
                 _document_body(spec, operation)
             _document_query(operation)
+            _document_errors(name, operation)
     return spec
 
 
