@@ -28,6 +28,8 @@ lint: setup
 	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
 	$(BIN)/mypy
 
-# Select+reserve ops/s against Redis INCR at 10..10,000 servers (about 90 s); see bench/.
+# The benchmark (about 13 minutes): end to end and slow-backend throughput, added latency,
+# selection, a million records; every figure against a baseline of the same run. One
+# part: $(BIN)/python -m bench.run --only e2e (see bench/run.py).
 bench: setup
-	$(BIN)/python -m bench.select_bench
+	$(BIN)/python -m bench.run

