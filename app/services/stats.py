@@ -38,6 +38,9 @@ log = logging.getLogger("taskfleet.stats")
 RECOUNT_GRACE_MS = 5 * 60 * 1000
 #: After Redis lost its data, hours from this long before the last flush are suspect.
 LOSS_MARGIN_MS = 60 * 1000
+#: Dirty hours recounted per flush, so one run stays short after a long history was
+#: marked (e.g. the first rebuild of a database that predates the statistics).
+RECOUNT_PER_RUN = 24
 #: Rows in the hourly report and trend.
 TREND_HOURS = 24
 #: Reads retried when a flush lands between the Redis and the database read.
@@ -64,11 +67,11 @@ def flush(ctx: Context) -> dict[str, int]:
 
 def recount_closed_hours(ctx: Context, now_ms: int) -> int:
     """Replace the rollups of dirty hours that ended ``RECOUNT_GRACE_MS`` ago with a
-    recount, once the database has caught up with every transition."""
+    recount (oldest first, ``RECOUNT_PER_RUN`` at a time), once the database has caught
+    up with every transition."""
     with ctx.db.session() as session:
-        closed = [
-            h for h in stats_repo.dirty_hours(session) if (h + 1) * HOUR_MS + RECOUNT_GRACE_MS <= now_ms
-        ]
+        dirty = stats_repo.dirty_hours(session)
+    closed = [h for h in dirty if (h + 1) * HOUR_MS + RECOUNT_GRACE_MS <= now_ms][:RECOUNT_PER_RUN]
     if not closed or ctx.tasks.unsynced(1):
         return 0
     done = 0
