@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.core.clock import ManualClock, datetime_to_ms, iso
+from app.core.errors import StoreUnavailable
 from app.services import control, health, maintenance, stats, waiting
 from app.services.context import build_context
 from app.store import stats_repo
@@ -247,3 +248,18 @@ def test_stats_endpoints_need_the_admin_role_and_check_their_input(world, auth):
     assert client.get("/api/stats?from=yesterday", headers=admin).status_code == 422
     assert client.get("/api/stats/servers/nope", headers=admin).status_code == 404
     assert client.get("/api/errors?limit=0", headers=admin).status_code == 422
+
+
+def test_a_submission_whose_counter_could_not_be_written_is_still_counted(world, auth, monkeypatch):
+    ctx, clock, client = world
+    admin = auth("root", ("admin",))
+
+    def redis_down(*_args, **_kwargs):
+        raise StoreUnavailable("redis unavailable")
+
+    with monkeypatch.context() as patch:  # Redis fails after the row is committed
+        patch.setattr(ctx.tasks, "put_if_absent", redis_down)
+        submit_task(ctx, {"n": 1})
+    with ctx.db.session() as session:
+        assert stats_repo.dirty_hours(session) == [ctx.now_ms() // HOUR]
+    assert client.get("/api/stats", headers=admin).get_json()["totalTasks"] == 1
