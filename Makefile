@@ -28,8 +28,8 @@ lint: setup
 	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
 	$(BIN)/mypy
 
-# The benchmark (about 7 minutes on a quiet 2-core machine): end to end and slow-backend throughput, added latency,
-# selection, a million records; every figure against a baseline of the same run. One
-# part: $(BIN)/python -m bench.run --only e2e (see bench/run.py).
+# The benchmark (about 7 minutes on a quiet 2-core machine): end-to-end and slow-backend
+# throughput, added latency, selection, a million records; every figure against a
+# baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
 bench: setup
 	$(BIN)/python -m bench.run
