@@ -112,6 +112,13 @@ class Tally:
             )
         )
 
+    def by_key(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Counters per (scope, key), added over the hours."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for (_, scope, key), counters in self.buckets.items():
+            out[(scope, key)] = combine(out.get((scope, key), {}), counters)
+        return out
+
     def keys(self, scope: str) -> set[str]:
         return {bucket[2] for bucket in self.buckets if bucket[1] == scope}
 
@@ -126,6 +133,15 @@ def combine(*parts: Mapping[str, int]) -> dict[str, int]:
             else:
                 total[metric] = total.get(metric, 0) + value
     return total
+
+
+def subtract(total: Mapping[str, int], part: Mapping[str, int]) -> dict[str, int]:
+    """``total`` without ``part`` (maxima are kept: they cannot be taken apart)."""
+    out = dict(total)
+    for metric, value in part.items():
+        if metric not in MAX_METRICS:
+            out[metric] = out.get(metric, 0) - value
+    return out
 
 
 def _average(total: int, count: int) -> float | None:

@@ -27,6 +27,7 @@ from app.core.stats import (
     hour_figures,
     hour_of,
     server_figures,
+    subtract,
     task_figures,
 )
 from app.services.context import Context
@@ -138,15 +139,59 @@ def _read(ctx: Context, compute: Callable[[Session, Tally, list[int]], T]) -> T:
     raise StoreUnavailable("statistics are being flushed; try again")
 
 
+#: Recounts of dirty hours that are over (their records no longer change), by hour.
+_closed_recounts: dict[int, Tally] = {}
+
+
+def _recount(session: Session, hour: int, now_ms: int) -> Tally:
+    """A dirty hour's counters from the records; cached once the hour is over."""
+    if hour in _closed_recounts:
+        return _closed_recounts[hour]
+    tally = stats_repo.recount(session, hour)
+    if (hour + 1) * HOUR_MS + RECOUNT_GRACE_MS <= now_ms:
+        _closed_recounts[hour] = tally
+    return tally
+
+
 def _with_recounts(
-    session: Session, pending: Tally, dirty: list[int], first: int | None, end: int | None
+    session: Session, pending: Tally, dirty: list[int], first: int | None, end: int | None, now_ms: int
 ) -> Tally:
     """``pending`` within the hours [first, end), plus the recount of dirty hours there."""
+    for hour in set(_closed_recounts) - set(dirty):  # recounted into the rollups since
+        _closed_recounts.pop(hour, None)
     extra = pending.within(first, end)
     for hour in dirty:
         if (first is None or hour >= first) and (end is None or hour < end):
-            extra.merge(stats_repo.recount(session, hour))
+            extra.merge(_recount(session, hour, now_ms))
     return extra
+
+
+def _per_key(
+    session: Session,
+    scope: str,
+    pending: Tally,
+    dirty: list[int],
+    first: int | None,
+    end: int | None,
+    now_ms: int,
+    key: str | None = None,
+) -> dict[str, dict[str, int]]:
+    """Counters of ``scope`` per key over the hours [first, end): stored rollups (the
+    all-time totals when the range is unbounded), with dirty hours recounted instead,
+    plus what is not flushed yet."""
+    if first is None and end is None:
+        stored = stats_repo.all_time(session, scope, key)
+        for hour in dirty:  # the totals hold these hours' stored rows: take them out
+            for (s_, k), counters in stats_repo.hourly_rows(session, hour).by_key().items():
+                if s_ == scope and k in stored:
+                    stored[k] = subtract(stored[k], counters)
+    else:
+        stored = stats_repo.totals_by_key(session, scope, first, end, dirty, key=key)
+    extra = _with_recounts(session, pending, dirty, first, end, now_ms)
+    for k in extra.keys(scope):
+        if key is None or k == key:
+            stored[k] = combine(stored.get(k, {}), extra.sum(scope, k))
+    return stored
 
 
 def _hour_range(from_ms: int | None, to_ms: int | None) -> tuple[int | None, int | None]:
@@ -157,9 +202,12 @@ def _hour_range(from_ms: int | None, to_ms: int | None) -> tuple[int | None, int
     )
 
 
-def _trend(session: Session, extra: Tally, dirty: list[int], end_hour: int) -> list[dict[str, Any]]:
+def _trend(
+    session: Session, pending: Tally, dirty: list[int], end_hour: int, now_ms: int
+) -> list[dict[str, Any]]:
     first = end_hour - TREND_HOURS
-    rows = stats_repo.hourly(session, first, end_hour, dirty).merge(extra.within(first, end_hour))
+    extra = _with_recounts(session, pending, dirty, first, end_hour, now_ms)
+    rows = stats_repo.hourly(session, first, end_hour, dirty).merge(extra)
     return [hour_figures(hour, rows.sum(ALL, hour=hour)) for hour in range(first, end_hour)]
 
 
@@ -170,17 +218,13 @@ def summary(ctx: Context, from_ms: int | None = None, to_ms: int | None = None) 
     trend_end = end if end is not None else hour_of(ctx.now_ms()) + 1
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, Any]:
-        extra = _with_recounts(session, pending, dirty, first, end)
-        skip = [h for h in dirty if (first is None or h >= first) and (end is None or h < end)]
-        totals = combine(stats_repo.totals_by_key(session, ALL, first, end, skip).get("", {}), extra.sum(ALL))
-        per_server = stats_repo.totals_by_key(session, BY_SERVER, first, end, skip)
-        for server_id in extra.keys(BY_SERVER):
-            per_server[server_id] = combine(per_server.get(server_id, {}), extra.sum(BY_SERVER, server_id))
+        now = ctx.now_ms()
+        totals = _per_key(session, ALL, pending, dirty, first, end, now).get("", {})
+        per_server = _per_key(session, BY_SERVER, pending, dirty, first, end, now)
         top = sorted(
             ({"server_id": sid, **server_figures(counters)} for sid, counters in per_server.items()),
             key=lambda s: (-s["tasks_processed"], s["server_id"]),
         )[:5]
-        trend_extra = _with_recounts(session, pending, dirty, trend_end - TREND_HOURS, trend_end)
         by_status = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
         return {
             **task_figures(totals),
@@ -188,7 +232,7 @@ def summary(ctx: Context, from_ms: int | None = None, to_ms: int | None = None) 
             "processing_tasks": sum(n for (_, status), n in by_status.items() if status == "PROCESSING"),
             "server_count": servers_repo.count(session),
             "top_servers": top,
-            "hourly_trend": _trend(session, trend_extra, dirty, trend_end),
+            "hourly_trend": _trend(session, pending, dirty, trend_end, now),
         }
 
     return _read(ctx, compute)
@@ -198,15 +242,10 @@ def server_stats(ctx: Context, server_id: str) -> dict[str, Any]:
     """``GET /api/stats/servers/{id}``: one server's figures over all time."""
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, Any]:
-        extra = _with_recounts(session, pending, dirty, None, None)
-        stored = stats_repo.totals_by_key(session, BY_SERVER, None, None, dirty, key=server_id)
-        known = server_id in stored or server_id in extra.keys(BY_SERVER)
-        if not known and servers_repo.get(session, server_id) is None:
+        found = _per_key(session, BY_SERVER, pending, dirty, None, None, ctx.now_ms(), key=server_id)
+        if server_id not in found and servers_repo.get(session, server_id) is None:
             raise NotFound(f"server {server_id} not found")
-        return {
-            "server_id": server_id,
-            **server_figures(combine(stored.get(server_id, {}), extra.sum(BY_SERVER, server_id))),
-        }
+        return {"server_id": server_id, **server_figures(found.get(server_id, {}))}
 
     return _read(ctx, compute)
 
@@ -216,7 +255,7 @@ def hourly_report(ctx: Context) -> list[dict[str, Any]]:
     end = hour_of(ctx.now_ms()) + 1
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> list[dict[str, Any]]:
-        return _trend(session, _with_recounts(session, pending, dirty, end - TREND_HOURS, end), dirty, end)
+        return _trend(session, pending, dirty, end, ctx.now_ms())
 
     return _read(ctx, compute)
 
@@ -225,11 +264,7 @@ def totals(ctx: Context, scope: str) -> dict[str, dict[str, int]]:
     """All-time counters of every key of ``scope`` (task type or server), for /metrics."""
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, dict[str, int]]:
-        extra = _with_recounts(session, pending, dirty, None, None)
-        stored = stats_repo.totals_by_key(session, scope, None, None, dirty)
-        for key in extra.keys(scope):
-            stored[key] = combine(stored.get(key, {}), extra.sum(scope, key))
-        return stored
+        return _per_key(session, scope, pending, dirty, None, None, ctx.now_ms())
 
     return _read(ctx, compute)
 

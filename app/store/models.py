@@ -54,6 +54,7 @@ class TaskRow(Base):
         Index("ix_tasks_owner_created", "owner", "created_at", "id"),
         Index("ix_tasks_status", "status"),
         Index("ix_tasks_created_at", "created_at"),
+        Index("ix_tasks_status_type", "status", "type"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -154,10 +155,32 @@ class StatsHourlyRow(Base):
     or one server ('s'); metrics as in ``app.core.stats``."""
 
     __tablename__ = "stats_hourly"
+    __table_args__ = (Index("ix_stats_hourly_scope_hour", "scope", "hour"),)
 
     scope: Mapped[str] = mapped_column(String(1), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    created: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
+    retried: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_ok: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_active_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StatsTotalRow(Base):
+    """All-time counters per (scope, key): the sum of that key's ``stats_hourly`` rows,
+    kept in the same transactions, so all-time figures read one row per key."""
+
+    __tablename__ = "stats_totals"
+
+    scope: Mapped[str] = mapped_column(String(1), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
     created: Mapped[int] = mapped_column(BigInteger, default=0)
     completed: Mapped[int] = mapped_column(BigInteger, default=0)
     failed: Mapped[int] = mapped_column(BigInteger, default=0)

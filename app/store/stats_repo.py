@@ -10,21 +10,24 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
-from app.core.stats import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Bucket, Tally
+from app.core.stats import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Tally
 from app.store.db import insert_for
 from app.store.models import (
     ErrorLogRow,
     StatsDirtyHourRow,
     StatsFlushRow,
     StatsHourlyRow,
+    StatsTotalRow,
     TaskAttemptRow,
     TaskRow,
     TaskTransitionRow,
 )
+from app.store.servers_repo import get_setting, put_setting
 
 #: How long applied batch ids are remembered (a crashed flush is finished long before).
 FLUSH_MEMORY_MS = 24 * HOUR_MS
 FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
+LAST_CUT_SETTING = "stats.last_cut_ms"
 ATTEMPT_COUNTED = ("COMPLETED", "FAILED", "TIMEOUT")
 
 
@@ -41,28 +44,34 @@ def _hour_number(value: datetime) -> int:
 # -- applying counters --------------------------------------------------------------
 
 
-def _upsert(session: Session, bucket: Bucket, counters: dict[str, int]) -> None:
-    hour, scope, key = bucket
-    values = {name: counters.get(name, 0) for name in METRICS}
-    table = StatsHourlyRow.__table__
-    statement = insert_for(session, StatsHourlyRow).values(
-        scope=scope, key=key, hour=hour_start(hour), **values
-    )
+def _add(session: Session, model: type, where: dict[str, Any], counters: dict[str, int]) -> None:
+    """Add ``counters`` to the row of ``model`` at ``where`` (created at zero), keeping
+    the larger value of ``MAX_METRICS``."""
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = insert_for(session, model).values(**where, **{m: counters.get(m, 0) for m in METRICS})
+    larger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=["scope", "key", "hour"],
+            index_elements=list(where),
             set_={
-                name: (
-                    func.max(table.c[name], statement.excluded[name])
-                    if session.get_bind().dialect.name == "sqlite"
-                    else func.greatest(table.c[name], statement.excluded[name])
-                )
-                if name in MAX_METRICS
-                else table.c[name] + statement.excluded[name]
-                for name in METRICS
+                m: larger(table.c[m], statement.excluded[m])
+                if m in MAX_METRICS
+                else table.c[m] + statement.excluded[m]
+                for m in METRICS
             },
         )
     )
+
+
+def _add_hourly(session: Session, tally: Tally, sign: int = 1) -> None:
+    """Add a tally to the hourly rows and to the all-time totals (``sign`` -1 takes it
+    away from the totals' sums; maxima stay, they only ever grow)."""
+    for (hour, scope, key), counters in tally.buckets.items():
+        if sign > 0:
+            _add(session, StatsHourlyRow, {"scope": scope, "key": key, "hour": hour_start(hour)}, counters)
+    for (scope, key), counters in tally.by_key().items():
+        signed = {m: v if m in MAX_METRICS else sign * v for m, v in counters.items()}
+        _add(session, StatsTotalRow, {"scope": scope, "key": key}, signed)
 
 
 def apply_batch(session: Session, batch_id: str, cut_ms: int, tally: Tally, now_ms: int) -> bool:
@@ -76,8 +85,8 @@ def apply_batch(session: Session, batch_id: str, cut_ms: int, tally: Tally, now_
     ).rowcount
     if not taken:
         return False
-    for bucket, counters in tally.buckets.items():
-        _upsert(session, bucket, counters)
+    _add_hourly(session, tally)
+    put_setting(session, LAST_CUT_SETTING, str(max(cut_ms, last_cut_ms(session) or 0)))
     session.execute(delete(StatsFlushRow).where(StatsFlushRow.cut_ms < now_ms - FLUSH_MEMORY_MS))
     return True
 
@@ -92,7 +101,9 @@ def flushed_since(session: Session, since_ms: int) -> bool:
 
 
 def last_cut_ms(session: Session) -> int | None:
-    return session.scalar(select(func.max(StatsFlushRow.cut_ms)))
+    """When the latest applied batch was cut (kept in settings: batch ids are pruned)."""
+    value = get_setting(session, LAST_CUT_SETTING)
+    return int(value) if value else None
 
 
 # -- hours to recount ---------------------------------------------------------------
@@ -119,10 +130,26 @@ def replace_hour(session: Session, hour: int, tally: Tally) -> bool:
     ).rowcount
     if not taken:
         return False
+    _add_hourly(session, hourly_rows(session, hour), sign=-1)
     session.execute(delete(StatsHourlyRow).where(StatsHourlyRow.hour == hour_start(hour)))
-    for bucket, counters in tally.buckets.items():
-        _upsert(session, bucket, counters)
+    _add_hourly(session, tally)
     return True
+
+
+def hourly_rows(session: Session, hour: int) -> Tally:
+    """Every rollup row of one hour (all scopes), as a tally."""
+    tally = Tally()
+    for row in session.scalars(select(StatsHourlyRow).where(StatsHourlyRow.hour == hour_start(hour))):
+        tally.add_all((hour, row.scope, row.key), {m: getattr(row, m) for m in METRICS})
+    return tally
+
+
+def all_time(session: Session, scope: str, key: str | None = None) -> dict[str, dict[str, int]]:
+    """All-time counters of ``scope`` per key, one row each."""
+    query = select(StatsTotalRow).where(StatsTotalRow.scope == scope)
+    if key is not None:
+        query = query.where(StatsTotalRow.key == key)
+    return {row.key: {m: getattr(row, m) for m in METRICS} for row in session.scalars(query)}
 
 
 def oldest_task_ms(session: Session) -> int | None:

@@ -1,5 +1,6 @@
-"""Statistics rollups, flushed batches, hours to recount, the error log; indexes for
-recounting an hour from the task records.
+"""Statistics rollups (hourly, and all-time totals), flushed batches, hours to recount,
+the error log; indexes for recounting an hour from the task records and for counting
+tasks by status and type.
 
 Revision ID: 0002
 Revises: 0001
@@ -39,6 +40,13 @@ def upgrade() -> None:
         sa.Column("hour", UTCDateTime(), primary_key=True),
         *(sa.Column(name, sa.BigInteger(), nullable=False, server_default="0") for name in COUNTERS),
     )
+    op.create_index("ix_stats_hourly_scope_hour", "stats_hourly", ["scope", "hour"])
+    op.create_table(
+        "stats_totals",
+        sa.Column("scope", sa.String(1), primary_key=True),
+        sa.Column("key", sa.String(100), primary_key=True),
+        *(sa.Column(name, sa.BigInteger(), nullable=False, server_default="0") for name in COUNTERS),
+    )
     op.create_table(
         "stats_flushes",
         sa.Column("batch_id", sa.String(36), primary_key=True),
@@ -62,11 +70,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_stats_flushes_cut_ms", "stats_flushes", ["cut_ms"])
     op.create_index("ix_tasks_created_at", "tasks", ["created_at"])
+    op.create_index("ix_tasks_status_type", "tasks", ["status", "type"])
     op.create_index("ix_task_transitions_at", "task_transitions", ["at"])
     op.create_index("ix_task_attempts_finished_at", "task_attempts", ["finished_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tasks_status_type", "tasks")
     op.drop_index("ix_task_attempts_finished_at", "task_attempts")
     op.drop_index("ix_task_transitions_at", "task_transitions")
     op.drop_index("ix_tasks_created_at", "tasks")
@@ -74,4 +84,6 @@ def downgrade() -> None:
     op.drop_index("ix_stats_flushes_cut_ms", "stats_flushes")
     op.drop_table("stats_dirty_hours")
     op.drop_table("stats_flushes")
+    op.drop_table("stats_totals")
+    op.drop_index("ix_stats_hourly_scope_hour", "stats_hourly")
     op.drop_table("stats_hourly")
