@@ -105,7 +105,8 @@ def load_tasks(conn: Any, rows: int) -> float:
 
 
 def load_rollups(conn: Any) -> int:
-    """A year of past hours: scope 'a', one 't' row per type, one 's' row per server."""
+    """A year of past hours: scope 'a', one 't' row per type, one 's' row per server;
+    and their all-time totals."""
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -127,6 +128,17 @@ def load_rollups(conn: Any) -> int:
             {"hours": HOURS, "types": list(TYPES), "servers": SERVERS},
         )
         count = cur.rowcount
+        # The all-time totals a flush keeps beside the hourly rows.
+        cur.execute(
+            """
+            INSERT INTO stats_totals (scope, key, created, completed, failed, timeout, cancelled,
+                retried, duration_ms, attempts_ok, attempts_failed, attempt_ms, last_active_ms)
+            SELECT scope, key, sum(created), sum(completed), sum(failed), sum(timeout),
+                sum(cancelled), sum(retried), sum(duration_ms), sum(attempts_ok),
+                sum(attempts_failed), sum(attempt_ms), max(last_active_ms)
+            FROM stats_hourly GROUP BY scope, key
+            """
+        )
         cur.execute("VACUUM ANALYZE stats_hourly")
     return int(count)
 

@@ -206,6 +206,9 @@ def test_stats_match_the_task_tables_across_flushes_a_redis_loss_and_recounts(wo
     assert result["recounted"] >= 1
     with ctx.db.session() as session:
         assert stats_repo.dirty_hours(session) == []
+        for scope in ("a", "t", "s"):  # the all-time totals are the sum of the hours
+            hours = stats_repo.totals_by_key(session, scope, None, None, [])
+            assert stats_repo.all_time(session, scope) == hours
     check_everything(ctx, client, admin)
 
 
