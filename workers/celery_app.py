@@ -12,6 +12,7 @@ from app.core.errors import StoreUnavailable
 from app.logs import configure_logging
 from app.services.context import Context, build_context
 from beat_schedule import beat_schedule
+from workers import broker_patches
 
 DISPATCH_TASK = "taskfleet.dispatch"
 #: Dispatch jobs and periodic jobs travel on separate queues so a backlog of one never
@@ -21,6 +22,9 @@ MAINTENANCE_QUEUE = "maintenance"
 
 
 def make_celery(settings: Settings) -> Celery:
+    # Without it a Redis restart can kill a worker (kombu's redis Channel.close); see
+    # workers/broker_patches.py.
+    broker_patches.install()
     celery = Celery("taskfleet")
     celery.conf.update(settings.celery_config())
     celery.conf.task_routes = {

@@ -35,13 +35,6 @@ def test_a_worker_killed_mid_dispatch_loses_no_task(stack):
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known: in about one run of three the gevent worker dies on the Redis restart "
-    "(kombu's redis transport, restoring unacked messages after the connection is gone: "
-    "\"Unrecoverable error: AttributeError: 'NoneType' object has no attribute 'hostname'\"); "
-    "a restarted worker then completes everything. Open in the recovery issue.",
-)
 def test_a_redis_restart_that_loses_all_data_loses_no_task(stack):
     stack.start()
     stack.add_backend("b1", capacity=10, delay_s=0.3)
