@@ -57,13 +57,11 @@ def apply(
             raise
         state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, outcome, **fields)
     from_status = state.extra.get("from_status")
-    try:
-        with ctx.db.session() as session:
-            tasks_repo.follow(session, state, from_status, attempt_end)
-    except StoreUnavailable:
-        # Redis moved on; the database catches up later (reconcile, or a repeat).
-        ctx.tasks.mark_unsynced(task_id)
-        raise
+    # Until the write below is done the task is in Redis's unsynced set (the script put
+    # it there): if it fails, or this process dies first, reconcile writes it.
+    with ctx.db.session() as session:
+        tasks_repo.follow(session, state, from_status, attempt_end)
+    _mark_synced(ctx, state)
     log.info(
         "task %s %s -> %s (attempt %s, server %s)",
         task_id,
@@ -81,8 +79,22 @@ def apply(
     return state
 
 
+def _mark_synced(ctx: Context, state: TaskState) -> None:
+    try:
+        ctx.tasks.mark_synced(state)
+    except StoreUnavailable:  # done in the database; reconcile will see it is, later
+        log.warning("task %s written but not marked synced: redis unavailable", state.id)
+
+
 def persist(ctx: Context, state: TaskState) -> None:
-    """Write ``state`` to the database again (a no-op when the row is as new)."""
+    """Write ``state`` to the database again (a no-op when the row is as new), with how
+    its attempt ended when the transition ended one."""
+    from_status = state.extra.get("from_status")
+    outcome = state.extra.get("attempt_outcome")
+    attempt_end = None
+    if from_status == TaskStatus.PROCESSING.value and outcome:
+        error = None if outcome == "COMPLETED" else state.error
+        attempt_end = AttemptEnd(state.attempt, outcome, error, state.updated_ms)
     with ctx.db.session() as session:
-        tasks_repo.follow(session, state, state.extra.get("from_status"))
+        tasks_repo.follow(session, state, from_status, attempt_end)
     ctx.tasks.mark_synced(state)

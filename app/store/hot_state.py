@@ -65,7 +65,7 @@ def _decode(fields: dict[str, str]) -> TaskState:
         error=fields.get("error"),
         started_ms=opt_int("started_ms"),
         finished_ms=opt_int("finished_ms"),
-        extra={"from_status": fields.get("from_status")},
+        extra={"from_status": fields.get("from_status"), "attempt_outcome": fields.get("attempt_outcome")},
     )
 
 
@@ -82,6 +82,7 @@ class TaskStateStore:
         self.finished_ttl_ms = finished_ttl_s * 1000
         self._transition = scripts.load(client, "task_transition")
         self._hydrate = scripts.load(client, "task_hydrate")
+        self._synced = scripts.load(client, "task_synced")
 
     def get(self, task_id: str) -> TaskState | None:
         with redis_errors():
@@ -129,7 +130,6 @@ class TaskStateStore:
             target.value,
             "" if expect_attempt is None else str(expect_attempt),
             str(now_ms),
-            str(self.finished_ttl_ms),
             "1" if is_final(target) else "0",
             attempt_outcome,
         ]
@@ -139,7 +139,14 @@ class TaskStateStore:
             args += [name, "" if value is None else str(value)]
         with redis_errors():
             reply = self._transition(
-                keys=[keys.task(task_id), keys.DEADLINES, keys.STATS_LIVE, keys.DISPATCH_LATENCY], args=args
+                keys=[
+                    keys.task(task_id),
+                    keys.DEADLINES,
+                    keys.STATS_LIVE,
+                    keys.DISPATCH_LATENCY,
+                    keys.UNSYNCED,
+                ],
+                args=args,
             )
         code = int(reply[0])
         if code == -1:
@@ -176,23 +183,20 @@ class TaskStateStore:
             due = self.client.zrangebyscore(keys.SCHEDULED, "-inf", now_ms, 0, limit)
             return [task_id for task_id in due if self.client.zrem(keys.SCHEDULED, task_id)]
 
-    def mark_unsynced(self, task_id: str) -> None:
-        """The database could not follow this task: keep its hot state until it does."""
-        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
-            pipe.sadd(keys.UNSYNCED, task_id)
-            pipe.persist(keys.task(task_id))
-            pipe.execute()
-
     def unsynced(self, limit: int) -> list[str]:
         with redis_errors():
             return list(self.client.srandmember(keys.UNSYNCED, limit) or [])
 
-    def mark_synced(self, state: TaskState) -> None:
-        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
-            pipe.srem(keys.UNSYNCED, state.id)
-            if is_final(state.status):
-                pipe.pexpire(keys.task(state.id), self.finished_ttl_ms)
-            pipe.execute()
+    def mark_synced(self, state: TaskState) -> bool:
+        """The database holds ``state``: out of the unsynced set (a finished task's hash
+        expires from now), unless the task has moved on since."""
+        with redis_errors():
+            return bool(
+                self._synced(
+                    keys=[keys.task(state.id), keys.UNSYNCED],
+                    args=[state.version, self.finished_ttl_ms, state.id],
+                )
+            )
 
     def heartbeat(self, task_id: str, attempt: int, ttl_s: int) -> None:
         """Say this attempt's worker is alive for the next ``ttl_s`` seconds."""

@@ -4,7 +4,8 @@ from app.core.balancing import CIRCUIT_FAILURES, CIRCUIT_OPEN_S, Algorithm
 from app.core.clock import ManualClock
 from app.core.states import TaskStatus
 from app.services import health, maintenance, servers, state_sync
-from tests.services.helpers import drain, register_backend, submit_task
+from app.store import keys, tasks_repo
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 def test_servers_maintenance_and_algorithm_come_back_after_redis_loses_everything(ctx, backend):
@@ -54,3 +55,36 @@ def test_a_task_waits_out_an_open_circuit_instead_of_failing(ctx, backend):
     assert health.wake_servers(ctx) == 1
     assert drain(ctx) == ["completed"]  # the half-open probe
     assert ctx.fleet.state("s1")["circuit"] == "closed"
+
+
+def test_a_worker_killed_between_the_redis_transition_and_the_database_write_loses_nothing(ctx, backend):
+    """The kill -9 fault scenario's failure: Redis said COMPLETED, the row stayed
+    PROCESSING, and the finished hash expired. Now reconcile writes the row."""
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx)
+    start_attempt(ctx, task_id)
+    now = ctx.now_ms()
+    # What outcomes.complete does in Redis before the process dies:
+    ctx.tasks.transition(
+        task_id,
+        [TaskStatus.PROCESSING],
+        TaskStatus.COMPLETED,
+        now,
+        1,
+        "COMPLETED",
+        result={"ok": 1},
+        finished_ms=now,
+        progress=100,
+    )
+    assert ctx.redis.ttl(keys.task(task_id)) == -1  # kept until the database has it
+    with ctx.db.session() as session:
+        assert tasks_repo.get_row(session, task_id).status == "PROCESSING"
+    assert maintenance.reconcile(ctx)["synced"] == 1
+    with ctx.db.session() as session:
+        row = tasks_repo.get_row(session, task_id)
+        (attempt,) = tasks_repo.attempts_of(session, task_id)
+    assert (row.status, row.result, row.finished_at is not None) == ("COMPLETED", {"ok": 1}, True)
+    assert (attempt.outcome, attempt.finished_at) == ("COMPLETED", row.finished_at)
+    assert 0 < ctx.redis.ttl(keys.task(task_id)) <= ctx.settings.hot_state_ttl_s
+    assert maintenance.reconcile(ctx)["synced"] == 0

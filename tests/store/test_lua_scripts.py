@@ -61,11 +61,17 @@ def test_entering_processing_sets_a_deadline_and_leaving_it_clears_it(store, red
     assert redis.zscore(keys.DEADLINES, "t1") is None
 
 
-def test_a_final_task_expires_from_redis_and_a_retried_one_persists(store, redis):
+def test_a_final_task_expires_once_the_database_has_it_and_a_retried_one_persists(store, redis):
     store.put_if_absent(pending())
-    store.transition("t1", [P], PR, now_ms=1, attempt=1)
-    assert redis.pttl(keys.task("t1")) == -1
-    store.transition("t1", [PR], TaskStatus.FAILED, now_ms=2)
+    running = store.transition("t1", [P], PR, now_ms=1, attempt=1)
+    assert redis.sismember(keys.UNSYNCED, "t1")  # until the database follows
+    assert store.mark_synced(running)
+    assert not redis.sismember(keys.UNSYNCED, "t1") and redis.pttl(keys.task("t1")) == -1
+    failed = store.transition("t1", [PR], TaskStatus.FAILED, now_ms=2, attempt_outcome="FAILED")
+    assert redis.pttl(keys.task("t1")) == -1  # kept: the database has not followed yet
+    assert failed.extra["attempt_outcome"] == "FAILED"
+    assert not store.mark_synced(running)  # an older version: the task moved on
+    assert store.mark_synced(failed)
     assert 0 < redis.pttl(keys.task("t1")) <= 300_000
     store.transition("t1", [TaskStatus.FAILED], P, now_ms=3)
     assert redis.pttl(keys.task("t1")) == -1

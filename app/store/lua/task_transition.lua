@@ -1,8 +1,12 @@
 -- task_transition.lua: compare-and-set one task's state.
 -- Moves the task to ARGV[2] only if its status is one of ARGV[1] and, when ARGV[3] is
 -- not empty, its attempt equals ARGV[3]. Bumps the version, stamps updated_ms, sets the
--- given fields, keeps the deadline index in step, and expires finished tasks after
--- ARGV[5] ms. Everything is checked before the first write.
+-- given fields and keeps the deadline index in step. Everything is checked before the
+-- first write.
+-- The database follows each transition: until the caller says it has (mark_synced:
+-- which also expires a finished task's hash), the task is in the unsynced set and its
+-- hash never expires, so a worker killed between the two writes leaves the change for
+-- reconcile to write, with how the attempt ended ('attempt_outcome').
 -- Deadlines: entering PENDING or PROCESSING starts one of timeout_ms (a task waits for
 -- a server at most that long, and an attempt runs at most that long); a progress
 -- update keeps it; any other state has none.
@@ -14,15 +18,15 @@
 -- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms
 -- KEYS[3]  live counters hash   (tf:stats:live)  '<hour>|<scope>|<key>|<metric>' -> n
 -- KEYS[4]  dispatch latency     (tf:metrics:dispatch_latency) bucket -> n, sum_ms, count
+-- KEYS[5]  unsynced set         (tf:unsynced)    tasks the database may be behind on
 -- ARGV[1]  allowed source statuses, comma-separated
 -- ARGV[2]  target status
 -- ARGV[3]  expected attempt, or '' for any
 -- ARGV[4]  now_ms
--- ARGV[5]  ttl_ms applied when ARGV[6] is '1' (the target is final), else ignored
--- ARGV[6]  '1' if the target status is final, else '0'
--- ARGV[7]  how the running attempt ended (COMPLETED, FAILED, TIMEOUT, BUSY, CANCELLED),
+-- ARGV[5]  '1' if the target status is final, else '0'
+-- ARGV[6]  how the running attempt ended (COMPLETED, FAILED, TIMEOUT, BUSY, CANCELLED),
 --          or '' when no attempt ends here
--- ARGV[8..] field, value pairs to set; an empty value deletes the field
+-- ARGV[7..] field, value pairs to set; an empty value deletes the field
 --
 -- Returns {1, <flat HGETALL after the write>} on success,
 --         {0, status, attempt} when the task is in another state or attempt,
@@ -31,8 +35,8 @@
 -- Upper bounds (ms) of the dispatch-latency buckets; app.core.metrics has the same list.
 local LATENCY_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
 
-local task_key, deadlines, stats, latency = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local target, expected_attempt, attempt_outcome = ARGV[2], ARGV[3], ARGV[7]
+local task_key, deadlines, stats, latency, unsynced = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local target, expected_attempt, attempt_outcome = ARGV[2], ARGV[3], ARGV[6]
 local now_ms = tonumber(ARGV[4])
 
 local current = redis.call('HMGET', task_key, 'status', 'attempt', 'version', 'id', 'timeout_ms',
@@ -53,7 +57,12 @@ end
 
 redis.call('HSET', task_key, 'status', target, 'version', tonumber(version) + 1,
   'updated_ms', now_ms, 'from_status', status)
-for i = 8, #ARGV, 2 do
+if attempt_outcome ~= '' then
+  redis.call('HSET', task_key, 'attempt_outcome', attempt_outcome)
+else
+  redis.call('HDEL', task_key, 'attempt_outcome')
+end
+for i = 7, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', task_key, ARGV[i])
   else
@@ -67,11 +76,8 @@ elseif target ~= 'PROCESSING' then
   redis.call('ZREM', deadlines, task_id)
 end
 
-if ARGV[6] == '1' then
-  redis.call('PEXPIRE', task_key, tonumber(ARGV[5]))
-else
-  redis.call('PERSIST', task_key)
-end
+redis.call('PERSIST', task_key)
+redis.call('SADD', unsynced, task_id)
 
 local hour = string.format('%d', math.floor(now_ms / 3600000))
 local function count(scope, key, metric, by)
@@ -83,7 +89,7 @@ local function count_task(metric, by)
 end
 local attempt_failed = attempt_outcome == 'FAILED' or attempt_outcome == 'TIMEOUT'
 
-if ARGV[6] == '1' then
+if ARGV[5] == '1' then
   count_task(string.lower(target), 1)
   if target == 'COMPLETED' and started_ms then
     count_task('duration_ms', now_ms - started_ms)
