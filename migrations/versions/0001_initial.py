@@ -50,9 +50,7 @@ def upgrade() -> None:
     op.create_table(
         "task_attempts",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("server_id", sa.String(64), nullable=False),
         sa.Column("started_at", UTCDateTime(), nullable=False),
@@ -64,9 +62,7 @@ def upgrade() -> None:
     op.create_table(
         "task_transitions",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("from_status", sa.String(16), nullable=True),
         sa.Column("to_status", sa.String(16), nullable=False),
