@@ -8,6 +8,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
+#: one never delays the other (workers.celery_app routes to them; /api/status reads them).
+DISPATCH_QUEUE = "dispatch"
+MAINTENANCE_QUEUE = "maintenance"
+QUEUES = (DISPATCH_QUEUE, MAINTENANCE_QUEUE)
+
 #: Where the embedded defaults (SQLite file, Redis data) live when nothing else is set.
 DEFAULT_VAR_DIR = Path(os.environ.get("TASKFLEET_HOME", ".taskfleet"))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 
-from app.config import Settings
+from app.config import DISPATCH_QUEUE, MAINTENANCE_QUEUE, Settings
 from app.core.errors import StoreUnavailable
 from app.logs import configure_logging
 from app.services.context import Context, build_context
@@ -15,10 +15,6 @@ from beat_schedule import beat_schedule
 from workers import broker_patches
 
 DISPATCH_TASK = "taskfleet.dispatch"
-#: Dispatch jobs and periodic jobs travel on separate queues so a backlog of one never
-#: delays the other.
-DISPATCH_QUEUE = "dispatch"
-MAINTENANCE_QUEUE = "maintenance"
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -89,9 +89,6 @@ class Tally:
                 kept.add_all(bucket, counters)
         return kept
 
-    def hours(self) -> set[int]:
-        return {bucket[0] for bucket in self.buckets}
-
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Tally:
         """A tally from the live counters hash (other fields are ignored)."""

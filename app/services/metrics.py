@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.config import QUEUES
 from app.core.stats import BY_SERVER, BY_TYPE
 from app.services import stats
 from app.services.context import Context
-from app.services.status import QUEUES, workers_seen
+from app.services.status import workers_seen
 from app.store import tasks_repo
 
 

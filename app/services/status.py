@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.config import QUEUES
 from app.core.errors import StoreUnavailable
 from app.services.context import Context
 from app.store import tasks_repo
@@ -16,8 +17,6 @@ log = logging.getLogger("taskfleet.status")
 
 #: A worker that has not said it is alive for this long is not counted.
 WORKER_SEEN_S = 30
-#: The Celery queues (workers.celery_app routes jobs to them).
-QUEUES = ["dispatch", "maintenance"]
 RATE_WINDOW_S = 60
 
 

@@ -150,7 +150,23 @@ class SettingRow(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
-class StatsHourlyRow(Base):
+class StatsCountersMixin:
+    """The statistics counters (``app.core.stats.METRICS``), one column each."""
+
+    created: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
+    retried: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_ok: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_active_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StatsHourlyRow(StatsCountersMixin, Base):
     """Statistics counters of one hour, for all tasks (scope 'a'), one task type ('t')
     or one server ('s'); metrics as in ``app.core.stats``."""
 
@@ -160,20 +176,9 @@ class StatsHourlyRow(Base):
     scope: Mapped[str] = mapped_column(String(1), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    created: Mapped[int] = mapped_column(BigInteger, default=0)
-    completed: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
-    cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
-    retried: Mapped[int] = mapped_column(BigInteger, default=0)
-    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempts_ok: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempts_failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempt_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_active_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class StatsTotalRow(Base):
+class StatsTotalRow(StatsCountersMixin, Base):
     """All-time counters per (scope, key): the sum of that key's ``stats_hourly`` rows,
     kept in the same transactions, so all-time figures read one row per key."""
 
@@ -181,17 +186,6 @@ class StatsTotalRow(Base):
 
     scope: Mapped[str] = mapped_column(String(1), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    created: Mapped[int] = mapped_column(BigInteger, default=0)
-    completed: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
-    cancelled: Mapped[int] = mapped_column(BigInteger, default=0)
-    retried: Mapped[int] = mapped_column(BigInteger, default=0)
-    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempts_ok: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempts_failed: Mapped[int] = mapped_column(BigInteger, default=0)
-    attempt_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_active_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class StatsFlushRow(Base):

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.states import FINAL_STATUSES
 from app.core.stats import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Tally
 from app.store.db import insert_for
 from app.store.models import (
@@ -26,7 +27,7 @@ from app.store.servers_repo import get_setting, put_setting
 
 #: How long applied batch ids are remembered (a crashed flush is finished long before).
 FLUSH_MEMORY_MS = 24 * HOUR_MS
-FINAL = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED")
+FINAL = tuple(sorted(status.value for status in FINAL_STATUSES))
 LAST_CUT_SETTING = "stats.last_cut_ms"
 ATTEMPT_COUNTED = ("COMPLETED", "FAILED", "TIMEOUT")
 

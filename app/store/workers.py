@@ -3,6 +3,8 @@ the messages waiting in each queue (the broker is the same Redis)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from app.store import keys
@@ -24,7 +26,7 @@ class WorkerPresence:
             pipe.zrange(keys.WORKERS, 0, -1)
             return sorted(pipe.execute()[1])
 
-    def queue_depths(self, queues: list[str]) -> dict[str, int]:
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages waiting in each Celery queue (kombu's Redis transport keeps a list
         per queue)."""
         with redis_errors(), self.client.pipeline(transaction=False) as pipe:
