@@ -59,8 +59,7 @@ def apply(
     from_status = state.extra.get("from_status")
     # Until the write below is done the task is in Redis's unsynced set (the script put
     # it there): if it fails, or this process dies first, reconcile writes it.
-    with ctx.db.session() as session:
-        tasks_repo.follow(session, state, from_status, attempt_end)
+    tasks_repo.follow(ctx.db, state, from_status, attempt_end)
     _mark_synced(ctx, state)
     log.info(
         "task %s %s -> %s (attempt %s, server %s)",
@@ -95,6 +94,5 @@ def persist(ctx: Context, state: TaskState) -> None:
     if from_status == TaskStatus.PROCESSING.value and outcome:
         error = None if outcome == "COMPLETED" else state.error
         attempt_end = AttemptEnd(state.attempt, outcome, error, state.updated_ms)
-    with ctx.db.session() as session:
-        tasks_repo.follow(session, state, from_status, attempt_end)
+    tasks_repo.follow(ctx.db, state, from_status, attempt_end)
     ctx.tasks.mark_synced(state)

@@ -8,11 +8,15 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import StoreUnavailable
+
+#: Connections a process keeps open, and how many more it may open for a burst.
+POOL_SIZE = 20
+POOL_OVERFLOW = 30
 
 
 def make_engine(database_url: str) -> Engine:
@@ -33,12 +37,17 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
+    # No pre-ping (a round trip per checkout): a connection the server dropped fails its
+    # first statement, the pool then replaces every connection as old as that one, and
+    # callers already treat the failure as an outage (StoreUnavailable; the hot state's
+    # unsynced set has the write redone). The pool is sized for a gevent worker's bursts
+    # so that connections are reused rather than opened and closed per task.
     return create_engine(
         database_url,
-        pool_size=10,
-        max_overflow=40,
-        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
         pool_timeout=30,
+        pool_recycle=3600,
         hide_parameters=True,  # statements' parameters (apiKeys, payloads) never reach logs
     )
 
@@ -47,6 +56,19 @@ def insert_for(session: Session, model: type) -> Any:
     """An INSERT for ``model`` in the session's dialect, so ON CONFLICT is available."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+@contextmanager
+def _outages_reported() -> Iterator[None]:
+    """Database errors that mean an outage become ``StoreUnavailable``."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable("database unavailable") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable("database connection lost") from exc
+        raise
 
 
 class Database:
@@ -58,6 +80,10 @@ class Database:
         self.engine = make_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     @contextmanager
     def session(self, snapshot: bool = False) -> Iterator[Session]:
         """A session committed on success and rolled back on error. ``snapshot``: every
@@ -65,23 +91,30 @@ class Database:
         transactions always do)."""
         session = self._sessions()
         try:
-            if snapshot and self.engine.dialect.name == "postgresql":
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            yield session
-            session.commit()
-        except OperationalError as exc:
-            session.rollback()
-            raise StoreUnavailable("database unavailable") from exc
-        except DBAPIError as exc:
-            session.rollback()
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database connection lost") from exc
-            raise
+            with _outages_reported():
+                if snapshot and self.is_postgres:
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                yield session
+                session.commit()
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def connection(self, autocommit: bool = False) -> Iterator[Connection]:
+        """A Core connection for prebuilt statements on the hot path: in a transaction
+        committed on success, or with ``autocommit`` (Postgres only) each statement
+        commits by itself, which saves the BEGIN and COMMIT round trips of a write that
+        is one statement."""
+        with _outages_reported(), self.engine.connect() as conn:
+            if autocommit and self.is_postgres:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+                return
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

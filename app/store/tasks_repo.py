@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput
 from app.core.states import FINAL_STATUSES, TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.store.db import insert_for
+from app.store.db import Database
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 
 
@@ -47,6 +51,22 @@ def row_to_state(row: TaskRow) -> TaskState:
         started_ms=datetime_to_ms(row.started_at),
         finished_ms=datetime_to_ms(row.finished_at),
     )
+
+
+#: The row columns that mirror the hot state (the keys of ``_snapshot_columns``).
+_SNAPSHOT_COLUMNS = (
+    "status",
+    "version",
+    "attempts",
+    "retry_base",
+    "progress",
+    "server_id",
+    "result",
+    "error",
+    "updated_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def _snapshot_columns(state: TaskState) -> dict[str, Any]:
@@ -119,57 +139,91 @@ def get_row(session: Session, task_id: str) -> TaskRow | None:
 
 
 def follow(
-    session: Session,
-    state: TaskState,
-    from_status: str | None,
-    attempt_end: AttemptEnd | None = None,
+    db: Database, state: TaskState, from_status: str | None, attempt_end: AttemptEnd | None = None
 ) -> bool:
     """Bring the row up to ``state`` unless it already holds a newer version, and record
-    the transition. Returns False when the row was newer (nothing moved backwards)."""
-    moved = session.execute(
-        update(TaskRow)
-        .where(TaskRow.id == state.id, TaskRow.version < state.version)
-        .values(**_snapshot_columns(state))
-    ).rowcount
-    session.execute(
-        insert_for(session, TaskTransitionRow)
-        .values(
-            task_id=state.id,
-            version=state.version,
-            from_status=from_status,
-            to_status=state.status.value,
-            attempt=state.attempt,
-            at=ms_to_datetime(state.updated_ms),
-        )
-        .on_conflict_do_nothing()
-    )
+    the transition (and the attempt it starts or ends). Returns False when the row was
+    newer (nothing moved backwards). Every part is idempotent, so following the same
+    state twice records it once. On Postgres this is one statement, one round trip."""
+    values = {"task": {"id": state.id, **_snapshot_columns(state)}}
+    values["transition"] = {
+        "task_id": state.id,
+        "version": state.version,
+        "from_status": from_status,
+        "to_status": state.status.value,
+        "attempt": state.attempt,
+        "at": ms_to_datetime(state.updated_ms),
+    }
     if state.status is TaskStatus.PROCESSING and from_status == TaskStatus.PENDING.value:
-        session.execute(
-            insert_for(session, TaskAttemptRow)
-            .values(
-                task_id=state.id,
-                attempt=state.attempt,
-                server_id=state.server_id or "",
-                started_at=ms_to_datetime(state.updated_ms),
-            )
-            .on_conflict_do_nothing()
-        )
+        values["attempt_start"] = {
+            "task_id": state.id,
+            "attempt": state.attempt,
+            "server_id": state.server_id or "",
+            "started_at": ms_to_datetime(state.updated_ms),
+        }
     if attempt_end is not None:
-        session.execute(
-            update(TaskAttemptRow)
+        values["attempt_end"] = {
+            "task_id": state.id,
+            "attempt": state.attempt if attempt_end.attempt is None else attempt_end.attempt,
+            "finished_at": ms_to_datetime(attempt_end.at_ms),
+            "outcome": attempt_end.outcome,
+            "error": attempt_end.error,
+        }
+    params = {f"{part}__{name}": value for part, columns in values.items() for name, value in columns.items()}
+    statements = _follow_statements(
+        db.engine.dialect.name, "attempt_start" in values, "attempt_end" in values
+    )
+    with db.connection(autocommit=True) as conn:
+        if isinstance(statements, Select):
+            return bool(conn.execute(statements, params).scalar())
+        moved = conn.execute(statements[0], params).rowcount
+        for statement in statements[1:]:
+            conn.execute(statement, params)
+        return bool(moved)
+
+
+def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParameter[Any]]:
+    """Parameters named ``<part>__<column>`` for ``names``, typed like the columns (a
+    name must not be a column's: an execution parameter named like a column joins
+    the SET clause)."""
+    return {name: bindparam(f"{part}__{name}", type_=table.c[name].type) for name in names}
+
+
+@functools.cache
+def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -> Select[Any] | list[Any]:
+    """The statements of ``follow``, built once: for Postgres one statement whose parts
+    are data-modifying CTEs (counting the task rows moved); elsewhere a list run in one
+    transaction, the first of which is the task row update."""
+    tasks, transitions, attempts = TaskRow.__table__, TaskTransitionRow.__table__, TaskAttemptRow.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    task = _binds("task", tasks, ["id", *_SNAPSHOT_COLUMNS])
+    advance = (
+        update(tasks).where(tasks.c.id == task.pop("id"), tasks.c.version < task["version"]).values(task)
+    )
+    record = insert(transitions).values(
+        _binds("transition", transitions, ["task_id", "version", "from_status", "to_status", "attempt", "at"])
+    )
+    parts = [record.on_conflict_do_nothing()]
+    if starts_attempt:
+        start = _binds("attempt_start", attempts, ["task_id", "attempt", "server_id", "started_at"])
+        parts.append(insert(attempts).values(start).on_conflict_do_nothing())
+    if ends_attempt:
+        end = _binds("attempt_end", attempts, ["task_id", "attempt", "finished_at", "outcome", "error"])
+        parts.append(
+            update(attempts)
             .where(
-                TaskAttemptRow.task_id == state.id,
-                TaskAttemptRow.attempt
-                == (state.attempt if attempt_end.attempt is None else attempt_end.attempt),
-                TaskAttemptRow.finished_at.is_(None),
+                attempts.c.task_id == end.pop("task_id"),
+                attempts.c.attempt == end.pop("attempt"),
+                attempts.c.finished_at.is_(None),
             )
-            .values(
-                finished_at=ms_to_datetime(attempt_end.at_ms),
-                outcome=attempt_end.outcome,
-                error=attempt_end.error,
-            )
+            .values(end)
         )
-    return bool(moved)
+    if dialect != "postgresql":
+        return [advance, *parts]
+    combined = select(func.count()).select_from(advance.returning(tasks.c.id).cte("moved"))
+    for i, part in enumerate(parts):
+        combined = combined.add_cte(part.cte(f"part{i}"))
+    return combined
 
 
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:

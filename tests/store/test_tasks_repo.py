@@ -21,10 +21,8 @@ def state(version: int, status: TaskStatus, **kw) -> TaskState:
 def test_an_older_version_never_overwrites_a_newer_row(db):
     with db.session() as s:
         tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
-    with db.session() as s:
-        assert tasks_repo.follow(s, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING")
-    with db.session() as s:
-        assert not tasks_repo.follow(s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+    assert tasks_repo.follow(db, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING")
+    assert not tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
     with db.session() as s:
         row = tasks_repo.get_row(s, "t1")
         assert (row.status, row.version, row.result) == ("COMPLETED", 3, {"ok": 1})
@@ -36,8 +34,7 @@ def test_following_the_same_version_twice_records_it_once(db):
     with db.session() as s:
         tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
     for _ in range(2):
-        with db.session() as s:
-            tasks_repo.follow(s, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+        tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
     with db.session() as s:
         assert len(tasks_repo.transitions_of(s, "t1")) == 2
         assert len(tasks_repo.attempts_of(s, "t1")) == 1
