@@ -107,7 +107,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
     if state.spec.mode == TaskMode.CALLBACK:
         return DispatchResult.ACCEPTED
     try:
-        outcomes.complete(ctx, state.id, attempt, answer)
+        outcomes.complete(ctx, state.id, attempt, answer, current=state)
     except Conflict:
         log.info("task %s attempt %s answered after it moved on", state.id, attempt)
         return DispatchResult.STALE

@@ -21,31 +21,34 @@ HEARTBEAT_EVERY_S = 5
 #: Seconds a heartbeat lasts: three missed beats and the worker counts as gone.
 HEARTBEAT_TTL_S = 15
 #: Seconds after an attempt starts before a missing heartbeat counts (the worker sets
-#: the first one right after the attempt starts).
+#: the first one ``HEARTBEAT_EVERY_S`` after the attempt starts, so a short call, the
+#: usual case, costs no heartbeat at all).
 LOST_AFTER_S = 20
 
 
 @contextmanager
 def heartbeat(ctx: Context, task_id: str, attempt: int) -> Iterator[None]:
-    """Keep this attempt's heartbeat fresh while the block runs (a thread; a greenlet
-    under the gevent pool)."""
+    """Keep this attempt's heartbeat fresh while the block runs, every
+    ``HEARTBEAT_EVERY_S`` from its start (a thread; a greenlet under the gevent pool)."""
     stop = threading.Event()
+    beaten = threading.Event()
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_EVERY_S):
             try:
                 ctx.tasks.heartbeat(task_id, attempt, HEARTBEAT_TTL_S)
+                beaten.set()
             except StoreUnavailable:
                 continue  # Redis is away; the next beat tries again
 
-    ctx.tasks.heartbeat(task_id, attempt, HEARTBEAT_TTL_S)
     thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
-        ctx.tasks.stop_heartbeat(task_id, attempt)
+        if beaten.is_set():
+            ctx.tasks.stop_heartbeat(task_id, attempt)
 
 
 def recover_lost_attempts(ctx: Context) -> int:

@@ -40,10 +40,14 @@ def release_and_wake(
         waiting.wake(ctx, WAKE_PER_RELEASE, state.server_id)
 
 
-def complete(ctx: Context, task_id: str, attempt: int, result: Any) -> TaskState:
+def complete(
+    ctx: Context, task_id: str, attempt: int, result: Any, current: TaskState | None = None
+) -> TaskState:
     """PROCESSING at ``attempt`` -> COMPLETED with ``result``; raises ``Conflict`` if the
-    task moved on (cancelled, timed out, superseded)."""
-    current = ctx.tasks.get(task_id)
+    task moved on (cancelled, timed out, superseded). ``current``: the task as its
+    attempt started, when the caller has it (it says which slot to free)."""
+    if current is None or current.attempt != attempt:
+        current = ctx.tasks.get(task_id)
     verdict = "none"
     now = ctx.now_ms()
     try:

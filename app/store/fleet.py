@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from cachetools import TTLCache
 
 from app.core.balancing import (
     BUSY_DEFAULT_S,
@@ -67,7 +67,12 @@ class FleetStore:
         self._sync = scripts.load(client, "lb_sync")
         self._rescore = scripts.load(client, "lb_rescore")
         self._restore = scripts.load(client, "lb_restore")
-        self._pool_cache: dict[tuple[Any, ...], tuple[float, list[str], int]] = {}
+        # What changes only when servers are (re-)registered, trusted for a moment so the
+        # hot path does not read it again per task. A stale entry costs no slot: a release
+        # that finds no lease under a cached pool looks the pool up again.
+        self._pool_cache: TTLCache[tuple[Any, ...], tuple[list[str], int]] = TTLCache(4096, POOL_CACHE_TTL_S)
+        self._server_pool_cache: TTLCache[str, str | None] = TTLCache(65536, POOL_CACHE_TTL_S)
+        self._pool_meta_cache: TTLCache[str, dict[str, str]] = TTLCache(4096, POOL_CACHE_TTL_S)
         self._cache_lock = threading.Lock()
 
     # -- registry -------------------------------------------------------------------
@@ -190,11 +195,10 @@ class FleetStore:
         """Pools whose servers have every capability (and the group), the task's region
         first; returns (pool ids, how many of them are in the region)."""
         cache_key = (tuple(sorted(capabilities)), group, region)
-        now = time.monotonic()
         with self._cache_lock:
             cached = self._pool_cache.get(cache_key)
-        if cached and now - cached[0] < POOL_CACHE_TTL_S:
-            return cached[1], cached[2]
+        if cached:
+            return cached
         sets = [keys.capability_pools(c) for c in capabilities]
         if group:
             sets.append(keys.group_pools(group))
@@ -208,14 +212,35 @@ class FleetStore:
         else:
             in_region = len(pools)
         with self._cache_lock:
-            self._pool_cache[cache_key] = (now, pools, in_region)
+            self._pool_cache[cache_key] = (pools, in_region)
         return pools, in_region
 
-    def server_serves(self, server_id: str) -> Callable[[Sequence[str], str | None], bool]:
-        """A test: can this server serve tasks needing (capabilities, group)?"""
+    def _server_pool(self, server_id: str, fresh: bool = False) -> str | None:
+        """The pool a server is in (cached unless ``fresh``); None if it is not registered."""
+        with self._cache_lock:
+            if not fresh and server_id in self._server_pool_cache:
+                return self._server_pool_cache[server_id]
         with redis_errors():
             pool_id = self.client.hget(keys.server(server_id), "pool")
-            meta = self.client.hgetall(keys.pool_meta(pool_id)) if pool_id else {}
+        with self._cache_lock:
+            self._server_pool_cache[server_id] = pool_id
+        return pool_id
+
+    def _pool_meta(self, pool_id: str) -> dict[str, str]:
+        with self._cache_lock:
+            meta = self._pool_meta_cache.get(pool_id)
+        if meta is None:
+            with redis_errors():
+                meta = self.client.hgetall(keys.pool_meta(pool_id))
+            with self._cache_lock:
+                self._pool_meta_cache[pool_id] = meta
+        return meta
+
+    def server_serves(self, server_id: str) -> Callable[[Sequence[str], str | None], bool]:
+        """A test: can this server serve tasks needing (capabilities, group)? (From what
+        was registered up to ``POOL_CACHE_TTL_S`` ago.)"""
+        pool_id = self._server_pool(server_id)
+        meta = self._pool_meta(pool_id) if pool_id else {}
         caps = set(filter(None, meta.get("capabilities", "").split(",")))
         groups = set(filter(None, meta.get("groups", "").split(",")))
 
@@ -244,6 +269,8 @@ class FleetStore:
     def _forget_pools(self) -> None:
         with self._cache_lock:
             self._pool_cache.clear()
+            self._server_pool_cache.clear()
+            self._pool_meta_cache.clear()
 
     def reserve(
         self,
@@ -312,37 +339,44 @@ class FleetStore:
         younger than ``min_age_ms``. With ``hold`` the outcome is recorded but the slot
         kept (and False returned): the backend may still be serving a call taskfleet gave
         up on; ``reclaim`` frees it later."""
+        args = [
+            keys.lease_field(task_id, attempt),
+            attempt,
+            server_id,
+            outcome,
+            duration_ms,
+            now_ms,
+            EWMA_ALPHA,
+            CIRCUIT_FAILURES,
+            CIRCUIT_OPEN_S * 1000,
+            int((busy_for_s or BUSY_DEFAULT_S) * 1000),
+            NO_HISTORY_PENALTY_MS,
+            min_age_ms,
+            "1" if hold else "0",
+        ]
+        pool_id = self._server_pool(server_id)
+        released = self._release_in(pool_id, server_id, task_id, args)
+        if released == 0:  # no such lease there: the server may have moved to another pool
+            fresh = self._server_pool(server_id, fresh=True)
+            if fresh != pool_id:
+                released = self._release_in(fresh, server_id, task_id, args)
+        return released == 1
+
+    def _release_in(self, pool_id: str | None, server_id: str, task_id: str, args: list[Any]) -> int:
+        """``lb_release.lua`` on one pool: its answer (1 freed, 0 no such lease, ...)."""
+        if not pool_id:
+            return 0
+        script_keys = [
+            keys.pool(pool_id),
+            keys.pool_avail(pool_id),
+            keys.pool_leases(pool_id),
+            keys.task(task_id),
+            keys.server(server_id),
+            keys.SLEEPING,
+            keys.ALGORITHM,
+        ]
         with redis_errors():
-            pool_id = self.client.hget(keys.server(server_id), "pool")
-            if not pool_id:
-                return False
-            released = self._release(
-                keys=[
-                    keys.pool(pool_id),
-                    keys.pool_avail(pool_id),
-                    keys.pool_leases(pool_id),
-                    keys.task(task_id),
-                    keys.server(server_id),
-                    keys.SLEEPING,
-                    keys.ALGORITHM,
-                ],
-                args=[
-                    keys.lease_field(task_id, attempt),
-                    attempt,
-                    server_id,
-                    outcome,
-                    duration_ms,
-                    now_ms,
-                    EWMA_ALPHA,
-                    CIRCUIT_FAILURES,
-                    CIRCUIT_OPEN_S * 1000,
-                    int((busy_for_s or BUSY_DEFAULT_S) * 1000),
-                    NO_HISTORY_PENALTY_MS,
-                    min_age_ms,
-                    "1" if hold else "0",
-                ],
-            )
-        return int(released) == 1
+            return int(self._release(keys=script_keys, args=args))
 
     # -- the algorithm --------------------------------------------------------------
 

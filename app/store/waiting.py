@@ -4,12 +4,17 @@ profile (capabilities + group), each ordered by priority then age."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 
 import redis
+from cachetools import TTLCache
 
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+
+#: Seconds a process trusts its copy of the waiting profiles.
+PROFILES_CACHE_TTL_S = 2.0
 
 
 def profile_id(capabilities: Sequence[str], group: str | None) -> str:
@@ -27,6 +32,13 @@ class WaitingLines:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._pop = scripts.load(client, "waiting_pop")
+        # The profiles change rarely (a task with new requirements waits for the first
+        # time): every freed slot reads them, so a process trusts its copy for a moment.
+        # Its own parking updates it at once; beat's wake-up covers another's.
+        self._profiles: TTLCache[str, dict[str, tuple[tuple[str, ...], str | None]]] = TTLCache(
+            1, PROFILES_CACHE_TTL_S
+        )
+        self._lock = threading.Lock()
 
     def park(self, task_id: str, capabilities: Sequence[str], group: str | None, score: float) -> None:
         pid = profile_id(capabilities, group)
@@ -34,20 +46,31 @@ class WaitingLines:
             pipe.hset(keys.WAITING_PROFILES, pid, ",".join(sorted(capabilities)) + "|" + (group or ""))
             pipe.zadd(keys.waiting(pid), {task_id: score})
             pipe.execute()
+        with self._lock:
+            known = self._profiles.get("all")
+            if known is not None and pid not in known:
+                known[pid] = (tuple(sorted(capabilities)), group or None)
 
     def contains(self, task_id: str, capabilities: Sequence[str], group: str | None) -> bool:
         with redis_errors():
             return self.client.zscore(keys.waiting(profile_id(capabilities, group)), task_id) is not None
 
     def profiles(self) -> dict[str, tuple[tuple[str, ...], str | None]]:
-        """Every profile that ever waited: id -> (capabilities, group)."""
+        """Every profile that ever waited: id -> (capabilities, group); as of up to
+        ``PROFILES_CACHE_TTL_S`` ago for profiles another process added."""
+        with self._lock:
+            known = self._profiles.get("all")
+        if known is not None:
+            return dict(known)
         with redis_errors():
             raw = self.client.hgetall(keys.WAITING_PROFILES)
         out = {}
         for pid, text in raw.items():
             caps, _, group = text.rpartition("|")
             out[pid] = (tuple(c for c in caps.split(",") if c), group or None)
-        return out
+        with self._lock:
+            self._profiles["all"] = out
+        return dict(out)
 
     def peek(self, pid: str, count: int) -> list[str]:
         """The first ``count`` task ids of one line, best first, left in place."""

@@ -1,5 +1,7 @@
 """Slots, tasks and rows that a crash, a duplicate job or an outage could lose."""
 
+import time
+
 import pytest
 
 from app.core.clock import ManualClock
@@ -184,18 +186,41 @@ def test_a_sync_attempt_whose_worker_died_is_retried_elsewhere_within_a_minute(c
     assert (state.status, state.attempt) == (TaskStatus.COMPLETED, 2)
 
 
-def test_a_live_worker_keeps_its_attempt(ctx, backend):
+def test_a_live_worker_keeps_its_attempt(ctx, backend, monkeypatch):
     from app.services import liveness
 
+    monkeypatch.setattr(liveness, "HEARTBEAT_EVERY_S", 0.05)
     _, port = backend
     register_backend(ctx, port)
     clock = ctx.clock = ManualClock(1_800_000_000_000)
     task_id = submit_task(ctx)
     start_attempt(ctx, task_id)
     with liveness.heartbeat(ctx, task_id, 1):
+        _wait_until(lambda: ctx.tasks.is_alive(task_id, 1))  # its first beat
         clock.advance(600)
         assert liveness.recover_lost_attempts(ctx) == 0
     assert not ctx.tasks.is_alive(task_id, 1)
+
+
+def test_an_attempt_shorter_than_a_heartbeat_writes_none(ctx, backend):
+    from app.services import liveness
+
+    _, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx)
+    start_attempt(ctx, task_id)
+    with liveness.heartbeat(ctx, task_id, 1):
+        assert not ctx.tasks.is_alive(task_id, 1)  # not needed before LOST_AFTER_S
+    assert not ctx.tasks.is_alive(task_id, 1)
+    # the first beat comes well before a missing one counts, even on a busy worker
+    assert liveness.HEARTBEAT_EVERY_S * 3 <= liveness.LOST_AFTER_S
+
+
+def _wait_until(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def test_the_orphan_sweep_walks_a_backlog_larger_than_one_batch(ctx, monkeypatch):
