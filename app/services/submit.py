@@ -39,8 +39,7 @@ def submit(
         updated_ms=now_ms,
     )
     try:
-        with ctx.db.session() as session:
-            tasks_repo.insert_task(session, state, idempotency_key)
+        tasks_repo.insert_task(ctx.db, state, idempotency_key)
     except IntegrityError:
         if not idempotency_key:
             raise

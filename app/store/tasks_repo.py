@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -96,36 +96,28 @@ class AttemptEnd:
     at_ms: int
 
 
-def insert_task(session: Session, state: TaskState, idempotency_key: str | None) -> None:
+def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> None:
+    """Store a new task with its first transition (one statement on Postgres). Raises
+    ``IntegrityError`` when the owner already has a task with ``idempotency_key``."""
     spec = state.spec
-    session.add(
-        TaskRow(
-            id=state.id,
-            owner=state.owner,
-            type=spec.type,
-            priority=spec.priority,
-            payload=spec.payload,
-            capabilities=list(spec.capabilities),
-            mode=spec.mode,
-            region=spec.region,
-            server_group=spec.group,
-            max_retries=spec.max_retries,
-            timeout_s=spec.timeout_s,
-            idempotency_key=idempotency_key,
-            created_at=ms_to_datetime(state.created_ms),
-            **_snapshot_columns(state),
-        )
-    )
-    session.add(
-        TaskTransitionRow(
-            task_id=state.id,
-            version=state.version,
-            from_status=None,
-            to_status=state.status.value,
-            attempt=state.attempt,
-            at=ms_to_datetime(state.created_ms),
-        )
-    )
+    params = {
+        "task__id": state.id,
+        "task__owner": state.owner,
+        "task__type": spec.type,
+        "task__priority": spec.priority,
+        "task__payload": spec.payload,
+        "task__capabilities": list(spec.capabilities),
+        "task__mode": spec.mode,
+        "task__region": spec.region,
+        "task__server_group": spec.group,
+        "task__max_retries": spec.max_retries,
+        "task__timeout_s": spec.timeout_s,
+        "task__idempotency_key": idempotency_key,
+        "task__created_at": ms_to_datetime(state.created_ms),
+        **{f"task__{name}": value for name, value in _snapshot_columns(state).items()},
+        **_transition_params(state, None, state.created_ms),
+    }
+    _run(db, _insert_statements(db.engine.dialect.name), params)
 
 
 def find_by_idempotency_key(session: Session, owner: str, key: str) -> TaskRow | None:
@@ -146,14 +138,6 @@ def follow(
     newer (nothing moved backwards). Every part is idempotent, so following the same
     state twice records it once. On Postgres this is one statement, one round trip."""
     values = {"task": {"id": state.id, **_snapshot_columns(state)}}
-    values["transition"] = {
-        "task_id": state.id,
-        "version": state.version,
-        "from_status": from_status,
-        "to_status": state.status.value,
-        "attempt": state.attempt,
-        "at": ms_to_datetime(state.updated_ms),
-    }
     if state.status is TaskStatus.PROCESSING and from_status == TaskStatus.PENDING.value:
         values["attempt_start"] = {
             "task_id": state.id,
@@ -170,16 +154,70 @@ def follow(
             "error": attempt_end.error,
         }
     params = {f"{part}__{name}": value for part, columns in values.items() for name, value in columns.items()}
+    params.update(_transition_params(state, from_status, state.updated_ms))
     statements = _follow_statements(
         db.engine.dialect.name, "attempt_start" in values, "attempt_end" in values
     )
+    return bool(_run(db, statements, params))
+
+
+def _transition_params(state: TaskState, from_status: str | None, at_ms: int) -> dict[str, Any]:
+    return {
+        "transition__task_id": state.id,
+        "transition__version": state.version,
+        "transition__from_status": from_status,
+        "transition__to_status": state.status.value,
+        "transition__attempt": state.attempt,
+        "transition__at": ms_to_datetime(at_ms),
+    }
+
+
+def _run(db: Database, statements: Select[Any] | list[Any], params: dict[str, Any]) -> int:
+    """Run what ``_combine`` built; returns the rows the first part wrote."""
     with db.connection(autocommit=True) as conn:
         if isinstance(statements, Select):
-            return bool(conn.execute(statements, params).scalar())
-        moved = conn.execute(statements[0], params).rowcount
+            return int(conn.execute(statements, params).scalar() or 0)
+        written = conn.execute(statements[0], params).rowcount
         for statement in statements[1:]:
             conn.execute(statement, params)
-        return bool(moved)
+        return int(written)
+
+
+def _combine(dialect: str, first: Any, key: Any, parts: list[Any]) -> Select[Any] | list[Any]:
+    """Several writes as one: for Postgres a single statement whose parts are
+    data-modifying CTEs, counting the rows ``first`` wrote (``key``: a column it
+    returns); elsewhere the list of statements, to run in one transaction."""
+    if dialect != "postgresql":
+        return [first, *parts]
+    combined = select(func.count()).select_from(first.returning(key).cte("first"))
+    for i, part in enumerate(parts):
+        combined = combined.add_cte(part.cte(f"part{i}"))
+    return combined
+
+
+@functools.cache
+def _insert_statements(dialect: str) -> Select[Any] | list[Any]:
+    """The statements of ``insert_task``, built once."""
+    tasks = TaskRow.__table__
+    columns = [c.name for c in tasks.columns]
+    return _combine(
+        dialect, insert(tasks).values(_binds("task", tasks, columns)), tasks.c.id, [_record(dialect)]
+    )
+
+
+def _record(dialect: str) -> Any:
+    """The INSERT of a transition (none twice)."""
+    transitions = TaskTransitionRow.__table__
+    names = ["task_id", "version", "from_status", "to_status", "attempt", "at"]
+    return (
+        _insert(dialect)(transitions)
+        .values(_binds("transition", transitions, names))
+        .on_conflict_do_nothing()
+    )
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParameter[Any]]:
@@ -191,22 +229,17 @@ def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParam
 
 @functools.cache
 def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -> Select[Any] | list[Any]:
-    """The statements of ``follow``, built once: for Postgres one statement whose parts
-    are data-modifying CTEs (counting the task rows moved); elsewhere a list run in one
-    transaction, the first of which is the task row update."""
-    tasks, transitions, attempts = TaskRow.__table__, TaskTransitionRow.__table__, TaskAttemptRow.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """The statements of ``follow``, built once."""
+    tasks, attempts = TaskRow.__table__, TaskAttemptRow.__table__
+    dialect_insert = _insert(dialect)
     task = _binds("task", tasks, ["id", *_SNAPSHOT_COLUMNS])
     advance = (
         update(tasks).where(tasks.c.id == task.pop("id"), tasks.c.version < task["version"]).values(task)
     )
-    record = insert(transitions).values(
-        _binds("transition", transitions, ["task_id", "version", "from_status", "to_status", "attempt", "at"])
-    )
-    parts = [record.on_conflict_do_nothing()]
+    parts = [_record(dialect)]
     if starts_attempt:
         start = _binds("attempt_start", attempts, ["task_id", "attempt", "server_id", "started_at"])
-        parts.append(insert(attempts).values(start).on_conflict_do_nothing())
+        parts.append(dialect_insert(attempts).values(start).on_conflict_do_nothing())
     if ends_attempt:
         end = _binds("attempt_end", attempts, ["task_id", "attempt", "finished_at", "outcome", "error"])
         parts.append(
@@ -218,12 +251,7 @@ def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -
             )
             .values(end)
         )
-    if dialect != "postgresql":
-        return [advance, *parts]
-    combined = select(func.count()).select_from(advance.returning(tasks.c.id).cte("moved"))
-    for i, part in enumerate(parts):
-        combined = combined.add_cte(part.cte(f"part{i}"))
-    return combined
+    return _combine(dialect, advance, tasks.c.id, parts)
 
 
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:

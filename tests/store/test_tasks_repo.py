@@ -1,5 +1,7 @@
 """The database follows the hot state and never moves backwards (SQLite and Postgres)."""
 
+import pytest
+
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.store import tasks_repo
@@ -19,8 +21,7 @@ def state(version: int, status: TaskStatus, **kw) -> TaskState:
 
 
 def test_an_older_version_never_overwrites_a_newer_row(db):
-    with db.session() as s:
-        tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
+    tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
     assert tasks_repo.follow(db, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING")
     assert not tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
     with db.session() as s:
@@ -31,8 +32,7 @@ def test_an_older_version_never_overwrites_a_newer_row(db):
 
 
 def test_following_the_same_version_twice_records_it_once(db):
-    with db.session() as s:
-        tasks_repo.insert_task(s, state(1, TaskStatus.PENDING), None)
+    tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
     for _ in range(2):
         tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
     with db.session() as s:
@@ -41,31 +41,30 @@ def test_following_the_same_version_twice_records_it_once(db):
 
 
 def test_cursor_pagination_walks_every_task_once_newest_first(db):
-    with db.session() as s:
-        for i in range(7):
-            st = TaskState(
-                id=f"t{i}",
-                owner="alice",
-                spec=TaskSpec(type="echo"),
-                status=TaskStatus.PENDING,
-                version=1,
-                created_ms=1_000 + i // 2,
-                updated_ms=1_000,
-            )
-            tasks_repo.insert_task(s, st, None)
-        tasks_repo.insert_task(
-            s,
-            TaskState(
-                id="other",
-                owner="bob",
-                spec=TaskSpec(type="echo"),
-                status=TaskStatus.PENDING,
-                version=1,
-                created_ms=5,
-                updated_ms=5,
-            ),
-            None,
+    for i in range(7):
+        st = TaskState(
+            id=f"t{i}",
+            owner="alice",
+            spec=TaskSpec(type="echo"),
+            status=TaskStatus.PENDING,
+            version=1,
+            created_ms=1_000 + i // 2,
+            updated_ms=1_000,
         )
+        tasks_repo.insert_task(db, st, None)
+    tasks_repo.insert_task(
+        db,
+        TaskState(
+            id="other",
+            owner="bob",
+            spec=TaskSpec(type="echo"),
+            status=TaskStatus.PENDING,
+            version=1,
+            created_ms=5,
+            updated_ms=5,
+        ),
+        None,
+    )
     seen, cursor = [], None
     while True:
         with db.session() as s:
@@ -74,3 +73,47 @@ def test_cursor_pagination_walks_every_task_once_newest_first(db):
         if cursor is None:
             break
     assert seen == ["t6", "t5", "t4", "t3", "t2", "t1", "t0"]
+
+
+def test_a_new_task_is_stored_whole_with_its_first_transition(db):
+    spec = TaskSpec(type="echo", payload={"a": [1, "x"]}, priority=7, capabilities=("gpu", "llm"), group="g")
+    tasks_repo.insert_task(
+        db,
+        TaskState(
+            id="t9",
+            owner="alice",
+            spec=spec,
+            status=TaskStatus.PENDING,
+            version=1,
+            created_ms=2_000,
+            updated_ms=2_000,
+        ),
+        "key-1",
+    )
+    with db.session() as s:
+        row = tasks_repo.get_row(s, "t9")
+        assert tasks_repo.row_to_state(row).spec == spec
+        assert (row.idempotency_key, row.status, row.version) == ("key-1", "PENDING", 1)
+        assert [(t.version, t.from_status, t.to_status) for t in tasks_repo.transitions_of(s, "t9")] == [
+            (1, None, "PENDING")
+        ]
+
+
+def test_a_second_task_with_the_same_idempotency_key_writes_nothing(db):
+    from sqlalchemy.exc import IntegrityError
+
+    tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), "k")
+    again = TaskState(
+        id="t2",
+        owner="alice",
+        spec=TaskSpec(type="echo"),
+        status=TaskStatus.PENDING,
+        version=1,
+        created_ms=1_000,
+        updated_ms=1_000,
+    )
+    with pytest.raises(IntegrityError):
+        tasks_repo.insert_task(db, again, "k")
+    with db.session() as s:
+        assert tasks_repo.get_row(s, "t2") is None
+        assert tasks_repo.transitions_of(s, "t2") == []
