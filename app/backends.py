@@ -58,6 +58,10 @@ class BackendClient:
         self.predict_timeout_s = predict_timeout_s
         self._resolved: dict[str, tuple[float, bool]] = {}
         self.session = requests.Session()
+        # Backends are called directly: no HTTP(S)_PROXY or .netrc from the environment
+        # (a proxy would also defeat the address check of ``allowed``), and no per-call
+        # lookup of them.
+        self.session.trust_env = False
         adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

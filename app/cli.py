@@ -79,7 +79,14 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task.")
 @click.option("--flower/--no-flower", default=True, show_default=True)
-def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (each a gevent pool of WORKER_CONCURRENCY); one per core to use them all.",
+)
+def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> None:
     """Run api, worker, beat and flower from the Procfile on this machine; Ctrl-C stops all."""
     from app.devstack import (
         Supervisor,
@@ -101,8 +108,11 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool) -> None:
             click.echo(f"redis    {url}")
             click.echo(f"database {env['DATABASE_URL']}")
             supervisor.run("release", entries["release"])
-            for name in ("web", "worker", "beat") + (("flower",) if flower else ()):
+            for name in ("web", "beat") + (("flower",) if flower else ()):
                 supervisor.start(name, entries[name])
+            for i in range(1, workers + 1):
+                node = f" --hostname w{i}@%h" if workers > 1 else ""  # Celery wants distinct names
+                supervisor.start("worker" if i == 1 else f"worker-{i}", entries["worker"] + node)
             port = int(env["PORT"])
             wait_for_port(port, 30)
             settings = Settings.from_env(env)

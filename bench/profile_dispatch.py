@@ -10,7 +10,9 @@ gevent: sequential calls against the fast backend). Printed per task: CPU
 milliseconds, Redis round trips (commands and pipelines) by caller, SQL statements,
 transactions, pool checkouts and new database connections; then the functions with
 the most cumulative time. The same for ``submit`` (the API's part) is measured by
-calling ``app.services.submit.submit`` here too. Writes bench/results/profile-dispatch.txt.
+calling ``app.services.submit.submit`` here too, and for a whole ``POST /api/task``
+through the Flask app's test client (JWT, validation, submit, the JSON answer).
+Writes bench/results/profile-dispatch.txt.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import redis
 from sqlalchemy import event
 
+from app import create_app
 from app.core.task import TaskSpec
 from app.services import submit as submit_service
 from app.services.context import build_context
@@ -54,7 +57,7 @@ class Counting:
                 return f"{Path(frame.filename).stem}.{frame.name}"
         return "?"
 
-    def install(self, engine: Any) -> None:
+    def install(self, engines: list[Any]) -> None:
         counting = self
 
         def patch(owner: Any, name: str, label: str) -> None:
@@ -70,7 +73,10 @@ class Counting:
 
         patch(redis.Redis, "execute_command", "command")
         patch(redis.client.Pipeline, "execute", "pipeline")
+        for engine in engines:
+            self.listen(engine)
 
+    def listen(self, engine: Any) -> None:
         @event.listens_for(engine, "before_cursor_execute")
         def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
             if not self.active:
@@ -154,14 +160,24 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(20):
                 submit_service.submit(ctx, "profile", spec)
             log("dispatching them here: timed, counted, then under cProfile ...")
+            web = create_app(context=ctx).test_client()
+            auth = {"Authorization": f"Bearer {client.token}"}
+
+            def post_task(_i: int) -> None:
+                answer = web.post("/api/task", json=body, headers=auth)
+                assert answer.status_code == 201, answer.get_data(as_text=True)
+
+            for _ in range(20):
+                post_task(0)
             passes = {
                 "dispatch (app.services.dispatch.dispatch)": lambda i: dispatch(ctx, ids[20 + i], 0).value,
                 "submit (app.services.submit.submit, no HTTP)": lambda i: submit_service.submit(
                     ctx, "profile", spec
                 ),
+                "POST /api/task (the Flask app in this process: no gunicorn, no socket)": post_task,
             }
             counting = Counting()
-            counting.install(ctx.db.engine)
+            counting.install(ctx.db.engines)
             for title, call in passes.items():
                 cpu0 = time.process_time()
                 for i in range(n):

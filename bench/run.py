@@ -44,7 +44,7 @@ from typing import Any
 
 from app.devstack import free_port
 from bench.common import RESULTS_DIR, log
-from bench.stack import ROOT, Backend, BenchStack, remove_tree
+from bench.stack import BARE_CONCURRENCY, ROOT, Backend, BenchStack, remove_tree
 
 PARTS = ("select", "e2e", "latency", "slow", "scale")
 SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
@@ -70,8 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--worker-processes",
         type=int,
-        default=1,
-        help="worker processes (1: the Procfile as shipped; more to see what a second core gives)",
+        default=BARE_CONCURRENCY,
+        help=f"taskfleet worker processes ({BARE_CONCURRENCY}: as many as bare Celery's prefork pool)",
     )
     p.add_argument("--py-spy", action="store_true", help="record py-spy profiles (bench/results/profile-*)")
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "bench.json")
@@ -354,8 +354,11 @@ def print_table(results: dict[str, Any]) -> None:
         f"machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs, {m['memory_gib']} GiB, "
         f"Python {m['python']}, {m['postgres']}; load average {m['load_average_at_start']} at start"
     )
-    if (st := results.get("stack")) and st.get("worker_processes", 1) != 1:
-        print(f"NOTE: {st['worker_processes']} worker processes (the Procfile runs one)")
+    if st := results.get("stack"):
+        print(
+            f"taskfleet ran {st.get('worker_processes', 1)} worker process(es) from the Procfile's worker"
+            f" line (taskfleet up --workers N); bare Celery a prefork pool of {BARE_CONCURRENCY}"
+        )
     print()
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     print(line)

@@ -55,6 +55,11 @@ class Backend:
         return f"http://127.0.0.1:{self.port}"
 
 
+#: Processes of the bare Celery baseline's prefork pool (and, by default, taskfleet's
+#: worker processes in the benchmark: the same number of each).
+BARE_CONCURRENCY = 2
+
+
 class BenchStack:
     """Start with ``with BenchStack(workdir, backends) as stack:``; every process it
     started is stopped when the block ends, however it ends."""
@@ -64,7 +69,7 @@ class BenchStack:
         workdir: Path,
         backends: dict[str, list[Backend]],
         env: dict[str, str] | None = None,
-        bare_concurrency: int = 2,
+        bare_concurrency: int = BARE_CONCURRENCY,
         worker_processes: int = 1,
     ) -> None:
         self.workdir = workdir

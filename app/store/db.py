@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import StoreUnavailable
 
-#: Connections a process keeps open, and how many more it may open for a burst.
-POOL_SIZE = 20
-POOL_OVERFLOW = 30
+#: Connections a process keeps open per pool, and how many more it may open for a burst.
+POOL_SIZE = 15
+POOL_OVERFLOW = 25
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, autocommit: bool = False) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL and a busy timeout so the api and
     the workers can write to one file at once."""
     if database_url.startswith("sqlite"):
@@ -46,6 +46,7 @@ def make_engine(database_url: str) -> Engine:
         database_url,
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
+        isolation_level="AUTOCOMMIT" if autocommit else None,
         pool_timeout=30,
         pool_recycle=3600,
         hide_parameters=True,  # statements' parameters (apiKeys, payloads) never reach logs
@@ -79,6 +80,15 @@ class Database:
         self.url = database_url
         self.engine = make_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Postgres: single-statement writes on the hot path use connections that are in
+        # autocommit from the start (switching a pooled connection back and forth costs
+        # more than a second pool, which opens connections only as they are needed).
+        self._autocommit = make_engine(database_url, autocommit=True) if self.is_postgres else None
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine this holds (each with its own pool)."""
+        return [self.engine] + ([self._autocommit] if self._autocommit is not None else [])
 
     @property
     def is_postgres(self) -> bool:
@@ -108,13 +118,13 @@ class Database:
         committed on success, or with ``autocommit`` (Postgres only) each statement
         commits by itself, which saves the BEGIN and COMMIT round trips of a write that
         is one statement."""
-        with _outages_reported(), self.engine.connect() as conn:
-            if autocommit and self.is_postgres:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if autocommit and self._autocommit is not None:
+            with _outages_reported(), self._autocommit.connect() as conn:
                 yield conn
-                return
-            with conn.begin():
-                yield conn
+            return
+        with _outages_reported(), self.engine.connect() as conn, conn.begin():
+            yield conn
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
