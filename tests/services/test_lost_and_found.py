@@ -232,3 +232,17 @@ def test_the_orphan_sweep_walks_a_backlog_larger_than_one_batch(ctx, monkeypatch
     requeued = [maintenance.reconcile(ctx)["requeued"] for _ in range(3)]
     assert requeued == [3, 3, 1]
     assert sorted(t for t, _, _ in ctx.queue.take()) == sorted(ids)
+
+
+def test_the_orphan_sweep_waits_while_dispatch_jobs_are_queued(ctx):
+    from app.config import DISPATCH_QUEUE
+
+    task_id = submit_task(ctx)
+    ctx.queue.take()  # its job is lost ...
+    ctx.tasks.rebuilt(ctx.now_ms())
+    ctx.clock = ManualClock(ctx.now_ms() + maintenance.ORPHAN_AFTER_S * 1000)
+    ctx.redis.lpush(DISPATCH_QUEUE, "a job of another task, not yet taken")  # ... or behind this
+    assert maintenance.reconcile(ctx)["requeued"] == 0
+    ctx.redis.delete(DISPATCH_QUEUE)  # the backlog is gone and the task still waits: lost
+    assert maintenance.reconcile(ctx)["requeued"] == 1
+    assert [t for t, _, _ in ctx.queue.take()] == [task_id]
