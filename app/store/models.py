@@ -52,7 +52,6 @@ class TaskRow(Base):
     __table_args__ = (
         UniqueConstraint("owner", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
         Index("ix_tasks_owner_created", "owner", "created_at", "id"),
-        Index("ix_tasks_status", "status"),
         Index("ix_tasks_created_at", "created_at"),
         Index("ix_tasks_status_type", "status", "type"),
     )
