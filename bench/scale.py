@@ -106,8 +106,12 @@ def load_tasks(conn: Any, rows: int) -> float:
 
 def load_rollups(conn: Any) -> int:
     """A year of past hours: scope 'a', one 't' row per type, one 's' row per server;
-    and their all-time totals."""
+    and their all-time totals. Earlier parts' flushes may have written some of those
+    rows already: the year is added to them, and the totals are recomputed with beat's
+    flushes locked out."""
     with conn.cursor() as cur:
+        cur.execute("BEGIN")  # the connection is in autocommit (for VACUUM)
+        cur.execute("LOCK TABLE stats_totals IN EXCLUSIVE MODE")
         cur.execute(
             """
             WITH hours AS (
@@ -124,6 +128,18 @@ def load_rollups(conn: Any) -> int:
                 (h + s) %% 2, 900 * (6 + (h + s) %% 3),
                 (extract(epoch FROM hour) * 1000)::bigint + 3500000
                 FROM hours, generate_series(0, %(servers)s - 1) AS s
+            ON CONFLICT (scope, key, hour) DO UPDATE SET
+                created = stats_hourly.created + excluded.created,
+                completed = stats_hourly.completed + excluded.completed,
+                failed = stats_hourly.failed + excluded.failed,
+                timeout = stats_hourly.timeout + excluded.timeout,
+                cancelled = stats_hourly.cancelled + excluded.cancelled,
+                retried = stats_hourly.retried + excluded.retried,
+                duration_ms = stats_hourly.duration_ms + excluded.duration_ms,
+                attempts_ok = stats_hourly.attempts_ok + excluded.attempts_ok,
+                attempts_failed = stats_hourly.attempts_failed + excluded.attempts_failed,
+                attempt_ms = stats_hourly.attempt_ms + excluded.attempt_ms,
+                last_active_ms = greatest(stats_hourly.last_active_ms, excluded.last_active_ms)
             """,
             {"hours": HOURS, "types": list(TYPES), "servers": SERVERS},
         )
@@ -137,8 +153,21 @@ def load_rollups(conn: Any) -> int:
                 sum(cancelled), sum(retried), sum(duration_ms), sum(attempts_ok),
                 sum(attempts_failed), sum(attempt_ms), max(last_active_ms)
             FROM stats_hourly GROUP BY scope, key
+            ON CONFLICT (scope, key) DO UPDATE SET
+                created = excluded.created,
+                completed = excluded.completed,
+                failed = excluded.failed,
+                timeout = excluded.timeout,
+                cancelled = excluded.cancelled,
+                retried = excluded.retried,
+                duration_ms = excluded.duration_ms,
+                attempts_ok = excluded.attempts_ok,
+                attempts_failed = excluded.attempts_failed,
+                attempt_ms = excluded.attempt_ms,
+                last_active_ms = excluded.last_active_ms
             """
         )
+        cur.execute("COMMIT")
         cur.execute("VACUUM ANALYZE stats_hourly")
     return int(count)
 
