@@ -251,7 +251,7 @@ def _per_task(before: dict[str, float], after: dict[str, float], n: int) -> dict
 # -- part 2: slow backends against the slot limit ----------------------------------
 
 
-def part_slow(stack: BenchStack, n: int, threads: int) -> dict[str, Any]:
+def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> dict[str, Any]:
     """Every slow server in maintenance, ``n`` tasks submitted (they wait in their
     line), then maintenance off for all: from then on the fleet's slots are the only
     limit. Rate = tasks / (last finish - first start), and the steady rate between the
@@ -276,19 +276,21 @@ def part_slow(stack: BenchStack, n: int, threads: int) -> dict[str, Any]:
     r = stack.redis()
     wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
     log("  all waiting; maintenance off ...")
-    released = time.time()
-    cpu0, wall0 = stack.cpu_seconds(), time.monotonic()
-    for b in slow:
-        admin_call(stack, "PUT", f"/servers/{b.name}/maintenance", {"enabled": False})
+    profile_pids = {k: v for k, v in stack.roots().items() if k.startswith("worker")}
     conn = stack.connect_db()
     try:
-        wait_until(
-            lambda: owner_progress(conn, owner)[0] >= n,
-            60 + n / (limit * 0.05),
-            f"{n} slow tasks",
-            stack,
-            0.5,
-        )
+        with PySpy(py_spy, "slow", profile_pids):
+            released = time.time()
+            cpu0, wall0 = stack.cpu_seconds(), time.monotonic()
+            for b in slow:
+                admin_call(stack, "PUT", f"/servers/{b.name}/maintenance", {"enabled": False})
+            wait_until(
+                lambda: owner_progress(conn, owner)[0] >= n,
+                60 + n / (limit * 0.05),
+                f"{n} slow tasks",
+                stack,
+                0.5,
+            )
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT extract(epoch FROM finished_at) FROM tasks WHERE owner = %s ORDER BY finished_at",

@@ -167,31 +167,37 @@ def main(argv: list[str] | None = None) -> int:
                 answer = web.post("/api/task", json=body, headers=auth)
                 assert answer.status_code == 201, answer.get_data(as_text=True)
 
+            def get_task(i: int) -> None:
+                answer = web.get(f"/api/task/{ids[20 + i]}", headers=auth)
+                assert answer.status_code == 200, answer.get_data(as_text=True)
+
             for _ in range(20):
                 post_task(0)
+                get_task(0)
             passes = {
                 "dispatch (app.services.dispatch.dispatch)": lambda i: dispatch(ctx, ids[20 + i], 0).value,
                 "submit (app.services.submit.submit, no HTTP)": lambda i: submit_service.submit(
                     ctx, "profile", spec
                 ),
                 "POST /api/task (the Flask app in this process: no gunicorn, no socket)": post_task,
+                "GET /api/task/<id> of a finished task (the same way)": get_task,
             }
             counting = Counting()
             counting.install(ctx.db.engines)
             for title, call in passes.items():
                 cpu0 = time.process_time()
                 for i in range(n):
-                    call(i if title.startswith("dispatch") else 0)
+                    call(i if not title.startswith(("submit", "POST")) else 0)
                 cpu = time.process_time() - cpu0
                 counting.reset()
                 counting.active = True
                 for i in range(n, 2 * n):
-                    call(i if title.startswith("dispatch") else 0)
+                    call(i if not title.startswith(("submit", "POST")) else 0)
                 counting.active = False
                 profile = cProfile.Profile()
                 profile.enable()
                 for i in range(2 * n, 3 * n):
-                    call(i if title.startswith("dispatch") else 0)
+                    call(i if not title.startswith(("submit", "POST")) else 0)
                 profile.disable()
                 report(title, n, cpu, counting, profile, out)
             counting.uninstall()

@@ -189,7 +189,7 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
             if "latency" in args.parts:
                 results["latency"] = part_latency(stack, args.latency_samples, 20)
             if "slow" in args.parts:
-                results["slow"] = part_slow(stack, args.slow_tasks, args.threads)
+                results["slow"] = part_slow(stack, args.slow_tasks, args.threads, args.py_spy)
             if "scale" in args.parts:
                 results["scale"] = part_scale(
                     stack, args.rows, args.backlog, args.idle_seconds, args.reads, args.py_spy

@@ -151,17 +151,22 @@ def _requeue_orphans(ctx: Context) -> int:
             row_to_state(r) for r in tasks_repo.in_status(session, [TaskStatus.PENDING.value], after, BATCH)
         ]
     ctx.tasks.set_sweep_cursor(states[-1].id if len(states) == BATCH else "")
-    requeued = 0
-    for state in states:
-        if state.updated_ms > cutoff:
-            continue
-        live = ctx.tasks.get(state.id)
-        if live is None:
+    old = [state for state in states if state.updated_ms <= cutoff]
+    lives = ctx.tasks.get_many([state.id for state in old])
+    for i, (state, live) in enumerate(zip(old, lives, strict=True)):
+        if live is None:  # expired or lost from Redis: rebuild it from the row
             ctx.tasks.put_if_absent(state)
-            live = ctx.tasks.get(state.id)
-        if live is None or live.status is not TaskStatus.PENDING or live.updated_ms > cutoff:
-            continue
-        if waiting.is_parked(ctx, live) or ctx.tasks.is_scheduled(live.id):
+            lives[i] = ctx.tasks.get(state.id)
+    candidates = [
+        live
+        for live in lives
+        if live is not None and live.status is TaskStatus.PENDING and live.updated_ms <= cutoff
+    ]
+    parked = waiting.which_parked(ctx, candidates)
+    scheduled = ctx.tasks.which_scheduled([live.id for live in candidates])
+    requeued = 0
+    for live, is_parked, is_scheduled in zip(candidates, parked, scheduled, strict=True):
+        if is_parked or is_scheduled:
             continue
         ctx.queue.enqueue(live.id, live.attempt)
         requeued += 1

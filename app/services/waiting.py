@@ -19,7 +19,12 @@ def park(ctx: Context, state: TaskState, front: bool = False) -> None:
 
 
 def is_parked(ctx: Context, state: TaskState) -> bool:
-    return ctx.waiting.contains(state.id, state.spec.capabilities, state.spec.group)
+    return which_parked(ctx, [state]) == [True]
+
+
+def which_parked(ctx: Context, states: list[TaskState]) -> list[bool]:
+    """For each task: is it in its waiting line? (One round trip for them all.)"""
+    return ctx.waiting.which_contain([(s.id, s.spec.capabilities, s.spec.group) for s in states])
 
 
 def wake(ctx: Context, count: int, server_id: str | None = None) -> int:

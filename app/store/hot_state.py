@@ -89,6 +89,14 @@ class TaskStateStore:
             fields = self.client.hgetall(keys.task(task_id))
         return _decode(fields) if fields else None
 
+    def get_many(self, task_ids: list[str]) -> list[TaskState | None]:
+        """``get`` for each of ``task_ids``, in one round trip."""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(keys.task(task_id))
+            replies = pipe.execute()
+        return [_decode(fields) if fields else None for fields in replies]
+
     def hint(self, task_id: str, name: str) -> str | None:
         """A field the dispatcher keeps beside the state (e.g. ``avoid_server_id``)."""
         with redis_errors():
@@ -173,9 +181,12 @@ class TaskStateStore:
         with redis_errors():
             return int(self.client.zcard(keys.SCHEDULED))
 
-    def is_scheduled(self, task_id: str) -> bool:
+    def which_scheduled(self, task_ids: list[str]) -> list[bool]:
+        """For each task: is it waiting in the retry schedule? (One round trip.)"""
+        if not task_ids:
+            return []
         with redis_errors():
-            return self.client.zscore(keys.SCHEDULED, task_id) is not None
+            return [score is not None for score in self.client.zmscore(keys.SCHEDULED, task_ids)]
 
     def claim_due(self, now_ms: int, limit: int) -> list[str]:
         """Scheduled tasks whose time has come, each removed so only one caller gets it."""

@@ -54,6 +54,7 @@ class TaskRow(Base):
         Index("ix_tasks_owner_created", "owner", "created_at", "id"),
         Index("ix_tasks_created_at", "created_at"),
         Index("ix_tasks_status_type", "status", "type"),
+        Index("ix_tasks_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -51,9 +51,13 @@ class WaitingLines:
             if known is not None and pid not in known:
                 known[pid] = (tuple(sorted(capabilities)), group or None)
 
-    def contains(self, task_id: str, capabilities: Sequence[str], group: str | None) -> bool:
-        with redis_errors():
-            return self.client.zscore(keys.waiting(profile_id(capabilities, group)), task_id) is not None
+    def which_contain(self, entries: list[tuple[str, Sequence[str], str | None]]) -> list[bool]:
+        """For each (task id, capabilities, group): is the task in its profile's waiting
+        line? (One round trip.)"""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for task_id, capabilities, group in entries:
+                pipe.zscore(keys.waiting(profile_id(capabilities, group)), task_id)
+            return [score is not None for score in pipe.execute()]
 
     def profiles(self) -> dict[str, tuple[tuple[str, ...], str | None]]:
         """Every profile that ever waited: id -> (capabilities, group); as of up to
