@@ -1,16 +1,21 @@
 """Lua scripts, read once from ``lua/*.lua`` and run with EVALSHA.
 
-redis-py's ``Script`` re-loads a script when Redis answers NOSCRIPT (after a restart
-or SCRIPT FLUSH), so callers never see that error.
+When Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH) the call is made again
+with EVAL and the script's text, which also caches it on the server: callers never see
+that error. (redis-py's ``Script`` re-loads with SCRIPT LOAD and retries EVALSHA once,
+which fails again when a second flush lands in between.)
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import redis
-from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 #: Scripts whose text starts with ``lua/lib/pool.lua`` (the load balancer's helpers).
 USES_POOL_LIB = frozenset({"lb_select", "lb_release", "lb_sync", "lb_rescore", "lb_restore"})
@@ -27,6 +32,21 @@ def source(name: str) -> str:
     return _read("lib/pool.lua") + "\n" + text if name in USES_POOL_LIB else text
 
 
+class Script:
+    """A callable Lua script bound to a client; its SHA is computed locally."""
+
+    def __init__(self, client: redis.Redis, text: str) -> None:
+        self.client = client
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
+        try:
+            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self.client.eval(self.text, len(keys), *keys, *args)
+
+
 def load(client: redis.Redis, name: str) -> Script:
-    """A callable script bound to ``client``; its SHA is computed locally, no round trip."""
-    return client.register_script(source(name))
+    """The script ``lua/<name>.lua`` bound to ``client`` (no round trip)."""
+    return Script(client, source(name))

@@ -121,3 +121,17 @@ def test_scripts_reload_after_script_flush(store, redis):
     assert store.transition("t1", [P], PR, now_ms=1, attempt=1).status is PR
     redis.script_flush()
     assert fleet.reserve("t1", 1) == "s1"
+
+
+def test_a_script_runs_even_when_a_flush_lands_before_every_evalsha(store, redis, monkeypatch):
+    """SCRIPT FLUSH storms: redis-py's own retry (load, then EVALSHA once more) fails
+    when a second flush lands in between; the text itself (EVAL) cannot be flushed."""
+    from redis.exceptions import NoScriptError
+
+    def flushed_meanwhile(*_args, **_kwargs):
+        redis.script_flush()
+        raise NoScriptError("NOSCRIPT No matching script.")
+
+    store.put_if_absent(pending())
+    monkeypatch.setattr(redis, "evalsha", flushed_meanwhile)
+    assert store.transition("t1", [P], PR, now_ms=1, attempt=1).status is PR
