@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -11,6 +12,12 @@ from app.core.errors import InvalidInput
 #: Cloud metadata services: reachable from many hosts, never a backend, and a classic
 #: server-side request forgery target.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "100.100.100.200", "fd00:ec2::254"})
+
+
+#: A DNS name: labels of letters, digits, '-' and '_' (not at a label's ends), dots
+#: between them; internationalised names in their punycode (xn--) form.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 
 
 def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -45,12 +52,16 @@ def check_backend_url(url: str, field: str) -> str:
     (``app.backends``), since DNS can point them anywhere."""
     try:
         parts = urlsplit(url)
-        scheme, hostname = parts.scheme, parts.hostname
-    except ValueError:  # an unbalanced IPv6 bracket: "http://[", "http://a]b"
+        scheme, hostname, _ = parts.scheme, parts.hostname, parts.port
+    except ValueError:  # an unbalanced IPv6 bracket ("http://[", "http://a]b"), a bad port
         scheme, hostname = "", None
     if scheme not in ("http", "https") or not hostname:
         raise InvalidInput(f"{field} must be an http(s) URL with a host", {field: url})
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidInput(f"{field} must not contain spaces or control characters", {field: url})
     host = hostname.lower().rstrip(".")
+    if literal_address(host) is None and not _HOST_NAME.match(host):
+        raise InvalidInput(f"{field} has a host that is neither an IP address nor a DNS name", {field: url})
     if host in METADATA_HOSTS:
         raise InvalidInput(f"{field} points at a cloud metadata service", {field: url})
     address = literal_address(host)

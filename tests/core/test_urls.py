@@ -11,6 +11,10 @@ from app.core.urls import check_backend_url
         "http://127.0.0.1:9000/p",
         "https://gpu1.example.com/predict",
         "http://192.168.1.20/health",
+        "http://gpu_7.internal:8000/p",
+        "http://[::1]:8000/p",
+        "http://xn--bcher-kva.example/p",
+        "http://LOCALHOST./p",
     ],
 )
 def test_private_loopback_and_public_backends_are_allowed(url):
@@ -30,6 +34,14 @@ def test_private_loopback_and_public_backends_are_allowed(url):
         "http://[",
         "http://[::1/x",
         "http://a]b/",
+        "http://gpu 1.local/p",
+        "http://gpu1.local/p q",
+        "http://gpu1.local:99999/p",
+        "http://gpu1.local:80x/p",
+        "http://-gpu.local/p",
+        "http://gpu..local/p",
+        "http://gpu\x01.local/p",
+        "http://bücher.example/p",
     ],
 )
 def test_link_local_metadata_and_non_http_urls_are_refused(url):
