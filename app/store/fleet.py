@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from cachetools import TTLCache
@@ -30,6 +30,9 @@ from app.core.balancing import (
 )
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+
+#: Not in a cache (a server's cached pool may be None: not registered).
+_UNKNOWN = object()
 
 #: Seconds a process trusts its cached list of candidate pools for a task profile.
 POOL_CACHE_TTL_S = 2.0
@@ -218,8 +221,9 @@ class FleetStore:
     def _server_pool(self, server_id: str, fresh: bool = False) -> str | None:
         """The pool a server is in (cached unless ``fresh``); None if it is not registered."""
         with self._cache_lock:
-            if not fresh and server_id in self._server_pool_cache:
-                return self._server_pool_cache[server_id]
+            cached = self._server_pool_cache.get(server_id, _UNKNOWN)  # (one look: entries expire)
+        if not fresh and cached is not _UNKNOWN:
+            return cast("str | None", cached)
         with redis_errors():
             pool_id = self.client.hget(keys.server(server_id), "pool")
         with self._cache_lock:
