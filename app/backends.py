@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -60,8 +61,9 @@ class BackendClient:
         self.session = requests.Session()
         # Backends are called directly: no HTTP(S)_PROXY or .netrc from the environment
         # (a proxy would also defeat the address check of ``allowed``), and no per-call
-        # lookup of them.
+        # lookup of them. A private CA bundle named the usual way still counts.
         self.session.trust_env = False
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

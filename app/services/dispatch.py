@@ -94,7 +94,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, attempt),
     )
     try:
-        with liveness.heartbeat(ctx, state.id, attempt):
+        with liveness.heartbeat(ctx, state.id, attempt, state.started_ms):
             answer = ctx.backends.predict(call)
     except BackendBusy as busy:
         _requeue_busy(ctx, state, busy)

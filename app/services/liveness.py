@@ -27,11 +27,16 @@ LOST_AFTER_S = 20
 
 
 @contextmanager
-def heartbeat(ctx: Context, task_id: str, attempt: int) -> Iterator[None]:
+def heartbeat(ctx: Context, task_id: str, attempt: int, started_ms: int | None = None) -> Iterator[None]:
     """Keep this attempt's heartbeat fresh while the block runs, every
-    ``HEARTBEAT_EVERY_S`` from its start (a thread; a greenlet under the gevent pool)."""
+    ``HEARTBEAT_EVERY_S`` from its start (a thread; a greenlet under the gevent pool).
+    An attempt that ``started_ms`` over a beat ago (its start was slow to record) beats
+    at once, so ``recover_lost_attempts`` never takes it for lost."""
     stop = threading.Event()
     beaten = threading.Event()
+    if started_ms is not None and ctx.now_ms() - started_ms > HEARTBEAT_EVERY_S * 1000:
+        ctx.tasks.heartbeat(task_id, attempt, HEARTBEAT_TTL_S)
+        beaten.set()
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_EVERY_S):

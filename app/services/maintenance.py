@@ -19,10 +19,12 @@ log = logging.getLogger("taskfleet.maintenance")
 BATCH = 500
 #: Seconds a PENDING task may sit untouched, in no waiting line and no retry schedule,
 #: before the sweep enqueues it again (lost between commit and enqueue, or prefetched by
-#: a worker that died). The sweep waits while Celery's dispatch queue holds messages:
-#: a task behind a backlog is not lost, and its job will come. A task whose job is
-#: still somewhere gets a second one, which the attempt fence makes harmless.
+#: a worker that died). A task whose job is still somewhere gets a second one, which the
+#: attempt fence makes harmless.
 ORPHAN_AFTER_S = 30
+#: The same while Celery's dispatch queue holds messages: a task behind a backlog is
+#: most likely not lost, only waiting its turn, so the sweep gives it longer.
+ORPHAN_IN_BACKLOG_AFTER_S = 300
 #: Seconds after which a slot no running attempt uses is taken back (a worker died
 #: between reserving it and starting the attempt, or before freeing it).
 RECLAIM_AFTER_S = 60
@@ -140,11 +142,9 @@ def _rebuild_tasks(ctx: Context) -> int:
 
 def _requeue_orphans(ctx: Context) -> int:
     """Walk the PENDING rows a batch per run (the cursor lives in Redis, so a backlog of
-    any size is covered in turn) and enqueue those nothing will dispatch; nothing while
-    dispatch jobs are queued."""
-    if ctx.workers.queue_depths([DISPATCH_QUEUE])[DISPATCH_QUEUE]:
-        return 0
-    cutoff = ctx.now_ms() - ORPHAN_AFTER_S * 1000
+    any size is covered in turn) and enqueue those nothing will dispatch."""
+    backlog = ctx.workers.queue_depths([DISPATCH_QUEUE])[DISPATCH_QUEUE] > 0
+    cutoff = ctx.now_ms() - (ORPHAN_IN_BACKLOG_AFTER_S if backlog else ORPHAN_AFTER_S) * 1000
     after = ctx.tasks.sweep_cursor()
     with ctx.db.session() as session:
         states = [

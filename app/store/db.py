@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import StoreUnavailable
@@ -66,6 +67,8 @@ def _outages_reported() -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise StoreUnavailable("database unavailable") from exc
+    except PoolTimeout as exc:
+        raise StoreUnavailable("database busy: no free connection") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable("database connection lost") from exc

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.store.db import Database
@@ -158,7 +159,19 @@ def follow(
     statements = _follow_statements(
         db.engine.dialect.name, "attempt_start" in values, "attempt_end" in values
     )
-    return bool(_run(db, statements, params))
+    try:
+        return bool(_run(db, statements, params))
+    except StoreUnavailable as exc:
+        if not _was_stale(exc):
+            raise
+        # A pooled connection the server had dropped (a restart, a failover): the pool
+        # has replaced it now, and following is idempotent, so once more.
+        return bool(_run(db, statements, params))
+
+
+def _was_stale(exc: StoreUnavailable) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
 def _transition_params(state: TaskState, from_status: str | None, at_ms: int) -> dict[str, Any]:

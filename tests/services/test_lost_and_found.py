@@ -234,15 +234,32 @@ def test_the_orphan_sweep_walks_a_backlog_larger_than_one_batch(ctx, monkeypatch
     assert sorted(t for t, _, _ in ctx.queue.take()) == sorted(ids)
 
 
-def test_the_orphan_sweep_waits_while_dispatch_jobs_are_queued(ctx):
+def test_the_orphan_sweep_gives_a_task_behind_a_backlog_longer_but_still_finds_it(ctx):
     from app.config import DISPATCH_QUEUE
 
     task_id = submit_task(ctx)
     ctx.queue.take()  # its job is lost ...
     ctx.tasks.rebuilt(ctx.now_ms())
-    ctx.clock = ManualClock(ctx.now_ms() + maintenance.ORPHAN_AFTER_S * 1000)
+    start = ctx.now_ms()
+    ctx.clock = ManualClock(start + maintenance.ORPHAN_AFTER_S * 1000)
     ctx.redis.lpush(DISPATCH_QUEUE, "a job of another task, not yet taken")  # ... or behind this
     assert maintenance.reconcile(ctx)["requeued"] == 0
-    ctx.redis.delete(DISPATCH_QUEUE)  # the backlog is gone and the task still waits: lost
+    ctx.clock = ManualClock(start + maintenance.ORPHAN_IN_BACKLOG_AFTER_S * 1000)  # still queued
     assert maintenance.reconcile(ctx)["requeued"] == 1
     assert [t for t, _, _ in ctx.queue.take()] == [task_id]
+
+
+def test_an_attempt_whose_start_was_slow_to_record_beats_at_once(ctx, backend):
+    from app.services import liveness
+
+    _, port = backend
+    register_backend(ctx, port)
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    task_id = submit_task(ctx)
+    start_attempt(ctx, task_id)
+    started = state_sync.load(ctx, task_id).started_ms
+    clock.advance(liveness.HEARTBEAT_EVERY_S + 1)  # e.g. its record waited for a connection
+    with liveness.heartbeat(ctx, task_id, 1, started):
+        assert ctx.tasks.is_alive(task_id, 1)
+        clock.advance(liveness.LOST_AFTER_S)
+        assert liveness.recover_lost_attempts(ctx) == 0

@@ -117,3 +117,22 @@ def test_a_second_task_with_the_same_idempotency_key_writes_nothing(db):
     with db.session() as s:
         assert tasks_repo.get_row(s, "t2") is None
         assert tasks_repo.transitions_of(s, "t2") == []
+
+
+def test_following_survives_a_pooled_connection_the_server_dropped(pg_db):
+    """A Postgres restart or failover leaves the pool's idle connections dead; there is
+    no ping per checkout, so the first use fails, and following (idempotent) runs once
+    more on a new connection instead of reporting an outage that is over."""
+    from sqlalchemy import text
+
+    tasks_repo.insert_task(pg_db, state(1, TaskStatus.PENDING), None)  # a pooled connection
+    with pg_db.session() as s:
+        s.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert tasks_repo.follow(pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+    with pg_db.session() as s:
+        assert tasks_repo.get_row(s, "t1").version == 2
