@@ -18,10 +18,6 @@ def park(ctx: Context, state: TaskState, front: bool = False) -> None:
     ctx.waiting.park(state.id, spec.capabilities, spec.group, score)
 
 
-def is_parked(ctx: Context, state: TaskState) -> bool:
-    return which_parked(ctx, [state]) == [True]
-
-
 def which_parked(ctx: Context, states: list[TaskState]) -> list[bool]:
     """For each task: is it in its waiting line? (One round trip for them all.)"""
     return ctx.waiting.which_contain([(s.id, s.spec.capabilities, s.spec.group) for s in states])

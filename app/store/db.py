@@ -39,9 +39,9 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
 
         return engine
     # No pre-ping (a round trip per checkout): a connection the server dropped fails its
-    # first statement, the pool then replaces every connection as old as that one, and
-    # callers already treat the failure as an outage (StoreUnavailable; the hot state's
-    # unsynced set has the write redone). The pool is sized for a gevent worker's bursts
+    # first statement and the pool then replaces every connection as old as that one;
+    # the hot path's row writes run once more (tasks_repo.follow), other callers treat
+    # the failure as an outage (StoreUnavailable). The pool is sized for a gevent worker's bursts
     # so that connections are reused rather than opened and closed per task.
     return create_engine(
         database_url,
@@ -54,10 +54,14 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
     )
 
 
-def insert_for(session: Session, model: type) -> Any:
-    """An INSERT for ``model`` in the session's dialect, so ON CONFLICT is available."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+def dialect_insert(dialect: str) -> Any:
+    """``insert`` of the dialect named ``dialect``, so ON CONFLICT is available."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def insert_for(session: Session, model: Any) -> Any:
+    """An INSERT for ``model`` in the session's dialect."""
+    return dialect_insert(session.get_bind().dialect.name)(model)
 
 
 @contextmanager
@@ -116,12 +120,12 @@ class Database:
             session.close()
 
     @contextmanager
-    def connection(self, autocommit: bool = False) -> Iterator[Connection]:
-        """A Core connection for prebuilt statements on the hot path: in a transaction
-        committed on success, or with ``autocommit`` (Postgres only) each statement
-        commits by itself, which saves the BEGIN and COMMIT round trips of a write that
-        is one statement."""
-        if autocommit and self._autocommit is not None:
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection for the hot path's prebuilt writes. On Postgres it is in
+        autocommit, which saves the BEGIN and COMMIT round trips: callers send one
+        statement, atomic by itself. Elsewhere it is one transaction, committed on
+        success."""
+        if self._autocommit is not None:
             with _outages_reported(), self._autocommit.connect() as conn:
                 yield conn
             return

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -20,7 +19,7 @@ from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.store.db import Database
+from app.store.db import Database, dialect_insert
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 
 
@@ -54,36 +53,24 @@ def row_to_state(row: TaskRow) -> TaskState:
     )
 
 
-#: The row columns that mirror the hot state (the keys of ``_snapshot_columns``).
-_SNAPSHOT_COLUMNS = (
-    "status",
-    "version",
-    "attempts",
-    "retry_base",
-    "progress",
-    "server_id",
-    "result",
-    "error",
-    "updated_at",
-    "started_at",
-    "finished_at",
-)
+#: The row columns that mirror the hot state, and how each is read from it.
+_SNAPSHOT: dict[str, Callable[[TaskState], Any]] = {
+    "status": lambda state: state.status.value,
+    "version": lambda state: state.version,
+    "attempts": lambda state: state.attempt,
+    "retry_base": lambda state: state.retry_base,
+    "progress": lambda state: state.progress,
+    "server_id": lambda state: state.server_id,
+    "result": lambda state: state.result,
+    "error": lambda state: state.error,
+    "updated_at": lambda state: ms_to_datetime(state.updated_ms),
+    "started_at": lambda state: ms_to_datetime(state.started_ms),
+    "finished_at": lambda state: ms_to_datetime(state.finished_ms),
+}
 
 
 def _snapshot_columns(state: TaskState) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "version": state.version,
-        "attempts": state.attempt,
-        "retry_base": state.retry_base,
-        "progress": state.progress,
-        "server_id": state.server_id,
-        "result": state.result,
-        "error": state.error,
-        "updated_at": ms_to_datetime(state.updated_ms),
-        "started_at": ms_to_datetime(state.started_ms),
-        "finished_at": ms_to_datetime(state.finished_ms),
-    }
+    return {name: read(state) for name, read in _SNAPSHOT.items()}
 
 
 @dataclass(frozen=True)
@@ -187,7 +174,7 @@ def _transition_params(state: TaskState, from_status: str | None, at_ms: int) ->
 
 def _run(db: Database, statements: Select[Any] | list[Any], params: dict[str, Any]) -> int:
     """Run what ``_combine`` built; returns the rows the first part wrote."""
-    with db.connection(autocommit=True) as conn:
+    with db.write_connection() as conn:
         if isinstance(statements, Select):
             return int(conn.execute(statements, params).scalar() or 0)
         written = conn.execute(statements[0], params).rowcount
@@ -223,14 +210,10 @@ def _record(dialect: str) -> Any:
     transitions = TaskTransitionRow.__table__
     names = ["task_id", "version", "from_status", "to_status", "attempt", "at"]
     return (
-        _insert(dialect)(transitions)
+        dialect_insert(dialect)(transitions)
         .values(_binds("transition", transitions, names))
         .on_conflict_do_nothing()
     )
-
-
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParameter[Any]]:
@@ -244,15 +227,14 @@ def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParam
 def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -> Select[Any] | list[Any]:
     """The statements of ``follow``, built once."""
     tasks, attempts = TaskRow.__table__, TaskAttemptRow.__table__
-    dialect_insert = _insert(dialect)
-    task = _binds("task", tasks, ["id", *_SNAPSHOT_COLUMNS])
+    task = _binds("task", tasks, ["id", *_SNAPSHOT])
     advance = (
         update(tasks).where(tasks.c.id == task.pop("id"), tasks.c.version < task["version"]).values(task)
     )
     parts = [_record(dialect)]
     if starts_attempt:
         start = _binds("attempt_start", attempts, ["task_id", "attempt", "server_id", "started_at"])
-        parts.append(dialect_insert(attempts).values(start).on_conflict_do_nothing())
+        parts.append(dialect_insert(dialect)(attempts).values(start).on_conflict_do_nothing())
     if ends_attempt:
         end = _binds("attempt_end", attempts, ["task_id", "attempt", "finished_at", "outcome", "error"])
         parts.append(

@@ -17,9 +17,18 @@ from app.store.redis_client import redis_errors
 PROFILES_CACHE_TTL_S = 2.0
 
 
+def _profile_text(capabilities: Sequence[str], group: str | None) -> str:
+    """How a profile is kept in ``WAITING_PROFILES``: 'cap1,cap2|group'."""
+    return ",".join(sorted(capabilities)) + "|" + (group or "")
+
+
+def _parse_profile(text: str) -> tuple[tuple[str, ...], str | None]:
+    caps, _, group = text.rpartition("|")
+    return tuple(c for c in caps.split(",") if c), group or None
+
+
 def profile_id(capabilities: Sequence[str], group: str | None) -> str:
-    text = ",".join(sorted(capabilities)) + "|" + (group or "")
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return hashlib.sha1(_profile_text(capabilities, group).encode()).hexdigest()[:12]
 
 
 class WaitingLines:
@@ -41,15 +50,15 @@ class WaitingLines:
         self._lock = threading.Lock()
 
     def park(self, task_id: str, capabilities: Sequence[str], group: str | None, score: float) -> None:
-        pid = profile_id(capabilities, group)
+        pid, text = profile_id(capabilities, group), _profile_text(capabilities, group)
         with redis_errors(), self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.WAITING_PROFILES, pid, ",".join(sorted(capabilities)) + "|" + (group or ""))
+            pipe.hset(keys.WAITING_PROFILES, pid, text)
             pipe.zadd(keys.waiting(pid), {task_id: score})
             pipe.execute()
         with self._lock:
             known = self._profiles.get("all")
             if known is not None and pid not in known:
-                known[pid] = (tuple(sorted(capabilities)), group or None)
+                known[pid] = _parse_profile(text)
 
     def which_contain(self, entries: list[tuple[str, Sequence[str], str | None]]) -> list[bool]:
         """For each (task id, capabilities, group): is the task in its profile's waiting
@@ -68,10 +77,7 @@ class WaitingLines:
             return dict(known)
         with redis_errors():
             raw = self.client.hgetall(keys.WAITING_PROFILES)
-        out = {}
-        for pid, text in raw.items():
-            caps, _, group = text.rpartition("|")
-            out[pid] = (tuple(c for c in caps.split(",") if c), group or None)
+        out = {pid: _parse_profile(text) for pid, text in raw.items()}
         with self._lock:
             self._profiles["all"] = out
         return dict(out)

@@ -86,7 +86,7 @@ def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ct
     assert drain(ctx) == ["busy"]  # the only server is resting: the task waits in line
     state = status(ctx, task_id)
     assert state.status is TaskStatus.PENDING and state.retry_base == 1
-    assert waiting.is_parked(ctx, state)
+    assert waiting.which_parked(ctx, [state]) == [True]
     assert ctx.fleet.in_flight("s1") == 0
     assert ctx.fleet.state("s1").get("failures") is None
     ctx.clock = ManualClock(ctx.now_ms() + 1_500)  # past the default busy period
