@@ -1,21 +1,23 @@
 """What Celery beat runs, and how often (seconds). A test checks every name is a task."""
 
+from app import jobs
+
 SCHEDULE: dict[str, float] = {
-    "taskfleet.maintenance.expire_deadlines": 5.0,
-    "taskfleet.maintenance.dispatch_due": 1.0,
-    "taskfleet.maintenance.wake_waiting": 5.0,
-    "taskfleet.maintenance.reclaim_slots": 30.0,
-    "taskfleet.maintenance.recover_attempts": 5.0,
+    jobs.EXPIRE_DEADLINES: 5.0,
+    jobs.DISPATCH_DUE: 1.0,
+    jobs.WAKE_WAITING: 5.0,
+    jobs.RECLAIM_SLOTS: 30.0,
+    jobs.RECOVER_ATTEMPTS: 5.0,
     # Also rebuilds Redis after it lost its data, so recovery takes at most this long.
-    "taskfleet.maintenance.reconcile": 10.0,
+    jobs.RECONCILE: 10.0,
     # Per-server intervals (10-60 s, adaptive) live in Redis; this only fans out due ones.
-    "taskfleet.maintenance.health_checks": 1.0,
-    "taskfleet.maintenance.wake_servers": 1.0,
-    "taskfleet.maintenance.cleanup_servers": 60.0,
+    jobs.HEALTH_CHECKS: 1.0,
+    jobs.WAKE_SERVERS: 1.0,
+    jobs.CLEANUP_SERVERS: 60.0,
     # Exactly once per batch, so a slow or doubled run never counts twice.
-    "taskfleet.maintenance.flush_stats": 10.0,
+    jobs.FLUSH_STATS: 10.0,
     # Announces a condition once when it starts and once when it resolves.
-    "taskfleet.maintenance.check_alerts": 30.0,
+    jobs.CHECK_ALERTS: 30.0,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from app.config import Settings
+from app.extensions import CONTEXT, CeleryQueue, celery_init_app
 from app.logs import configure_logging
 from app.services.context import Context, DispatchQueue, build_context
 
@@ -16,7 +17,7 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import balancer, health, metrics, servers, stats, tasks
+    from app.api import balancer, metrics, probes, servers, stats, tasks
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -31,15 +32,12 @@ def create_app(
     app.config["HTTP_ERROR_SCHEMA"] = ErrorOut
     app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
     app.security_schemes = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    celery = celery_init_app(app, settings)
     if context is None:
-        if queue is None:
-            from workers.celery_app import CeleryQueue, make_celery
-
-            queue = CeleryQueue(make_celery(settings))
-        context = build_context(settings, queue)
-    app.extensions["taskfleet"] = context
+        context = build_context(settings, queue or CeleryQueue(celery))
+    app.extensions[CONTEXT] = context
     init_jwt(app)
     register_error_handlers(app)
-    for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, health.bp, metrics.bp):
+    for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, probes.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 
 from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
-from app.core.health import CHECK_TIMEOUT_S
+from app.core.server_health import CHECK_TIMEOUT_S
 from app.core.urls import is_forbidden_address, literal_address
 
 #: Seconds to open a TCP connection to a backend; the rest of predict_timeout_s is for the answer.

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from app.store import keys
-from app.store.waiting import profile_id
+from app.store.waiting_lines import profile_id
 from bench import bare_celery
 from bench.common import ApiClient, PySpy, admin_call, log, register_server, summary_ms, wait_until
 from bench.stack import BenchStack, backend_stats, reset_backend_stats

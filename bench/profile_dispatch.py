@@ -32,10 +32,8 @@ from typing import Any
 import redis
 from sqlalchemy import event
 
-from app import create_app
 from app.core.task import TaskSpec
 from app.services import submit as submit_service
-from app.services.context import build_context
 from app.services.dispatch import dispatch
 from bench.common import RESULTS_DIR, ApiClient, log, register_server
 from bench.run import backends, interrupt_on_signals
@@ -150,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             n = args.tasks
             log(f"submitting {3 * n + 20} tasks through the API (no worker runs) ...")
             ids = client.submit_many([body] * (3 * n + 20), 4)
-            from workers.celery_app import CeleryQueue, make_celery
+            from app import create_app
+            from app.extensions import CONTEXT
 
-            settings = stack.settings()
-            ctx = build_context(settings, CeleryQueue(make_celery(settings)))
+            ctx = create_app(stack.settings()).extensions[CONTEXT]
             for task_id in ids[:20]:  # warm: connections, scripts, caches
                 dispatch(ctx, task_id, 0)
             spec = TaskSpec(type="echo", payload={"i": 0}, capabilities=("fast",))

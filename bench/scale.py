@@ -37,7 +37,7 @@ from app.core.task import TaskSpec, TaskState
 from app.services import waiting
 from app.services.context import build_context
 from app.store import keys
-from app.store.waiting import profile_id
+from app.store.waiting_lines import profile_id
 from bench.common import ApiClient, PySpy, admin_call, log, register_server, summary_ms, wait_until
 from bench.stack import BenchStack
 

@@ -244,10 +244,11 @@ class BenchStack:
 
     def wait_workers(self, deadline: float) -> None:
         """Both Celery workers answer a ping (so they consume their queues)."""
+        from app import create_app
+        from app.extensions import CELERY
         from bench.bare_celery import app as bare_app
-        from workers.celery_app import make_celery
 
-        tf = make_celery(self.settings())
+        tf = create_app(self.settings()).extensions[CELERY]
         bare_app.conf.broker_url = bare_app.conf.result_backend = self.bare_url
         for name, celery_app in (("worker", tf), ("bare-celery", bare_app)):
             while not celery_app.control.ping(timeout=1.0):

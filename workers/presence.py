@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from app.core.errors import StoreUnavailable
-from workers.celery_app import worker_context
+from app.extensions import context_of
 
 log = logging.getLogger("taskfleet.presence")
 
@@ -21,9 +21,11 @@ _stop = threading.Event()
 
 
 def _beat_forever(name: str) -> None:
+    from workers.celery_app import flask_app  # the worker's entry module, loaded by now
+
+    ctx = context_of(flask_app)
     while not _stop.is_set():
         try:
-            ctx = worker_context()
             ctx.workers.beat(name, ctx.now_ms())
         except StoreUnavailable:
             log.warning("could not mark worker %s alive: redis unavailable", name)

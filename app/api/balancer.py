@@ -7,9 +7,9 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from app.api.auth import requires
-from app.api.context import ctx
 from app.api.schemas import AlgorithmIn, AlgorithmOut
 from app.core.balancing import Algorithm
+from app.extensions import current_context as ctx
 from app.services import servers
 
 bp = APIBlueprint("balancer", __name__, url_prefix="/api/loadbalancer", tag="Load balancer")

@@ -19,8 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from app.api.context import ctx
 from app.core.metrics import cumulative_buckets
+from app.extensions import current_context as ctx
 from app.services import metrics
 from app.services.metrics import Snapshot
 

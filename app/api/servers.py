@@ -7,7 +7,6 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from app.api.auth import requires
-from app.api.context import ctx
 from app.api.schemas import (
     HeartbeatIn,
     MaintenanceIn,
@@ -19,6 +18,7 @@ from app.api.schemas import (
 )
 from app.api.views import server_metrics_view, server_view
 from app.core.urls import check_backend_url
+from app.extensions import current_context as ctx
 from app.services import servers
 
 bp = APIBlueprint("servers", __name__, url_prefix="/api", tag="Servers")

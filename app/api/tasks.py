@@ -10,7 +10,6 @@ from apiflask import APIBlueprint
 from flask import request
 
 from app.api.auth import current_caller, requires
-from app.api.context import ctx
 from app.api.schemas import (
     CallbackIn,
     CallbackQuery,
@@ -23,6 +22,7 @@ from app.api.views import task_view
 from app.core import signatures
 from app.core.errors import InvalidInput, Unauthorized
 from app.core.task import MAX_TIMEOUT_S, TaskSpec
+from app.extensions import current_context as ctx
 from app.services import control, outcomes, submit
 
 bp = APIBlueprint("tasks", __name__, url_prefix="/api", tag="Tasks")

@@ -11,15 +11,16 @@ import redis
 from app.backends import BackendClient, CallbackTokens
 from app.config import Settings
 from app.core.clock import Clock, SystemClock
-from app.store.alerts import ActiveAlerts
+from app.core.tally import Tally
+from app.store.active_alerts import ActiveAlerts
 from app.store.db import Database
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
+from app.store.live_counters import StatsCounters
 from app.store.redis_client import connect
 from app.store.servers_repo import EndpointCache
-from app.store.stats import StatsCounters
-from app.store.waiting import WaitingLines
-from app.store.workers import WorkerPresence
+from app.store.waiting_lines import WaitingLines
+from app.store.worker_presence import WorkerPresence
 
 log = logging.getLogger("taskfleet")
 
@@ -50,6 +51,8 @@ class Context:
     queue: DispatchQueue
     endpoints: EndpointCache
     clock: Clock = field(default_factory=SystemClock)
+    #: Per-process cache: recounts of dirty statistics hours that are over, by hour.
+    closed_recounts: dict[int, Tally] = field(default_factory=dict)
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

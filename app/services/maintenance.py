@@ -8,7 +8,7 @@ import logging
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus
-from app.services import outcomes, servers, state_sync, stats, waiting
+from app.services import outcomes, servers, state_sync, statistics, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -101,7 +101,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
     report = {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0, "stats_hours": 0}
     rebuild = ctx.tasks.needs_rebuild()
     if rebuild:
-        report["stats_hours"] = stats.mark_lost(ctx)
+        report["stats_hours"] = statistics.mark_lost(ctx)
         report["servers"] = servers.republish_all(ctx)
         report["tasks"] = _rebuild_tasks(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())

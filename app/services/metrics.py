@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.config import QUEUES
-from app.core.stats import BY_SERVER, BY_TYPE
-from app.services import stats
+from app.core.tally import BY_SERVER, BY_TYPE
+from app.services import statistics
 from app.services.context import Context
 from app.services.status import workers_seen
 from app.store import tasks_repo
@@ -36,8 +36,8 @@ def snapshot(ctx: Context) -> Snapshot:
         tasks_now = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
     return Snapshot(
         tasks_now=tasks_now,
-        by_type=stats.totals(ctx, BY_TYPE),
-        by_server=stats.totals(ctx, BY_SERVER),
+        by_type=statistics.totals(ctx, BY_TYPE),
+        by_server=statistics.totals(ctx, BY_SERVER),
         slots=ctx.fleet.slots(),
         queues=ctx.workers.queue_depths(QUEUES),
         waiting=ctx.waiting.total(),

@@ -9,7 +9,7 @@ from app.core.backoff import backoff_s
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskStatus, attempts_left, is_final
 from app.core.task import TaskState
-from app.services import state_sync, stats, waiting
+from app.services import state_sync, statistics, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
@@ -121,7 +121,7 @@ def fail(
                 finished_ms=now,
             )
         recorded = verdict
-        stats.record_error(ctx, error_type, message)
+        statistics.record_error(ctx, error_type, message)
         return state
     finally:
         release_and_wake(ctx, current, task_id, attempt, recorded, hold=hold_slot)

@@ -6,10 +6,11 @@ import logging
 import uuid
 from typing import Any
 
+from app import jobs
 from app.core.balancing import Algorithm
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import Conflict, NotFound
-from app.core.health import ServerStatus
+from app.core.server_health import ServerStatus
 from app.services import waiting
 from app.services.context import Context
 from app.services.outcomes import fail
@@ -171,7 +172,7 @@ def start_drain(ctx: Context, server_id: str) -> ServerRow:
     retried elsewhere and the server is removed (``finish_drain``)."""
     get(ctx, server_id)
     set_status(ctx, server_id, ServerStatus.DRAINING)
-    ctx.queue.call_later("taskfleet.servers.finish_drain", [server_id], DRAIN_S)
+    ctx.queue.call_later(jobs.FINISH_DRAIN, [server_id], DRAIN_S)
     return get(ctx, server_id)
 
 

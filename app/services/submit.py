@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.services import stats
+from app.services import statistics
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -48,11 +48,11 @@ def submit(
             assert row is not None, "unique violation without the conflicting row"
             return row_to_state(row), False
     # The task is durable now. If Redis or the broker fail from here on, the answer is
-    # still 201: the orphan sweep (workers.maintenance) enqueues PENDING tasks it finds.
+    # still 201: the orphan sweep (workers.maintenance_jobs) enqueues PENDING tasks it finds.
     try:
         ctx.tasks.put_if_absent(state, new=True)
         ctx.queue.enqueue(state.id, state.attempt)
     except StoreUnavailable:
         log.warning("task %s stored but not enqueued; the orphan sweep will pick it up", state.id)
-        stats.mark_missed(ctx, state.created_ms)
+        statistics.mark_missed(ctx, state.created_ms)
     return state, True

@@ -16,7 +16,7 @@ SWEEP_CURSOR = f"{PREFIX}:sweep:cursor"
 #: set of task ids whose database row may be behind their hot state.
 UNSYNCED = f"{PREFIX}:unsynced"
 #: hash '<hour>|<scope>|<key>|<metric>' -> count: statistics not yet flushed to the
-#: database (written by task_transition.lua and task_hydrate.lua; see app/store/stats.py).
+#: database (written by task_transition.lua and task_hydrate.lua; see app/store/live_counters.py).
 STATS_LIVE = f"{PREFIX}:stats:live"
 #: hash: the live counters cut off by a flush that has not finished (plus '__batch': id).
 STATS_BATCH = f"{PREFIX}:stats:batch"

@@ -151,7 +151,7 @@ class SettingRow(Base):
 
 
 class StatsCountersMixin:
-    """The statistics counters (``app.core.stats.METRICS``), one column each."""
+    """The statistics counters (``app.core.tally.METRICS``), one column each."""
 
     created: Mapped[int] = mapped_column(BigInteger, default=0)
     completed: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -168,7 +168,7 @@ class StatsCountersMixin:
 
 class StatsHourlyRow(StatsCountersMixin, Base):
     """Statistics counters of one hour, for all tasks (scope 'a'), one task type ('t')
-    or one server ('s'); metrics as in ``app.core.stats``."""
+    or one server ('s'); metrics as in ``app.core.tally``."""
 
     __tablename__ = "stats_hourly"
     __table_args__ = (Index("ix_stats_hourly_scope_hour", "scope", "hour"),)

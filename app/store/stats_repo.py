@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.states import FINAL_STATUSES
-from app.core.stats import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Tally
+from app.core.tally import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Tally
 from app.store.db import insert_for
 from app.store.models import (
     ErrorLogRow,
@@ -159,7 +159,7 @@ def oldest_task_ms(session: Session) -> int | None:
 
 def recount(session: Session, hour: int) -> Tally:
     """The counters of ``hour`` computed from the task records (the truth the Redis
-    counters keep up with; see ``app.core.stats`` for what each counts)."""
+    counters keep up with; see ``app.core.tally`` for what each counts)."""
     start, end = hour_start(hour), hour_start(hour + 1)
     tally = Tally()
     for task_type, n in session.execute(

@@ -78,7 +78,7 @@ def test_a_4xx_answer_is_not_retried(ctx, backend):
 
 def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ctx, backend):
     from app.core.clock import ManualClock
-    from app.services import health
+    from app.services import fleet_health
 
     _, port = backend
     register_backend(ctx, port)
@@ -90,7 +90,7 @@ def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ct
     assert ctx.fleet.in_flight("s1") == 0
     assert ctx.fleet.state("s1").get("failures") is None
     ctx.clock = ManualClock(ctx.now_ms() + 1_500)  # past the default busy period
-    assert health.wake_servers(ctx) == 1  # and its wake-up starts the waiting task
+    assert fleet_health.wake_servers(ctx) == 1  # and its wake-up starts the waiting task
     assert drain(ctx) == ["busy"]
     assert status(ctx, task_id).retry_base == 2
 

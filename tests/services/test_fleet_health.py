@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from app.core.clock import ManualClock
-from app.core.health import INTERVAL_START_S, ServerStatus
+from app.core.server_health import INTERVAL_START_S, ServerStatus
 from app.core.states import TaskStatus
 from app.demo_backend import DemoBackend
 from app.devstack import free_port
-from app.services import health, servers, state_sync
+from app.services import fleet_health, servers, state_sync
 from app.store import servers_repo
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
@@ -41,17 +41,17 @@ def db_status(ctx, server_id):
 def test_checks_move_the_state_machine_and_schedule_the_next_check(ctx, clock, backend):
     demo, port = backend
     register_backend(ctx, port)
-    assert health.due_checks(ctx) == ["s1"]
-    assert health.due_checks(ctx) == []  # claimed: a second beat finds nothing
-    after = health.check(ctx, "s1")
+    assert fleet_health.due_checks(ctx) == ["s1"]
+    assert fleet_health.due_checks(ctx) == []  # claimed: a second beat finds nothing
+    after = fleet_health.check(ctx, "s1")
     assert after.status is ServerStatus.ONLINE and after.interval_s == INTERVAL_START_S * 1.2
     clock.advance(after.interval_s - 0.001)
-    assert health.due_checks(ctx) == []
+    assert fleet_health.due_checks(ctx) == []
     clock.advance(0.001)
-    assert health.due_checks(ctx) == ["s1"]
+    assert fleet_health.due_checks(ctx) == ["s1"]
 
     demo.healthy = False
-    statuses = [health.check(ctx, "s1").status for _ in range(3)]
+    statuses = [fleet_health.check(ctx, "s1").status for _ in range(3)]
     assert statuses == [ServerStatus.DEGRADED, ServerStatus.DEGRADED, ServerStatus.OFFLINE]
     assert db_status(ctx, "s1") == "offline"
     assert ctx.fleet.reserve("t", 1, ("echo",)) is None
@@ -59,7 +59,7 @@ def test_checks_move_the_state_machine_and_schedule_the_next_check(ctx, clock, b
     assert state["health_score"] == "70" and state["bad_in_row"] == "3"
 
     demo.healthy = True
-    statuses = [health.check(ctx, "s1").status for _ in range(3)]
+    statuses = [fleet_health.check(ctx, "s1").status for _ in range(3)]
     assert statuses == [ServerStatus.OFFLINE, ServerStatus.OFFLINE, ServerStatus.ONLINE]
     assert db_status(ctx, "s1") == "online"
     assert ctx.fleet.reserve("t", 1, ("echo",)) == "s1"
@@ -73,7 +73,7 @@ def test_tasks_on_a_server_that_goes_offline_complete_elsewhere(ctx, clock, back
     register_backend(ctx, second_backend[1], "s2")
     demo.healthy = False
     for _ in range(3):
-        health.check(ctx, "s1")
+        fleet_health.check(ctx, "s1")
     assert ctx.fleet.in_flight("s1") == 0
     assert state_sync.load(ctx, task_id).status is TaskStatus.PENDING
     assert drain(ctx) == ["completed"]
@@ -86,17 +86,17 @@ def test_a_silent_server_goes_offline_and_is_removed_after_the_grace(ctx, clock,
     _, port = backend
     register_backend(ctx, port)
     clock.advance(299)
-    assert health.cleanup_stale(ctx) == {"offline": 0, "removed": 0}
+    assert fleet_health.cleanup_stale(ctx) == {"offline": 0, "removed": 0}
     servers.heartbeat(ctx, "s1", {"in_flight": 2})
     clock.advance(299)
-    assert health.cleanup_stale(ctx) == {"offline": 0, "removed": 0}
+    assert fleet_health.cleanup_stale(ctx) == {"offline": 0, "removed": 0}
     clock.advance(1)
-    assert health.cleanup_stale(ctx) == {"offline": 1, "removed": 0}
+    assert fleet_health.cleanup_stale(ctx) == {"offline": 1, "removed": 0}
     assert db_status(ctx, "s1") == "offline"
     clock.advance(ctx.settings.server_removal_grace_s - 1)
-    assert health.cleanup_stale(ctx)["removed"] == 0
+    assert fleet_health.cleanup_stale(ctx)["removed"] == 0
     clock.advance(1)
-    assert health.cleanup_stale(ctx)["removed"] == 1
+    assert fleet_health.cleanup_stale(ctx)["removed"] == 1
     assert db_status(ctx, "s1") is None and ctx.fleet.server_ids() == []
 
 
@@ -104,7 +104,7 @@ def test_a_heartbeat_brings_an_offline_server_back(ctx, clock, backend):
     _, port = backend
     register_backend(ctx, port)
     clock.advance(300)
-    health.cleanup_stale(ctx)
+    fleet_health.cleanup_stale(ctx)
     assert ctx.fleet.reserve("t", 1, ("echo",)) is None
     servers.heartbeat(ctx, "s1", {})
     assert db_status(ctx, "s1") == "online"
@@ -155,5 +155,5 @@ def test_weights_derive_from_metrics_unless_configured(ctx, clock, backend):
     for i in range(4):
         ctx.fleet.reserve(f"t{i}", 1, ("echo",))
         ctx.fleet.release("s1", f"t{i}", 1, clock.now_ms(), "success" if i else "failure", 2000)
-    health.check(ctx, "s1")
+    fleet_health.check(ctx, "s1")
     assert ctx.fleet.state("s1")["weight"] == "8"  # (0.75*10 + (10-2)) / 2 = 7.75

@@ -7,7 +7,7 @@ import pytest
 from app.core.clock import ManualClock
 from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
-from app.services import dispatch, health, maintenance, outcomes, servers, state_sync, waiting
+from app.services import dispatch, fleet_health, maintenance, outcomes, servers, state_sync, waiting
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
@@ -137,10 +137,10 @@ def test_a_task_no_server_can_take_times_out_by_its_own_deadline(ctx):
 def test_a_health_check_that_crashes_does_not_stop_future_checks(ctx, backend, monkeypatch):
     _, port = backend
     register_backend(ctx, port)
-    assert health.due_checks(ctx) == ["s1"]
+    assert fleet_health.due_checks(ctx) == ["s1"]
     monkeypatch.setattr(ctx.backends, "health", lambda url: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        health.check(ctx, "s1")
+        fleet_health.check(ctx, "s1")
     assert ctx.redis.zscore(keys.HEALTH_DUE, "s1") is not None
 
 
@@ -149,7 +149,7 @@ def test_a_heartbeat_does_not_undo_failed_health_checks(ctx, backend):
     register_backend(ctx, port)
     demo.healthy = False
     for _ in range(3):
-        health.check(ctx, "s1")
+        fleet_health.check(ctx, "s1")
     servers.heartbeat(ctx, "s1", {})
     assert servers.get(ctx, "s1").status == "offline"
 

@@ -3,7 +3,7 @@
 from app.core.balancing import CIRCUIT_FAILURES, CIRCUIT_OPEN_S, Algorithm
 from app.core.clock import ManualClock
 from app.core.states import TaskStatus
-from app.services import health, maintenance, servers, state_sync
+from app.services import fleet_health, maintenance, servers, state_sync
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
@@ -48,9 +48,9 @@ def test_a_task_waits_out_an_open_circuit_instead_of_failing(ctx, backend):
     assert drain(ctx) == ["waiting"]
     assert state_sync.load(ctx, task_id).status is TaskStatus.PENDING
     clock.advance(CIRCUIT_OPEN_S - 1)
-    assert health.wake_servers(ctx) == 0
+    assert fleet_health.wake_servers(ctx) == 0
     clock.advance(1)
-    assert health.wake_servers(ctx) == 1
+    assert fleet_health.wake_servers(ctx) == 1
     assert drain(ctx) == ["completed"]  # the half-open probe
     assert ctx.fleet.state("s1")["circuit"] == "closed"
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app import create_app
 from app.core.clock import ManualClock, datetime_to_ms, iso
 from app.core.errors import StoreUnavailable
-from app.services import control, health, maintenance, stats, waiting
+from app.services import control, fleet_health, maintenance, statistics, waiting
 from app.services.context import build_context
 from app.store import stats_repo
 from app.store.models import TaskAttemptRow, TaskRow
@@ -72,7 +72,7 @@ def run_batch(ctx, clock, n: int) -> None:
     for _ in range(3):  # callback tasks never hear back: time out, retry, time out
         clock.advance(61)
         maintenance.expire_deadlines(ctx)
-        health.wake_servers(ctx)  # open circuits (the failures trip them) close again
+        fleet_health.wake_servers(ctx)  # open circuits (the failures trip them) close again
         waiting.wake_for_free_slots(ctx)
         drain(ctx)
 
@@ -188,9 +188,9 @@ def test_stats_match_the_task_tables_across_flushes_a_redis_loss_and_recounts(wo
     check_everything(ctx, client, admin)  # nothing flushed yet: all from Redis
 
     clock.advance(15 * 60)  # into the next hour, which the loss below will make dirty
-    assert stats.flush(ctx)["applied"] == 1
+    assert statistics.flush(ctx)["applied"] == 1
     check_everything(ctx, client, admin)  # all from the rollups
-    assert stats.flush(ctx)["applied"] == 0  # nothing new: a second flush adds nothing
+    assert statistics.flush(ctx)["applied"] == 0  # nothing new: a second flush adds nothing
 
     run_batch(ctx, clock, 12)  # unflushed counters ...
     ctx.redis.flushall()  # ... lost with everything else
@@ -202,7 +202,7 @@ def test_stats_match_the_task_tables_across_flushes_a_redis_loss_and_recounts(wo
     check_everything(ctx, client, admin)
 
     clock.advance(3 * 3600)
-    result = stats.flush(ctx)
+    result = statistics.flush(ctx)
     assert result["recounted"] >= 1
     with ctx.db.session() as session:
         assert stats_repo.dirty_hours(session) == []
@@ -221,8 +221,8 @@ def test_a_flush_that_crashed_after_its_commit_is_not_counted_twice(world, auth)
         assert stats_repo.apply_batch(session, batch.id, batch.cut_ms, batch.tally, ctx.now_ms())
     check_everything(ctx, client, admin)  # the batch still in Redis is not read twice
     run_batch(ctx, clock, 6)
-    assert stats.flush(ctx)["applied"] == 0  # finishes the old batch: already applied
-    assert stats.flush(ctx)["applied"] == 1  # then the new counters
+    assert statistics.flush(ctx)["applied"] == 0  # finishes the old batch: already applied
+    assert statistics.flush(ctx)["applied"] == 1  # then the new counters
     check_everything(ctx, client, admin)
 
 
@@ -235,7 +235,7 @@ def test_a_manual_retry_counts_as_a_retry_and_the_failure_stays_in_its_hour(worl
     drain(ctx)  # fails again (same payload), but both failures and the retry count
     figures = client.get("/api/stats", headers=admin).get_json()
     assert (figures["failedTasks"], figures["retriedTasks"], figures["totalTasks"]) == (2, 1, 1)
-    stats.flush(ctx)
+    statistics.flush(ctx)
     assert client.get("/api/stats", headers=admin).get_json()["retriedTasks"] == 1
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from app.api.auth import requires
-from app.api.context import ctx
 from app.api.monitoring_schemas import ReadyOut, StatusOut
 from app.api.schemas import HealthOut
+from app.extensions import current_context as ctx
 from app.services import status as fleet_status
 
 bp = APIBlueprint("health", __name__, url_prefix="/api", tag="Health")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app.core.stats import Tally
+from app.core.tally import Tally
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
 

@@ -1,5 +1,5 @@
 from app.core.balancing import seed_weight
-from app.core.health import (
+from app.core.server_health import (
     INTERVAL_MAX_S,
     INTERVAL_MIN_S,
     INTERVAL_START_S,

@@ -6,7 +6,7 @@ import logging
 
 from app.core.balancing import seed_weight
 from app.core.errors import NotFound
-from app.core.health import Health, ServerStatus, after_check, is_expired, is_silent
+from app.core.server_health import Health, ServerStatus, after_check, is_expired, is_silent
 from app.services import servers, waiting
 from app.services.context import Context
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound, StoreUnavailable
-from app.core.stats import (
+from app.core.tally import (
     ALL,
     BY_SERVER,
     HOUR_MS,
@@ -139,34 +139,39 @@ def _read(ctx: Context, compute: Callable[[Session, Tally, list[int]], T]) -> T:
     raise StoreUnavailable("statistics are being flushed; try again")
 
 
-#: Recounts of dirty hours that are over (their records no longer change), by hour.
-_closed_recounts: dict[int, Tally] = {}
-
-
-def _recount(session: Session, hour: int, now_ms: int) -> Tally:
-    """A dirty hour's counters from the records; cached once the hour is over."""
-    if hour in _closed_recounts:
-        return _closed_recounts[hour]
+def _recount(ctx: Context, session: Session, hour: int, now_ms: int) -> Tally:
+    """A dirty hour's counters from the records; cached in the process's Context once
+    the hour is over (its records no longer change)."""
+    cached = ctx.closed_recounts.get(hour)
+    if cached is not None:
+        return cached
     tally = stats_repo.recount(session, hour)
     if (hour + 1) * HOUR_MS + RECOUNT_GRACE_MS <= now_ms:
-        _closed_recounts[hour] = tally
+        ctx.closed_recounts[hour] = tally
     return tally
 
 
 def _with_recounts(
-    session: Session, pending: Tally, dirty: list[int], first: int | None, end: int | None, now_ms: int
+    ctx: Context,
+    session: Session,
+    pending: Tally,
+    dirty: list[int],
+    first: int | None,
+    end: int | None,
+    now_ms: int,
 ) -> Tally:
     """``pending`` within the hours [first, end), plus the recount of dirty hours there."""
-    for hour in set(_closed_recounts) - set(dirty):  # recounted into the rollups since
-        _closed_recounts.pop(hour, None)
+    for hour in set(ctx.closed_recounts) - set(dirty):  # recounted into the rollups since
+        ctx.closed_recounts.pop(hour, None)
     extra = pending.within(first, end)
     for hour in dirty:
         if (first is None or hour >= first) and (end is None or hour < end):
-            extra.merge(_recount(session, hour, now_ms))
+            extra.merge(_recount(ctx, session, hour, now_ms))
     return extra
 
 
 def _per_key(
+    ctx: Context,
     session: Session,
     scope: str,
     pending: Tally,
@@ -187,7 +192,7 @@ def _per_key(
                     stored[k] = subtract(stored[k], counters)
     else:
         stored = stats_repo.totals_by_key(session, scope, first, end, dirty, key=key)
-    extra = _with_recounts(session, pending, dirty, first, end, now_ms)
+    extra = _with_recounts(ctx, session, pending, dirty, first, end, now_ms)
     for k in extra.keys(scope):
         if key is None or k == key:
             stored[k] = combine(stored.get(k, {}), extra.sum(scope, k))
@@ -203,10 +208,10 @@ def _hour_range(from_ms: int | None, to_ms: int | None) -> tuple[int | None, int
 
 
 def _trend(
-    session: Session, pending: Tally, dirty: list[int], end_hour: int, now_ms: int
+    ctx: Context, session: Session, pending: Tally, dirty: list[int], end_hour: int, now_ms: int
 ) -> list[dict[str, Any]]:
     first = end_hour - TREND_HOURS
-    extra = _with_recounts(session, pending, dirty, first, end_hour, now_ms)
+    extra = _with_recounts(ctx, session, pending, dirty, first, end_hour, now_ms)
     rows = stats_repo.hourly(session, first, end_hour, dirty).merge(extra)
     return [hour_figures(hour, rows.sum(ALL, hour=hour)) for hour in range(first, end_hour)]
 
@@ -219,8 +224,8 @@ def summary(ctx: Context, from_ms: int | None = None, to_ms: int | None = None) 
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, Any]:
         now = ctx.now_ms()
-        totals = _per_key(session, ALL, pending, dirty, first, end, now).get("", {})
-        per_server = _per_key(session, BY_SERVER, pending, dirty, first, end, now)
+        totals = _per_key(ctx, session, ALL, pending, dirty, first, end, now).get("", {})
+        per_server = _per_key(ctx, session, BY_SERVER, pending, dirty, first, end, now)
         top = sorted(
             ({"server_id": sid, **server_figures(counters)} for sid, counters in per_server.items()),
             key=lambda s: (-s["tasks_processed"], s["server_id"]),
@@ -232,7 +237,7 @@ def summary(ctx: Context, from_ms: int | None = None, to_ms: int | None = None) 
             "processing_tasks": sum(n for (_, status), n in by_status.items() if status == "PROCESSING"),
             "server_count": servers_repo.count(session),
             "top_servers": top,
-            "hourly_trend": _trend(session, pending, dirty, trend_end, now),
+            "hourly_trend": _trend(ctx, session, pending, dirty, trend_end, now),
         }
 
     return _read(ctx, compute)
@@ -242,7 +247,7 @@ def server_stats(ctx: Context, server_id: str) -> dict[str, Any]:
     """``GET /api/stats/servers/{id}``: one server's figures over all time."""
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, Any]:
-        found = _per_key(session, BY_SERVER, pending, dirty, None, None, ctx.now_ms(), key=server_id)
+        found = _per_key(ctx, session, BY_SERVER, pending, dirty, None, None, ctx.now_ms(), key=server_id)
         if server_id not in found and servers_repo.get(session, server_id) is None:
             raise NotFound(f"server {server_id} not found")
         return {"server_id": server_id, **server_figures(found.get(server_id, {}))}
@@ -255,7 +260,7 @@ def hourly_report(ctx: Context) -> list[dict[str, Any]]:
     end = hour_of(ctx.now_ms()) + 1
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> list[dict[str, Any]]:
-        return _trend(session, pending, dirty, end, ctx.now_ms())
+        return _trend(ctx, session, pending, dirty, end, ctx.now_ms())
 
     return _read(ctx, compute)
 
@@ -264,7 +269,7 @@ def totals(ctx: Context, scope: str) -> dict[str, dict[str, int]]:
     """All-time counters of every key of ``scope`` (task type or server), for /metrics."""
 
     def compute(session: Session, pending: Tally, dirty: list[int]) -> dict[str, dict[str, int]]:
-        return _per_key(session, scope, pending, dirty, None, None, ctx.now_ms())
+        return _per_key(ctx, session, scope, pending, dirty, None, None, ctx.now_ms())
 
     return _read(ctx, compute)
 
