@@ -158,15 +158,26 @@ class CallbackTokens:
         query = urlencode({"token": self.issue(task_id, attempt)})
         return f"{public_url}/api/task/{task_id}?{query}"
 
-    def verify(self, token: str, task_id: str, max_age_s: int) -> int:
-        """The attempt the token was issued for. Raises ``Unauthorized`` for a forged or
-        expired token and ``Forbidden`` for another task's token."""
+    def verify(self, token: str, task_id: str, max_age_s: int) -> CallbackClaim:
+        """What the token says: the attempt it was issued for, and when. Raises
+        ``Unauthorized`` for a forged token or one older than ``max_age_s``, and
+        ``Forbidden`` for another task's token."""
         try:
-            token_task, attempt = self._serializer.loads(token, max_age=max_age_s)
+            (token_task, attempt), issued = self._serializer.loads(
+                token, max_age=max_age_s, return_timestamp=True
+            )
         except SignatureExpired as exc:
             raise Unauthorized("callback token expired") from exc
         except (BadSignature, ValueError, TypeError) as exc:
             raise Unauthorized("callback token invalid") from exc
         if token_task != task_id:
             raise Forbidden("callback token belongs to another task")
-        return int(attempt)
+        return CallbackClaim(int(attempt), int(issued.timestamp()))
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    """A verified callback token: the attempt it was issued for and when (unix s)."""
+
+    attempt: int
+    issued_s: int

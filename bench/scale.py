@@ -32,7 +32,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from app.core.states import TaskStatus
+from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.services import waiting
 from app.services.context import build_context
@@ -180,7 +180,7 @@ def backlog_state(i: int, now_ms: int, total: int) -> TaskState:
     return TaskState(
         id=str(uuid.UUID(hashlib.md5(f"backlog{i}".encode()).hexdigest())),
         owner="backlog",
-        spec=TaskSpec(type="echo", payload={"i": i}, capabilities=("blocked",), mode="sync"),
+        spec=TaskSpec(type="echo", payload={"i": i}, capabilities=("blocked",), mode=TaskMode.SYNC),
         status=TaskStatus.PENDING,
         version=1,
         created_ms=created,
@@ -204,7 +204,7 @@ def load_backlog(stack: BenchStack, conn: Any, total: int) -> float:
                     str(s.spec.priority),
                     json.dumps(s.spec.payload),
                     json.dumps(list(s.spec.capabilities)),
-                    s.spec.mode,
+                    s.spec.mode.value,
                     r"\N",
                     r"\N",
                     str(s.spec.max_retries),

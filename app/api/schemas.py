@@ -10,18 +10,13 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
+from app.core.states import TaskMode, TaskStatus
 from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 
-TASK_STATUSES = [
-    "WAITING",
-    "SCHEDULED",
-    "PENDING",
-    "PROCESSING",
-    "COMPLETED",
-    "FAILED",
-    "TIMEOUT",
-    "CANCELLED",
-]
+TASK_STATUSES = [status.value for status in TaskStatus]
+TASK_MODES = [mode.value for mode in TaskMode]
+#: What a backend may report on its callback URL.
+CALLBACK_STATUSES = [s.value for s in (TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED)]
 NAME = Length(min=1, max=100)
 
 
@@ -103,7 +98,7 @@ class TaskIn(StrictSchema):
     payload = Raw(load_default=None, allow_none=True)
     capabilities = List(String(validate=NAME), load_default=list, validate=Length(max=32))
     is_async = StrictBoolean(data_key="async", load_default=None, allow_none=True)
-    mode = String(load_default=None, validate=OneOf(["sync", "callback"]))
+    mode = String(load_default=None, validate=OneOf(TASK_MODES))
     timeout = StrictInteger(load_default=DEFAULT_TIMEOUT_S, validate=Range(1, MAX_TIMEOUT_S))
     max_retries = StrictInteger(
         data_key="maxRetries", load_default=DEFAULT_MAX_RETRIES, validate=Range(0, 20)
@@ -153,7 +148,7 @@ class CallbackQuery(StrictSchema):
 
 
 class CallbackIn(StrictSchema):
-    status = String(required=True, validate=OneOf(["PROCESSING", "COMPLETED", "FAILED"]))
+    status = String(required=True, validate=OneOf(CALLBACK_STATUSES))
     progress = StrictInteger(load_default=None, allow_none=True, validate=Range(0, 100))
     result = Raw(load_default=None, allow_none=True)
     error = String(load_default=None, allow_none=True, validate=Length(max=10_000))

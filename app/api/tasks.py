@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import request
+from flask import g, request
 
 from app.api.auth import current_caller, requires
 from app.api.schemas import (
@@ -20,29 +20,28 @@ from app.api.schemas import (
 )
 from app.api.views import task_view
 from app.core import signatures
-from app.core.errors import InvalidInput, Unauthorized
-from app.core.task import MAX_TIMEOUT_S, TaskSpec
+from app.core.errors import InvalidInput
+from app.core.states import TaskMode
+from app.core.task import TaskSpec
 from app.extensions import current_context as ctx
 from app.services import control, outcomes, submit
 
 bp = APIBlueprint("tasks", __name__, url_prefix="/api", tag="Tasks")
 BEARER = {"security": "BearerAuth"}
-#: Seconds a callback token outlives its task's own timeout (clock skew, slow networks).
-CALLBACK_GRACE_S = 3600
 
 
 def _spec(data: dict[str, Any]) -> TaskSpec:
     mode, is_async = data["mode"], data["is_async"]
-    if mode is not None and is_async is not None and (mode == "callback") != is_async:
+    if mode is not None and is_async is not None and (mode == TaskMode.CALLBACK) != is_async:
         raise InvalidInput("async and mode disagree", {"async": is_async, "mode": mode})
     if mode is None:
-        mode = "callback" if is_async else "sync"
+        mode = TaskMode.CALLBACK if is_async else TaskMode.SYNC
     return TaskSpec(
         type=data["type"],
         payload=data["payload"],
         priority=data["priority"],
         capabilities=tuple(dict.fromkeys(data["capabilities"])),
-        mode=mode,
+        mode=TaskMode(mode),
         timeout_s=data["timeout"],
         max_retries=data["max_retries"],
         region=data["region"],
@@ -104,10 +103,7 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(task_id: str, **kwargs: Any) -> Any:
-        token = request.args.get("token")
-        if not token:
-            raise Unauthorized("callback token missing (the ?token= of the callback URL)")
-        ctx().tokens.verify(token, task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
+        g.callback_claim = outcomes.check_callback_token(ctx(), task_id, request.args.get("token"))
         return view(task_id, **kwargs)
 
     return wrapper
@@ -133,12 +129,6 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     },
 )
 def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -> Any:
-    context = ctx()
-    state = control.visible_task(context, task_id, owner=None)  # the token is already checked
-    attempt = context.tokens.verify(query["token"], task_id, state.spec.timeout_s + CALLBACK_GRACE_S)
     signature = request.headers.get(signatures.HEADER)
-    if signature is not None:
-        endpoint = context.endpoints.get(state.server_id) if state.server_id else None
-        secret = endpoint.api_key if endpoint else None
-        signatures.verify(signature, secret, request.get_data(cache=True), context.now_ms() // 1000)
-    return task_view(outcomes.callback(context, task_id, attempt, update))
+    body = request.get_data(cache=True)
+    return task_view(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.clock import iso
+from app.core.states import TaskMode
 from app.core.task import TaskState
 from app.store.models import ServerRow
 
@@ -16,8 +17,8 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "type": spec.type,
         "status": state.status.value,
         "priority": spec.priority,
-        "mode": spec.mode,
-        "is_async": spec.mode == "callback",
+        "mode": spec.mode.value,
+        "is_async": spec.mode is TaskMode.CALLBACK,
         "payload": spec.payload,
         "capabilities": list(spec.capabilities),
         "region": spec.region,

@@ -15,6 +15,15 @@ class Algorithm(StrEnum):
     P2C_EWMA = "p2c-ewma"  # power of two choices on EWMA x (in-flight + 1)
 
 
+class Verdict(StrEnum):
+    """What a released slot records in its server's metrics and circuit breaker."""
+
+    SUCCESS = "success"  # the attempt completed: a response time, the breaker closes
+    FAILURE = "failure"  # the server failed it: a response time, a failure in a row
+    BUSY = "busy"  # the server said 429/503: left alone for a while, no failure
+    NONE = "none"  # not the server's doing (cancelled, the server went away): nothing
+
+
 #: The seeds' default; lib/pool.lua falls back to the same when none was chosen.
 DEFAULT_ALGORITHM = Algorithm.WEIGHTED_ROUND_ROBIN
 #: Weight of a new response-time sample in the EWMA (0..1).

@@ -21,6 +21,22 @@ class TaskMode(StrEnum):
     CALLBACK = "callback"  # the backend acknowledges, then PUTs the result to callback_url
 
 
+class AttemptOutcome(StrEnum):
+    """How one attempt on a server ended (the attempt record's ``outcome``)."""
+
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    BUSY = "BUSY"  # the server said 429/503: the task waits again, the attempt is not spent
+    CANCELLED = "CANCELLED"
+
+
+#: Outcomes that count as an attempt the server ran to an end (for its statistics).
+COUNTED_OUTCOMES = frozenset({AttemptOutcome.COMPLETED, AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT})
+#: Outcomes that count as a failed attempt.
+FAILED_OUTCOMES = frozenset({AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT})
+
+
 FINAL_STATUSES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED}
 )

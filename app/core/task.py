@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.states import TaskStatus
+from app.core.states import TaskMode, TaskStatus
 
 #: Seconds; the seeds' TASK_TIMEOUT of one hour.
 DEFAULT_TIMEOUT_S = 3600
@@ -25,7 +25,7 @@ class TaskSpec:
     payload: Any = None
     priority: int = DEFAULT_PRIORITY
     capabilities: tuple[str, ...] = ()
-    mode: str = "sync"
+    mode: TaskMode = TaskMode.SYNC
     timeout_s: int = DEFAULT_TIMEOUT_S
     max_retries: int = DEFAULT_MAX_RETRIES
     region: str | None = None
@@ -37,7 +37,7 @@ class TaskSpec:
             "payload": self.payload,
             "priority": self.priority,
             "capabilities": list(self.capabilities),
-            "mode": self.mode,
+            "mode": self.mode.value,
             "timeout_s": self.timeout_s,
             "max_retries": self.max_retries,
             "region": self.region,
@@ -51,7 +51,7 @@ class TaskSpec:
             payload=data.get("payload"),
             priority=int(data.get("priority", DEFAULT_PRIORITY)),
             capabilities=tuple(data.get("capabilities") or ()),
-            mode=data.get("mode", "sync"),
+            mode=TaskMode(data.get("mode", TaskMode.SYNC)),
             timeout_s=int(data.get("timeout_s", DEFAULT_TIMEOUT_S)),
             max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)),
             region=data.get("region"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.alerts import AlertRules, Observation, firing
 from app.core.clock import iso
+from app.core.states import RETRYABLE_FINAL_STATUSES, TaskStatus
 from app.services.context import Context
 from app.store import tasks_repo
 
@@ -32,7 +33,8 @@ def _unserved(ctx: Context) -> tuple[str, ...]:
         if not ids or ctx.fleet.has_healthy(capabilities, group):
             continue
         if any(
-            (state := ctx.tasks.get(task_id)) is not None and state.status == "PENDING" for task_id in ids
+            (state := ctx.tasks.get(task_id)) is not None and state.status is TaskStatus.PENDING
+            for task_id in ids
         ):
             unserved.append(",".join(capabilities) + "|" + (group or ""))
     return tuple(sorted(unserved))
@@ -42,11 +44,11 @@ def observe(ctx: Context) -> Observation:
     window_s = ctx.settings.alert_window_s
     with ctx.db.session() as session:
         finished = tasks_repo.finished_by_status_since(session, ctx.now_ms() - window_s * 1000)
-        pending = sum(tasks_repo.count_by_status(session, ["PENDING"]).values())
+        pending = sum(tasks_repo.count_by_status(session, [TaskStatus.PENDING]).values())
     return Observation(
         window_s=window_s,
-        finished=sum(n for status, n in finished.items() if status != "CANCELLED"),
-        failed=finished.get("FAILED", 0) + finished.get("TIMEOUT", 0),
+        finished=sum(n for status, n in finished.items() if status != TaskStatus.CANCELLED),
+        failed=sum(finished.get(status, 0) for status in RETRYABLE_FINAL_STATUSES),
         pending=pending,
         unserved=_unserved(ctx),
     )

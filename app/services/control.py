@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core.errors import NotFound
-from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, TaskStatus
+from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskState
 from app.services import state_sync
 from app.services.context import Context
@@ -40,7 +40,7 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
         [s for s in TaskStatus if s not in FINAL_STATUSES],
         TaskStatus.CANCELLED,
         # Closes the running attempt's record, if there is one still open.
-        attempt_end=AttemptEnd(None, "CANCELLED", "cancelled", now),
+        attempt_end=AttemptEnd(None, AttemptOutcome.CANCELLED, "cancelled", now),
         finished_ms=now,
     )
     return state

@@ -6,8 +6,9 @@ import logging
 from enum import StrEnum
 
 from app.backends import PredictCall
+from app.core.balancing import Verdict
 from app.core.errors import BackendBusy, BackendError, Conflict
-from app.core.states import TaskMode, TaskStatus
+from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import TaskState
 from app.services import liveness, outcomes, state_sync, waiting
 from app.services.context import Context
@@ -88,7 +89,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         request={
             "type": state.spec.type,
             "payload": state.spec.payload,
-            "async": state.spec.mode == TaskMode.CALLBACK,
+            "async": state.spec.mode is TaskMode.CALLBACK,
             "priority": state.spec.priority,
         },
         callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, attempt),
@@ -104,7 +105,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         hold = exc.kind == "timeout"
         _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold, exc.kind)
         return DispatchResult.FAILED
-    if state.spec.mode == TaskMode.CALLBACK:
+    if state.spec.mode is TaskMode.CALLBACK:
         return DispatchResult.ACCEPTED
     try:
         outcomes.complete(ctx, state.id, attempt, answer, current=state)
@@ -142,11 +143,11 @@ def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
             expect_attempt=state.attempt,
             retry_base=state.retry_base + 1,
             server_id=None,
-            attempt_end=AttemptEnd(state.attempt, "BUSY", busy.message, ctx.now_ms()),
+            attempt_end=AttemptEnd(state.attempt, AttemptOutcome.BUSY, busy.message, ctx.now_ms()),
         )
     except Conflict:
         return
     finally:
-        outcomes.release_and_wake(ctx, state, state.id, state.attempt, "busy", busy.retry_after_s)
+        outcomes.release_and_wake(ctx, state, state.id, state.attempt, Verdict.BUSY, busy.retry_after_s)
     waiting.park(ctx, state, front=True)
     waiting.wake(ctx, 1)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from app.core.balancing import Verdict
 from app.core.errors import Conflict, NotFound, StoreUnavailable
 from app.core.states import TaskMode, TaskStatus
 from app.services import outcomes
@@ -68,7 +69,7 @@ def recover_lost_attempts(ctx: Context) -> int:
             or state.status is not TaskStatus.PROCESSING
             or state.attempt != attempt
             or state.server_id != server_id
-            or state.spec.mode != TaskMode.SYNC
+            or state.spec.mode is not TaskMode.SYNC
             or now - (state.started_ms or now) < LOST_AFTER_S * 1000
             or ctx.tasks.is_alive(task_id, attempt)
         ):
@@ -79,7 +80,7 @@ def recover_lost_attempts(ctx: Context) -> int:
                 task_id,
                 attempt,
                 "the worker running it was lost",
-                verdict="none",
+                verdict=Verdict.NONE,
                 error_type="worker_lost",
             )
             recovered += 1

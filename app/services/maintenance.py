@@ -122,9 +122,7 @@ def _rebuild_tasks(ctx: Context) -> int:
     rebuilt, after = 0, ""
     while True:
         with ctx.db.session() as session:
-            rows = tasks_repo.in_status(
-                session, [TaskStatus.PENDING.value, TaskStatus.PROCESSING.value], after, BATCH
-            )
+            rows = tasks_repo.in_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING], after, BATCH)
             states = [row_to_state(row) for row in rows]
         if not states:
             return rebuilt
@@ -147,9 +145,7 @@ def _requeue_orphans(ctx: Context) -> int:
     cutoff = ctx.now_ms() - (ORPHAN_IN_BACKLOG_AFTER_S if backlog else ORPHAN_AFTER_S) * 1000
     after = ctx.tasks.sweep_cursor()
     with ctx.db.session() as session:
-        states = [
-            row_to_state(r) for r in tasks_repo.in_status(session, [TaskStatus.PENDING.value], after, BATCH)
-        ]
+        states = [row_to_state(r) for r in tasks_repo.in_status(session, [TaskStatus.PENDING], after, BATCH)]
     ctx.tasks.set_sweep_cursor(states[-1].id if len(states) == BATCH else "")
     old = [state for state in states if state.updated_ms <= cutoff]
     lives = ctx.tasks.get_many([state.id for state in old])

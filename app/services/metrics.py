@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.config import QUEUES
+from app.core.states import TaskStatus
 from app.core.tally import BY_SERVER, BY_TYPE
 from app.services import statistics
 from app.services.context import Context
@@ -33,7 +34,7 @@ class Snapshot:
 
 def snapshot(ctx: Context) -> Snapshot:
     with ctx.db.session() as session:
-        tasks_now = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
+        tasks_now = tasks_repo.count_by_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING])
     return Snapshot(
         tasks_now=tasks_now,
         by_type=statistics.totals(ctx, BY_TYPE),

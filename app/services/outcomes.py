@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.backends import CallbackClaim
+from app.core import signatures
 from app.core.backoff import backoff_s
-from app.core.errors import Conflict, NotFound
-from app.core.states import TaskStatus, attempts_left, is_final
-from app.core.task import TaskState
+from app.core.balancing import Verdict
+from app.core.errors import Conflict, NotFound, Unauthorized
+from app.core.states import AttemptOutcome, TaskStatus, attempts_left, is_final
+from app.core.task import MAX_TIMEOUT_S, TaskState
 from app.services import state_sync, statistics, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
@@ -17,6 +20,8 @@ log = logging.getLogger("taskfleet.outcomes")
 
 #: Waiting tasks started by one freed slot.
 WAKE_PER_RELEASE = 1
+#: Seconds a callback token outlives its task's own timeout (clock skew, slow networks).
+CALLBACK_GRACE_S = 3600
 
 
 def release_and_wake(
@@ -24,12 +29,12 @@ def release_and_wake(
     state: TaskState | None,
     task_id: str,
     attempt: int,
-    verdict: str = "none",
+    verdict: Verdict = Verdict.NONE,
     busy_for_s: float | None = None,
     hold: bool = False,
 ) -> None:
     """Free the attempt's slot (a no-op if already free), record the server's
-    ``verdict`` ('success', 'failure', 'busy' or 'none'), and start the best waiting
+    ``verdict``, and start the best waiting
     task that server can serve. ``hold`` records the verdict but keeps the slot (the
     backend may still be working on a call taskfleet gave up on)."""
     if state is None or not state.server_id:
@@ -48,7 +53,7 @@ def complete(
     attempt started, when the caller has it (it says which slot to free)."""
     if current is None or current.attempt != attempt:
         current = ctx.tasks.get(task_id)
-    verdict = "none"
+    verdict = Verdict.NONE
     now = ctx.now_ms()
     try:
         state = state_sync.apply(
@@ -57,13 +62,13 @@ def complete(
             [TaskStatus.PROCESSING],
             TaskStatus.COMPLETED,
             expect_attempt=attempt,
-            attempt_end=AttemptEnd(attempt, "COMPLETED", None, now),
+            attempt_end=AttemptEnd(attempt, AttemptOutcome.COMPLETED, None, now),
             result=result,
             progress=100,
             finished_ms=now,
             error=None,
         )
-        verdict = "success"
+        verdict = Verdict.SUCCESS
         return state
     finally:
         release_and_wake(ctx, current, task_id, attempt, verdict)
@@ -76,22 +81,22 @@ def fail(
     message: str,
     retryable: bool = True,
     outcome: TaskStatus = TaskStatus.FAILED,
-    verdict: str = "failure",
+    verdict: Verdict = Verdict.FAILURE,
     hold_slot: bool = False,
     error_type: str = "failed",
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING, dispatched again after a
     backoff, while the budget allows and the failure is worth retrying; else to
     ``outcome`` (FAILED or TIMEOUT). ``verdict`` is what the server's metrics and breaker
-    record ('none' when the server is not to blame, e.g. it went away); ``hold_slot``
+    record (``Verdict.NONE`` when the server is not to blame, e.g. it went away); ``hold_slot``
     keeps the slot taken after a call that timed out (the backend may still be on it).
     The failure is counted in the error log under (``error_type``, ``message``)."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
     now = ctx.now_ms()
-    end = AttemptEnd(attempt, outcome.value, message, now)
-    recorded = "none"
+    end = AttemptEnd(attempt, AttemptOutcome(outcome.value), message, now)
+    recorded = Verdict.NONE
     try:
         if retryable and attempts_left(attempt, current.retry_base, current.spec.max_retries):
             state = state_sync.apply(
@@ -127,11 +132,46 @@ def fail(
         release_and_wake(ctx, current, task_id, attempt, recorded, hold=hold_slot)
 
 
-def callback(ctx: Context, task_id: str, attempt: int, update: dict[str, Any]) -> TaskState:
-    """A backend's PUT to its callback URL for ``attempt``. A repeat of the update that
-    ended the task answers the same (and makes sure the database has it); anything else
-    for a task that moved on is 409."""
+def check_callback_token(ctx: Context, task_id: str, token: str | None) -> CallbackClaim:
+    """The claim of a callback URL's token, checked before the body is read: 401 for a
+    missing, forged or expired token (against the longest lifetime any task can have),
+    403 for another task's."""
+    if not token:
+        raise Unauthorized("callback token missing (the ?token= of the callback URL)")
+    return ctx.tokens.verify(token, task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
+
+
+def report(
+    ctx: Context,
+    task_id: str,
+    claim: CallbackClaim,
+    update: dict[str, Any],
+    body: bytes,
+    signature: str | None = None,
+) -> TaskState:
+    """A backend's PUT to its callback URL, with the claim of its token: the token must
+    be younger than the task's own timeout (plus grace) and, when the backend signed
+    the body (``signature``, the header's value), the signature must match the apiKey
+    of the server running the task. Then the update is applied (``callback``)."""
     state = state_sync.load(ctx, task_id)
+    if state is None:
+        raise NotFound(f"task {task_id} not found")
+    if ctx.now_ms() // 1000 - claim.issued_s > state.spec.timeout_s + CALLBACK_GRACE_S:
+        raise Unauthorized("callback token expired")
+    if signature is not None:
+        endpoint = ctx.endpoints.get(state.server_id) if state.server_id else None
+        secret = endpoint.api_key if endpoint else None
+        signatures.verify(signature, secret, body, ctx.now_ms() // 1000)
+    return callback(ctx, task_id, claim.attempt, update, current=state)
+
+
+def callback(
+    ctx: Context, task_id: str, attempt: int, update: dict[str, Any], current: TaskState | None = None
+) -> TaskState:
+    """A backend's update for ``attempt`` (``current``: the task, if the caller just
+    read it). A repeat of the update that ended the task answers the same (and makes
+    sure the database has it); anything else for a task that moved on is 409."""
+    state = current or state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
     status = update["status"]

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from app import jobs
-from app.core.balancing import Algorithm
+from app.core.balancing import Algorithm, Verdict
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import Conflict, NotFound
 from app.core.server_health import ServerStatus
@@ -158,7 +158,7 @@ def evacuate(ctx: Context, server_id: str, reason: str) -> int:
                 task_id,
                 attempt,
                 f"server {server_id} {reason}",
-                verdict="none",
+                verdict=Verdict.NONE,
                 error_type="server_gone",
             )
             moved += 1

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.core.errors import StoreUnavailable
-from app.core.states import TaskStatus
+from app.core.states import AttemptOutcome, TaskStatus
 from app.core.task import TaskState
 from app.services.context import Context
 from app.store import tasks_repo
@@ -92,7 +92,7 @@ def persist(ctx: Context, state: TaskState) -> None:
     outcome = state.extra.get("attempt_outcome")
     attempt_end = None
     if from_status == TaskStatus.PROCESSING.value and outcome:
-        error = None if outcome == "COMPLETED" else state.error
-        attempt_end = AttemptEnd(state.attempt, outcome, error, state.updated_ms)
+        error = None if outcome == AttemptOutcome.COMPLETED else state.error
+        attempt_end = AttemptEnd(state.attempt, AttemptOutcome(outcome), error, state.updated_ms)
     tasks_repo.follow(ctx.db, state, from_status, attempt_end)
     ctx.tasks.mark_synced(state)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound, StoreUnavailable
+from app.core.states import TaskStatus
 from app.core.tally import (
     ALL,
     BY_SERVER,
@@ -230,11 +231,13 @@ def summary(ctx: Context, from_ms: int | None = None, to_ms: int | None = None) 
             ({"server_id": sid, **server_figures(counters)} for sid, counters in per_server.items()),
             key=lambda s: (-s["tasks_processed"], s["server_id"]),
         )[:5]
-        by_status = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
+        by_status = tasks_repo.count_by_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING])
         return {
             **task_figures(totals),
-            "pending_tasks": sum(n for (_, status), n in by_status.items() if status == "PENDING"),
-            "processing_tasks": sum(n for (_, status), n in by_status.items() if status == "PROCESSING"),
+            "pending_tasks": sum(n for (_, status), n in by_status.items() if status == TaskStatus.PENDING),
+            "processing_tasks": sum(
+                n for (_, status), n in by_status.items() if status == TaskStatus.PROCESSING
+            ),
             "server_count": servers_repo.count(session),
             "top_servers": top,
             "hourly_trend": _trend(ctx, session, pending, dirty, trend_end, now),

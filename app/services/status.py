@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.config import QUEUES
 from app.core.errors import StoreUnavailable
+from app.core.states import TaskStatus
 from app.services.context import Context
 from app.store import tasks_repo
 
@@ -83,14 +84,14 @@ def status(ctx: Context) -> dict[str, Any]:
     if view["database"] == "ok":
         try:
             with ctx.db.session() as session:
-                counts = tasks_repo.count_by_status(session, ["PENDING", "PROCESSING"])
+                counts = tasks_repo.count_by_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING])
                 done = sum(tasks_repo.finished_by_status_since(session, now - RATE_WINDOW_S * 1000).values())
             types = sorted({task_type for task_type, _ in counts})
             view["by_type"] = [
                 {
                     "type": t,
-                    "pending": counts.get((t, "PENDING"), 0),
-                    "running": counts.get((t, "PROCESSING"), 0),
+                    "pending": counts.get((t, TaskStatus.PENDING), 0),
+                    "running": counts.get((t, TaskStatus.PROCESSING), 0),
                 }
                 for t in types
             ]

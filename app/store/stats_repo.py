@@ -10,7 +10,14 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
-from app.core.states import FINAL_STATUSES
+from app.core.states import (
+    COUNTED_OUTCOMES,
+    FAILED_OUTCOMES,
+    FINAL_STATUSES,
+    RETRYABLE_FINAL_STATUSES,
+    AttemptOutcome,
+    TaskStatus,
+)
 from app.core.tally import ALL, BY_SERVER, BY_TYPE, HOUR_MS, MAX_METRICS, METRICS, Tally
 from app.store.db import insert_for
 from app.store.models import (
@@ -29,7 +36,7 @@ from app.store.servers_repo import get_setting, put_setting
 FLUSH_MEMORY_MS = 24 * HOUR_MS
 FINAL = tuple(sorted(status.value for status in FINAL_STATUSES))
 LAST_CUT_SETTING = "stats.last_cut_ms"
-ATTEMPT_COUNTED = ("COMPLETED", "FAILED", "TIMEOUT")
+ATTEMPT_COUNTED = tuple(sorted(outcome.value for outcome in COUNTED_OUTCOMES))
 
 
 def hour_start(hour: int) -> datetime:
@@ -189,16 +196,18 @@ def recount(session: Session, hour: int) -> Tally:
         .where(
             TaskTransitionRow.at >= start,
             TaskTransitionRow.at < end,
-            TaskTransitionRow.to_status.in_((*FINAL, "PENDING")),
+            TaskTransitionRow.to_status.in_((*FINAL, TaskStatus.PENDING.value)),
         )
     )
     for source, target, task_type, outcome, started, finished in events:
         counts: dict[str, int] = {}
         if target in FINAL:
             counts[target.lower()] = 1
-            if target == "COMPLETED" and started is not None and finished is not None:
+            if target == TaskStatus.COMPLETED and started is not None and finished is not None:
                 counts["duration_ms"] = _ms(finished) - _ms(started)
-        elif source in ("FAILED", "TIMEOUT") or (source == "PROCESSING" and outcome in ("FAILED", "TIMEOUT")):
+        elif source in RETRYABLE_FINAL_STATUSES or (
+            source == TaskStatus.PROCESSING and outcome in FAILED_OUTCOMES
+        ):
             counts["retried"] = 1
         tally.add_all((hour, ALL, ""), counts)
         tally.add_all((hour, BY_TYPE, task_type), counts)
@@ -216,7 +225,7 @@ def recount(session: Session, hour: int) -> Tally:
     )
     for server_id, outcome, started, finished in attempts:
         bucket = (hour, BY_SERVER, server_id)
-        tally.add(bucket, "attempts_ok" if outcome == "COMPLETED" else "attempts_failed", 1)
+        tally.add(bucket, "attempts_ok" if outcome == AttemptOutcome.COMPLETED else "attempts_failed", 1)
         tally.add(bucket, "attempt_ms", _ms(finished) - _ms(started))
         tally.add(bucket, "last_active_ms", _ms(finished))
     return tally

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
-from app.core.states import FINAL_STATUSES, TaskStatus
+from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.store.db import Database, dialect_insert
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
@@ -32,7 +32,7 @@ def row_to_state(row: TaskRow) -> TaskState:
             payload=row.payload,
             priority=row.priority,
             capabilities=tuple(row.capabilities or ()),
-            mode=row.mode,
+            mode=TaskMode(row.mode),
             timeout_s=row.timeout_s,
             max_retries=row.max_retries,
             region=row.region,
@@ -79,7 +79,7 @@ class AttemptEnd:
     current attempt)."""
 
     attempt: int | None
-    outcome: str
+    outcome: AttemptOutcome
     error: str | None
     at_ms: int
 
@@ -95,7 +95,7 @@ def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> 
         "task__priority": spec.priority,
         "task__payload": spec.payload,
         "task__capabilities": list(spec.capabilities),
-        "task__mode": spec.mode,
+        "task__mode": spec.mode.value,
         "task__region": spec.region,
         "task__server_group": spec.group,
         "task__max_retries": spec.max_retries,
@@ -138,7 +138,7 @@ def follow(
             "task_id": state.id,
             "attempt": state.attempt if attempt_end.attempt is None else attempt_end.attempt,
             "finished_at": ms_to_datetime(attempt_end.at_ms),
-            "outcome": attempt_end.outcome,
+            "outcome": attempt_end.outcome.value,
             "error": attempt_end.error,
         }
     params = {f"{part}__{name}": value for part, columns in values.items() for name, value in columns.items()}
@@ -317,23 +317,23 @@ def list_tasks(
     return rows, next_cursor
 
 
-def in_status(session: Session, statuses: list[str], after_id: str, limit: int) -> list[TaskRow]:
+def in_status(session: Session, statuses: Iterable[TaskStatus], after_id: str, limit: int) -> list[TaskRow]:
     """Tasks in ``statuses``, by id after ``after_id`` (keyset pages for a full scan)."""
     return list(
         session.scalars(
             select(TaskRow)
-            .where(TaskRow.status.in_(statuses), TaskRow.id > after_id)
+            .where(TaskRow.status.in_([s.value for s in statuses]), TaskRow.id > after_id)
             .order_by(TaskRow.id)
             .limit(limit)
         )
     )
 
 
-def count_by_status(session: Session, statuses: list[str]) -> dict[tuple[str, str], int]:
+def count_by_status(session: Session, statuses: Iterable[TaskStatus]) -> dict[tuple[str, str], int]:
     """How many tasks are in each of ``statuses`` now, by (type, status)."""
     query = (
         select(TaskRow.type, TaskRow.status, func.count())
-        .where(TaskRow.status.in_(statuses))
+        .where(TaskRow.status.in_([s.value for s in statuses]))
         .group_by(TaskRow.type, TaskRow.status)
     )
     return {(task_type, status): n for task_type, status, n in session.execute(query)}

@@ -3,7 +3,7 @@
 import pytest
 
 from app.core.errors import Conflict
-from app.core.states import TaskStatus
+from app.core.states import TaskMode, TaskStatus
 from app.services import control, dispatch, outcomes, state_sync, waiting
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
@@ -141,7 +141,7 @@ def test_cancelling_a_running_task_keeps_its_slot_until_the_backend_answers(ctx,
 def test_a_cancelled_callback_task_frees_its_slot_when_the_backend_reports(ctx, backend):
     _, port = backend
     register_backend(ctx, port)
-    task_id = submit_task(ctx, mode="callback")
+    task_id = submit_task(ctx, mode=TaskMode.CALLBACK)
     start_attempt(ctx, task_id)
     control.cancel(ctx, task_id, "alice")
     with pytest.raises(Conflict):

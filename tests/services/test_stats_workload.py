@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app import create_app
 from app.core.clock import ManualClock, datetime_to_ms, iso
 from app.core.errors import StoreUnavailable
+from app.core.states import TaskMode
 from app.services import control, fleet_health, maintenance, statistics, waiting
 from app.services.context import build_context
 from app.store import stats_repo
@@ -63,7 +64,7 @@ def run_batch(ctx, clock, n: int) -> None:
         elif kind == 3:
             submit_task(ctx, {"garbage": True}, max_retries=1)
         elif kind == 4:
-            submit_task(ctx, {"n": i}, mode="callback", timeout_s=60, max_retries=1)
+            submit_task(ctx, {"n": i}, mode=TaskMode.CALLBACK, timeout_s=60, max_retries=1)
         else:
             task_id = submit_task(ctx, {"n": i}, capabilities=("nobody-has-this",), timeout_s=60)
             if i % 12 == 5:

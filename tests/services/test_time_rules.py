@@ -4,7 +4,7 @@ import pytest
 
 from app.core.clock import ManualClock
 from app.core.errors import Conflict
-from app.core.states import TaskStatus
+from app.core.states import TaskMode, TaskStatus
 from app.services import dispatch, maintenance, outcomes, state_sync, waiting
 from app.store import tasks_repo
 from tests.services.helpers import register_backend, submit_task
@@ -26,7 +26,7 @@ def start_callback_attempt(ctx, task_id):
 def test_an_attempt_past_its_deadline_times_out_and_is_retried_after_a_backoff(ctx, clock, backend):
     _, port = backend
     register_backend(ctx, port)
-    task_id = submit_task(ctx, mode="callback", timeout_s=60, max_retries=1)
+    task_id = submit_task(ctx, mode=TaskMode.CALLBACK, timeout_s=60, max_retries=1)
     state = start_callback_attempt(ctx, task_id)
     clock.advance(59.999)
     assert maintenance.expire_deadlines(ctx) == 0
