@@ -17,6 +17,7 @@ from app.api.schemas import (
     ServerOut,
 )
 from app.api.views import server_metrics_view, server_view
+from app.core.servers import ServerConfig
 from app.core.urls import check_backend_url
 from app.extensions import current_context as ctx
 from app.services import servers
@@ -27,10 +28,10 @@ BEARER = {"security": "BearerAuth"}
 
 def _detail(server_id: str) -> dict[str, Any]:
     context = ctx()
-    row = servers.get(context, server_id)
-    in_flight = servers.in_flight(context, row.id)
-    view = server_view(row, in_flight)
-    view["metrics"] = server_metrics_view(servers.live_state(context, row.id), in_flight)
+    server = servers.get(context, server_id)
+    in_flight = servers.in_flight(context, server.id)
+    view = server_view(server, in_flight)
+    view["metrics"] = server_metrics_view(servers.live_state(context, server.id), in_flight)
     return view
 
 
@@ -42,8 +43,8 @@ def _detail(server_id: str) -> dict[str, Any]:
 def register_server(data: dict[str, Any]) -> Any:
     for name, url in data["endpoints"].items():
         check_backend_url(url, f"endpoints.{name}")
-    row = servers.register(ctx(), data)
-    return server_view(row, servers.in_flight(ctx(), row.id))
+    server = servers.register(ctx(), ServerConfig.from_input(data), data.get("id"))
+    return server_view(server, servers.in_flight(ctx(), server.id))
 
 
 @bp.get("/servers")
@@ -53,8 +54,8 @@ def register_server(data: dict[str, Any]) -> Any:
 @bp.doc(**BEARER)
 def list_servers(query: dict[str, Any]) -> Any:
     context = ctx()
-    rows = servers.list_servers(context, query["status"], query["group"], query["capability"])
-    return {"items": [server_view(row, servers.in_flight(context, row.id)) for row in rows]}
+    found = servers.list_servers(context, query["status"], query["group"], query["capability"])
+    return {"items": [server_view(server, servers.in_flight(context, server.id)) for server in found]}
 
 
 @bp.get("/servers/<server_id>")
@@ -75,8 +76,8 @@ def get_server(server_id: str) -> Any:
     **BEARER,
 )
 def unregister_server(server_id: str) -> Any:
-    row = servers.start_drain(ctx(), server_id)
-    return server_view(row, servers.in_flight(ctx(), server_id))
+    server = servers.start_drain(ctx(), server_id)
+    return server_view(server, servers.in_flight(ctx(), server_id))
 
 
 @bp.post("/servers/<server_id>/heartbeat")

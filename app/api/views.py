@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.clock import iso
+from app.core.servers import Server
 from app.core.states import TaskMode
 from app.core.task import TaskState
-from app.store.models import ServerRow
+from app.store.records import ServerRecord
 
 
 def task_view(state: TaskState) -> dict[str, Any]:
@@ -37,45 +38,40 @@ def task_view(state: TaskState) -> dict[str, Any]:
     }
 
 
-def server_metrics_view(state: dict[str, str], in_flight: int) -> dict[str, Any]:
-    """Live figures from the server's Redis hash."""
-    processed = int(state.get("processed", 0))
-    successes = int(state.get("successes", 0))
-    last_active = state.get("last_active_ms")
-    last_seen = state.get("last_seen_ms")
+def server_metrics_view(live: ServerRecord, in_flight: int) -> dict[str, Any]:
+    """Live figures from the server's Redis record."""
+    average = live.average_response_ms
     return {
         "in_flight": in_flight,
-        "health_score": int(state.get("health_score", 100)),
-        "success_rate": round(successes / processed, 4) if processed else None,
-        "average_response_time": round(int(state.get("resp_total_ms", 0)) / processed, 1)
-        if processed
-        else None,
-        "tasks_processed": processed,
-        "success_count": successes,
-        "failure_count": int(state.get("failures", 0)),
-        "last_active_time": iso(int(last_active)) if last_active else None,
-        "last_seen_time": iso(int(last_seen)) if last_seen else None,
-        "circuit_state": state.get("circuit", "closed"),
-        "maintenance": state.get("maintenance") == "1",
-        "effective_weight": float(state["weight"]) if state.get("weight") else None,
+        "health_score": live.health_score,
+        "success_rate": None if live.success_rate is None else round(live.success_rate, 4),
+        "average_response_time": None if average is None else round(average, 1),
+        "tasks_processed": live.processed,
+        "success_count": live.successes,
+        "failure_count": live.failures,
+        "last_active_time": iso(live.last_active_ms),
+        "last_seen_time": iso(live.last_seen_ms),
+        "circuit_state": live.circuit,
+        "maintenance": live.maintenance,
+        "effective_weight": live.weight or None,
     }
 
 
-def server_view(row: ServerRow, in_flight: int) -> dict[str, Any]:
+def server_view(server: Server, in_flight: int) -> dict[str, Any]:
     """A server as the API shows it: never its apiKey, only whether it has one."""
     return {
-        "id": row.id,
-        "name": row.name,
-        "endpoints": row.endpoints,
-        "max_concurrent": row.max_concurrent,
-        "capabilities": row.capabilities,
-        "groups": row.groups,
-        "priority": row.priority,
-        "region": row.region,
-        "weight": row.weight,
-        "status": row.status,
+        "id": server.id,
+        "name": server.name,
+        "endpoints": server.endpoints,
+        "max_concurrent": server.max_concurrent,
+        "capabilities": list(server.capabilities),
+        "groups": list(server.groups),
+        "priority": server.priority,
+        "region": server.region,
+        "weight": server.weight,
+        "status": server.status.value,
         "in_flight": in_flight,
-        "has_api_key": bool(row.api_key),
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "has_api_key": server.has_api_key,
+        "created_at": server.created_at.isoformat(),
+        "updated_at": server.updated_at.isoformat(),
     }

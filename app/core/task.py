@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from app.core.states import TaskMode, TaskStatus
+from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 
 #: Seconds; the seeds' TASK_TIMEOUT of one hour.
 DEFAULT_TIMEOUT_S = 3600
@@ -78,7 +78,10 @@ class TaskState:
     error: str | None = None
     started_ms: int | None = None
     finished_ms: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The status the last transition came from (None for a new task).
+    from_status: TaskStatus | None = None
+    #: How the running attempt ended, when the last transition ended one.
+    attempt_outcome: AttemptOutcome | None = None
 
 
 def waiting_score(priority: int, created_ms: int) -> float:

@@ -35,7 +35,7 @@ def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
         group=spec.group,
         region=spec.region,
         cost=ctx.settings.slot_cost(spec.type),
-        avoid=ctx.tasks.hint(state.id, "avoid_server_id") if state.attempt else None,
+        avoid=ctx.tasks.server_to_avoid(state.id) if state.attempt else None,
         now_ms=ctx.now_ms(),
     )
 

@@ -8,15 +8,16 @@ from typing import Any
 
 from app import jobs
 from app.core.balancing import Algorithm, Verdict
-from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.clock import datetime_to_ms
 from app.core.errors import Conflict, NotFound
 from app.core.server_health import ServerStatus
+from app.core.servers import Server, ServerConfig
 from app.services import waiting
 from app.services.context import Context
 from app.services.outcomes import fail
 from app.store import servers_repo
 from app.store.fleet import ServerProfile
-from app.store.models import ServerRow
+from app.store.records import ServerRecord
 
 log = logging.getLogger("taskfleet.servers")
 
@@ -26,61 +27,43 @@ ALGORITHM_SETTING = "loadbalancer.algorithm"
 DRAIN_S = 30
 
 
-def profile_of(row: ServerRow) -> ServerProfile:
+def profile_of(server: Server) -> ServerProfile:
     return ServerProfile(
-        id=row.id,
-        status=row.status,
-        max_concurrent=row.max_concurrent,
-        capabilities=tuple(row.capabilities or ()),
-        groups=tuple(row.groups or ()),
-        region=row.region,
-        weight=float(row.weight or 1),
-        maintenance=row.maintenance,
+        id=server.id,
+        status=server.status,
+        max_concurrent=server.max_concurrent,
+        capabilities=server.capabilities,
+        groups=server.groups,
+        region=server.region,
+        weight=float(server.weight or 1),
+        maintenance=server.maintenance,
     )
 
 
-def register(ctx: Context, config: dict[str, Any]) -> ServerRow:
+def register(ctx: Context, config: ServerConfig, server_id: str | None = None) -> Server:
     """Create or update a server (same id = update) and publish it for selection; its
     first health check is due at once."""
-    now = ms_to_datetime(ctx.now_ms())
-    server_id = config.get("id") or str(uuid.uuid4())
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-        if row is None:
-            row = ServerRow(id=server_id, created_at=now, status=ServerStatus.ONLINE.value, maintenance=False)
-            session.add(row)
-        elif row.status == ServerStatus.DRAINING.value:
-            row.status = ServerStatus.ONLINE.value
-        row.name = config["name"]
-        row.endpoints = config["endpoints"]
-        if "api_key" in config:
-            row.api_key = config["api_key"]
-        row.max_concurrent = config.get("max_concurrent", 10)
-        row.capabilities = sorted(set(config.get("capabilities", [])))
-        row.groups = sorted(set(config.get("groups", [])))
-        row.priority = config.get("priority", 0)
-        row.region = config.get("region")
-        row.weight = config.get("weight")
-        row.updated_at = now
-    ctx.fleet.put_server(profile_of(row), ctx.now_ms())
-    ctx.fleet.schedule_health(row.id, ctx.now_ms())
-    ctx.endpoints.forget(row.id)
-    return row
+        server = servers_repo.put(session, server_id or str(uuid.uuid4()), config, ctx.now_ms())
+    ctx.fleet.put_server(profile_of(server), ctx.now_ms())
+    ctx.fleet.schedule_health(server.id, ctx.now_ms())
+    ctx.endpoints.forget(server.id)
+    return server
 
 
-def get(ctx: Context, server_id: str) -> ServerRow:
+def get(ctx: Context, server_id: str) -> Server:
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-    if row is None:
+        server = servers_repo.get(session, server_id)
+    if server is None:
         raise NotFound(f"server {server_id} not found")
-    return row
+    return server
 
 
 def in_flight(ctx: Context, server_id: str) -> int:
     return ctx.fleet.in_flight(server_id)
 
 
-def live_state(ctx: Context, server_id: str) -> dict[str, str]:
+def live_state(ctx: Context, server_id: str) -> ServerRecord:
     """The server's live figures from Redis: health, breaker, metrics."""
     return ctx.fleet.state(server_id)
 
@@ -91,15 +74,15 @@ def algorithm(ctx: Context) -> Algorithm:
 
 def list_servers(
     ctx: Context, status: str | None = None, group: str | None = None, capability: str | None = None
-) -> list[ServerRow]:
+) -> list[Server]:
     with ctx.db.session() as session:
-        rows = servers_repo.list_all(session)
+        servers = servers_repo.list_all(session)
     return [
-        row
-        for row in rows
-        if (status is None or row.status == status)
-        and (group is None or group in (row.groups or []))
-        and (capability is None or capability in (row.capabilities or []))
+        server
+        for server in servers
+        if (status is None or server.status == status)
+        and (group is None or group in server.groups)
+        and (capability is None or capability in server.capabilities)
     ]
 
 
@@ -107,44 +90,42 @@ def set_status(ctx: Context, server_id: str, status: ServerStatus, reason: str =
     """Record a new status durably and in selection (``reason``: why it went offline,
     e.g. 'silent', which a heartbeat can undo, or 'health', which only checks can)."""
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-        if row is None:
-            return
-        changed = row.status != status.value
-        row.status = status.value
-        row.updated_at = ms_to_datetime(ctx.now_ms())
-    extra: dict[str, object] = {"offline_reason": reason}
-    if status is ServerStatus.OFFLINE and changed:
-        extra["offline_since_ms"] = ctx.now_ms()
-    ctx.fleet.update(server_id, ctx.now_ms(), status=status.value, **extra)
+        changed = servers_repo.set_status(session, server_id, status, ctx.now_ms())
+    if changed is None:
+        return
+    since = ctx.now_ms() if status is ServerStatus.OFFLINE and changed else None
+    if since is not None:
+        ctx.fleet.update(
+            server_id, ctx.now_ms(), status=status, offline_reason=reason, offline_since_ms=since
+        )
+    else:
+        ctx.fleet.update(server_id, ctx.now_ms(), status=status, offline_reason=reason)
     if changed:
         log.info("server %s is %s", server_id, status.value, extra={"server_id": server_id})
 
 
-def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> ServerRow:
+def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> Server:
     """Maintenance takes a server out of selection; its running tasks finish."""
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-        if row is None:
-            raise NotFound(f"server {server_id} not found")
-        row.maintenance = enabled
-        row.updated_at = ms_to_datetime(ctx.now_ms())
-    ctx.fleet.update(server_id, ctx.now_ms(), maintenance="1" if enabled else "0")
+        server = servers_repo.set_maintenance(session, server_id, enabled, ctx.now_ms())
+    if server is None:
+        raise NotFound(f"server {server_id} not found")
+    ctx.fleet.update(server_id, ctx.now_ms(), maintenance=enabled)
     if not enabled:
-        waiting.wake(ctx, row.max_concurrent, server_id)
-    return row
+        waiting.wake(ctx, server.max_concurrent, server_id)
+    return server
 
 
-def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> ServerRow:
+def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> Server:
     """A sign of life from the server itself, optionally with its own load figures."""
-    row = get(ctx, server_id)
+    server = get(ctx, server_id)
     figures = {f"reported_{k}": v for k, v in load.items() if v is not None}
     ctx.fleet.touch(server_id, ctx.now_ms(), **figures)
-    went_silent = ctx.fleet.state(server_id).get("offline_reason") == "silent"
-    if row.status == ServerStatus.OFFLINE.value and went_silent:
+    went_silent = ctx.fleet.state(server_id).offline_reason == "silent"
+    if server.status is ServerStatus.OFFLINE and went_silent:
         set_status(ctx, server_id, ServerStatus.ONLINE)
-        waiting.wake(ctx, row.max_concurrent, server_id)
-    return row
+        waiting.wake(ctx, server.max_concurrent, server_id)
+    return server
 
 
 def evacuate(ctx: Context, server_id: str, reason: str) -> int:
@@ -167,7 +148,7 @@ def evacuate(ctx: Context, server_id: str, reason: str) -> int:
     return moved
 
 
-def start_drain(ctx: Context, server_id: str) -> ServerRow:
+def start_drain(ctx: Context, server_id: str) -> Server:
     """Unregister: no new tasks from now on; what still runs after ``DRAIN_S`` is
     retried elsewhere and the server is removed (``finish_drain``)."""
     get(ctx, server_id)
@@ -180,10 +161,8 @@ def remove(ctx: Context, server_id: str, reason: str) -> bool:
     """Retry its tasks elsewhere and delete the server everywhere. False if unknown."""
     evacuate(ctx, server_id, reason)
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-        if row is None:
+        if not servers_repo.delete(session, server_id):
             return False
-        session.delete(row)
     ctx.fleet.remove_server(server_id)
     ctx.endpoints.forget(server_id)
     log.info("server %s removed (%s)", server_id, reason, extra={"server_id": server_id})
@@ -192,8 +171,8 @@ def remove(ctx: Context, server_id: str, reason: str) -> bool:
 
 def finish_drain(ctx: Context, server_id: str) -> bool:
     with ctx.db.session() as session:
-        row = servers_repo.get(session, server_id)
-        draining = row is not None and row.status == ServerStatus.DRAINING.value
+        server = servers_repo.get(session, server_id)
+        draining = server is not None and server.status is ServerStatus.DRAINING
     return remove(ctx, server_id, "was unregistered") if draining else False
 
 
@@ -211,10 +190,10 @@ def republish_all(ctx: Context) -> int:
     if chosen:
         ctx.fleet.set_algorithm(Algorithm(chosen))
     servers = list_servers(ctx)
-    for row in servers:
-        ctx.fleet.put_server(profile_of(row), ctx.now_ms())
-        if row.status == ServerStatus.OFFLINE.value:
-            since = datetime_to_ms(row.updated_at) or ctx.now_ms()
-            ctx.fleet.update(row.id, ctx.now_ms(), offline_since_ms=since, offline_reason="health")
-        ctx.fleet.schedule_health(row.id, ctx.now_ms())
+    for server in servers:
+        ctx.fleet.put_server(profile_of(server), ctx.now_ms())
+        if server.status is ServerStatus.OFFLINE:
+            since = datetime_to_ms(server.updated_at) or ctx.now_ms()
+            ctx.fleet.update(server.id, ctx.now_ms(), offline_since_ms=since, offline_reason="health")
+        ctx.fleet.schedule_health(server.id, ctx.now_ms())
     return len(servers)

@@ -56,7 +56,7 @@ def apply(
         if load(ctx, task_id) is None:
             raise
         state = ctx.tasks.transition(task_id, sources, target, now_ms, expect_attempt, outcome, **fields)
-    from_status = state.extra.get("from_status")
+    from_status = state.from_status
     # Until the write below is done the task is in Redis's unsynced set (the script put
     # it there): if it fails, or this process dies first, reconcile writes it.
     tasks_repo.follow(ctx.db, state, from_status, attempt_end)
@@ -88,11 +88,10 @@ def _mark_synced(ctx: Context, state: TaskState) -> None:
 def persist(ctx: Context, state: TaskState) -> None:
     """Write ``state`` to the database again (a no-op when the row is as new), with how
     its attempt ended when the transition ended one."""
-    from_status = state.extra.get("from_status")
-    outcome = state.extra.get("attempt_outcome")
+    from_status, outcome = state.from_status, state.attempt_outcome
     attempt_end = None
-    if from_status == TaskStatus.PROCESSING.value and outcome:
-        error = None if outcome == AttemptOutcome.COMPLETED else state.error
-        attempt_end = AttemptEnd(state.attempt, AttemptOutcome(outcome), error, state.updated_ms)
+    if from_status is TaskStatus.PROCESSING and outcome is not None:
+        error = None if outcome is AttemptOutcome.COMPLETED else state.error
+        attempt_end = AttemptEnd(state.attempt, outcome, error, state.updated_ms)
     tasks_repo.follow(ctx.db, state, from_status, attempt_end)
     ctx.tasks.mark_synced(state)

@@ -29,6 +29,7 @@ from app.core.balancing import (
     Algorithm,
 )
 from app.store import keys, scripts
+from app.store.records import ServerRecord
 from app.store.redis_client import redis_errors
 
 #: Not in a cache (a server's cached pool may be None: not registered).
@@ -168,7 +169,7 @@ class FleetStore:
     def update(self, server_id: str, now_ms: int, **fields: Any) -> None:
         """Change server-hash fields (status, maintenance, weight, ...) and re-publish."""
         with redis_errors():
-            self.client.hset(keys.server(server_id), mapping={k: str(v) for k, v in fields.items()})
+            self.client.hset(keys.server(server_id), mapping=ServerRecord.patch(**fields))
         self.sync(server_id, now_ms)
 
     def sync(self, server_id: str, now_ms: int) -> bool:
@@ -405,10 +406,17 @@ class FleetStore:
         with redis_errors():
             return sorted(self.client.smembers(keys.SERVERS))
 
-    def state(self, server_id: str) -> dict[str, str]:
-        """The server hash: status, breaker, metrics (empty if unknown)."""
+    def state(self, server_id: str) -> ServerRecord:
+        """The server's live record: status, breaker, metrics (``known`` False if unknown)."""
         with redis_errors():
-            return self.client.hgetall(keys.server(server_id))
+            return ServerRecord.from_hash(self.client.hgetall(keys.server(server_id)))
+
+    def states(self, server_ids: Sequence[str]) -> list[ServerRecord]:
+        """``state`` of each server, in one round trip."""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for server_id in server_ids:
+                pipe.hgetall(keys.server(server_id))
+            return [ServerRecord.from_hash(raw) for raw in pipe.execute()]
 
     def in_flight(self, server_id: str) -> int:
         return sum(cost for _, _, cost in self.leases(server_id))
@@ -500,8 +508,7 @@ class FleetStore:
         """Record a sign of life (heartbeat or successful check), with optional figures."""
         with redis_errors():
             self.client.hset(
-                keys.server(server_id),
-                mapping={"last_seen_ms": now_ms, **{k: str(v) for k, v in fields.items()}},
+                keys.server(server_id), mapping=ServerRecord.patch(last_seen_ms=now_ms, **fields)
             )
 
 

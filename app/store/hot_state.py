@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,63 +9,14 @@ import redis
 
 from app.core.errors import Conflict
 from app.core.states import TaskStatus, is_final
-from app.core.task import TaskSpec, TaskState
+from app.core.task import TaskState
 from app.store import keys, scripts
+from app.store.records import TaskRecord
 from app.store.redis_client import redis_errors
 
 
 class HotStateMissing(Exception):
     """Raised when a task has no hot state in Redis (never created, expired or lost)."""
-
-
-def _encode(state: TaskState) -> dict[str, str]:
-    fields = {
-        "id": state.id,
-        "owner": state.owner,
-        "spec": json.dumps(state.spec.to_json()),
-        "type": state.spec.type,
-        "timeout_ms": str(state.spec.timeout_s * 1000),
-        "status": state.status.value,
-        "version": str(state.version),
-        "attempt": str(state.attempt),
-        "retry_base": str(state.retry_base),
-        "progress": str(state.progress),
-        "created_ms": str(state.created_ms),
-        "updated_ms": str(state.updated_ms),
-    }
-    optional = {
-        "server_id": state.server_id,
-        "error": state.error,
-        "result": None if state.result is None else json.dumps(state.result),
-        "started_ms": None if state.started_ms is None else str(state.started_ms),
-        "finished_ms": None if state.finished_ms is None else str(state.finished_ms),
-    }
-    fields.update({k: v for k, v in optional.items() if v is not None})
-    return fields
-
-
-def _decode(fields: dict[str, str]) -> TaskState:
-    def opt_int(name: str) -> int | None:
-        return int(fields[name]) if fields.get(name) else None
-
-    return TaskState(
-        id=fields["id"],
-        owner=fields["owner"],
-        spec=TaskSpec.from_json(json.loads(fields["spec"])),
-        status=TaskStatus(fields["status"]),
-        version=int(fields["version"]),
-        created_ms=int(fields["created_ms"]),
-        updated_ms=int(fields["updated_ms"]),
-        attempt=int(fields.get("attempt", 0)),
-        retry_base=int(fields.get("retry_base", 0)),
-        progress=int(fields.get("progress", 0)),
-        server_id=fields.get("server_id"),
-        result=json.loads(fields["result"]) if "result" in fields else None,
-        error=fields.get("error"),
-        started_ms=opt_int("started_ms"),
-        finished_ms=opt_int("finished_ms"),
-        extra={"from_status": fields.get("from_status"), "attempt_outcome": fields.get("attempt_outcome")},
-    )
 
 
 def _flat(pairs: Iterable[Any]) -> dict[str, str]:
@@ -87,7 +37,7 @@ class TaskStateStore:
     def get(self, task_id: str) -> TaskState | None:
         with redis_errors():
             fields = self.client.hgetall(keys.task(task_id))
-        return _decode(fields) if fields else None
+        return TaskRecord.from_hash(fields).state if fields else None
 
     def get_many(self, task_ids: list[str]) -> list[TaskState | None]:
         """``get`` for each of ``task_ids``, in one round trip."""
@@ -95,12 +45,12 @@ class TaskStateStore:
             for task_id in task_ids:
                 pipe.hgetall(keys.task(task_id))
             replies = pipe.execute()
-        return [_decode(fields) if fields else None for fields in replies]
+        return [TaskRecord.from_hash(fields).state if fields else None for fields in replies]
 
-    def hint(self, task_id: str, name: str) -> str | None:
-        """A field the dispatcher keeps beside the state (e.g. ``avoid_server_id``)."""
+    def server_to_avoid(self, task_id: str) -> str | None:
+        """The server the task's last failed attempt ran on (the next one avoids it)."""
         with redis_errors():
-            return self.client.hget(keys.task(task_id), name)
+            return self.client.hget(keys.task(task_id), TaskRecord.AVOID_SERVER)
 
     def put_if_absent(self, state: TaskState, new: bool = False) -> bool:
         """Write ``state`` unless Redis already holds this task; True if written. A
@@ -112,7 +62,7 @@ class TaskStateStore:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
         args: list[str] = [str(ttl_ms), deadline, state.spec.type if new else "", str(state.created_ms)]
-        for name, value in _encode(state).items():
+        for name, value in TaskRecord(state).to_hash().items():
             args += [name, value]
         with redis_errors():
             written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES, keys.STATS_LIVE], args=args)
@@ -141,10 +91,8 @@ class TaskStateStore:
             "1" if is_final(target) else "0",
             attempt_outcome,
         ]
-        for name, value in fields.items():
-            if name == "result" and value is not None:
-                value = json.dumps(value)
-            args += [name, "" if value is None else str(value)]
+        for name, value in TaskRecord.patch(**fields).items():
+            args += [name, value]
         with redis_errors():
             reply = self._transition(
                 keys=[
@@ -164,7 +112,7 @@ class TaskStateStore:
                 f"task {task_id} is {reply[1]} at attempt {reply[2]}; cannot become {target}",
                 current_status=reply[1],
             )
-        return _decode(_flat(reply[1]))
+        return TaskRecord.from_hash(_flat(reply[1])).state
 
     def schedule(self, task_id: str, due_ms: int) -> None:
         """Dispatch this PENDING task again at ``due_ms`` (a retry's backoff)."""

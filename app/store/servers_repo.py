@@ -1,4 +1,5 @@
-"""Durable server records."""
+"""Durable server records: the ``servers`` rows, read and written as ``Server``s (the
+ORM row never leaves this module), and the settings table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.clock import ms_to_datetime
+from app.core.server_health import ServerStatus
+from app.core.servers import Server, ServerConfig
 from app.store.db import Database
 from app.store.models import ServerRow, SettingRow
 
@@ -16,16 +20,89 @@ from app.store.models import ServerRow, SettingRow
 ENDPOINT_TTL_S = 5.0
 
 
-def get(session: Session, server_id: str) -> ServerRow | None:
-    return session.get(ServerRow, server_id)
+def _server(row: ServerRow) -> Server:
+    return Server(
+        id=row.id,
+        name=row.name,
+        endpoints=dict(row.endpoints),
+        max_concurrent=row.max_concurrent,
+        capabilities=tuple(row.capabilities or ()),
+        groups=tuple(row.groups or ()),
+        priority=row.priority,
+        region=row.region,
+        weight=row.weight,
+        status=ServerStatus(row.status),
+        maintenance=row.maintenance,
+        has_api_key=bool(row.api_key),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def get(session: Session, server_id: str) -> Server | None:
+    row = session.get(ServerRow, server_id)
+    return None if row is None else _server(row)
 
 
 def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(ServerRow)) or 0
 
 
-def list_all(session: Session) -> list[ServerRow]:
-    return list(session.scalars(select(ServerRow).order_by(ServerRow.id)))
+def list_all(session: Session) -> list[Server]:
+    return [_server(row) for row in session.scalars(select(ServerRow).order_by(ServerRow.id))]
+
+
+def put(session: Session, server_id: str, config: ServerConfig, now_ms: int) -> Server:
+    """Create the server, or update it (same id); a draining server is online again."""
+    now = ms_to_datetime(now_ms)
+    row = session.get(ServerRow, server_id)
+    if row is None:
+        row = ServerRow(id=server_id, created_at=now, status=ServerStatus.ONLINE.value, maintenance=False)
+        session.add(row)
+    elif row.status == ServerStatus.DRAINING.value:
+        row.status = ServerStatus.ONLINE.value
+    row.name = config.name
+    row.endpoints = config.endpoints
+    if config.api_key is not None:
+        row.api_key = config.api_key
+    row.max_concurrent = config.max_concurrent
+    row.capabilities = list(config.capabilities)
+    row.groups = list(config.groups)
+    row.priority = config.priority
+    row.region = config.region
+    row.weight = config.weight
+    row.updated_at = now
+    session.flush()
+    return _server(row)
+
+
+def set_status(session: Session, server_id: str, status: ServerStatus, now_ms: int) -> bool | None:
+    """Record a status; whether it changed (None: no such server)."""
+    row = session.get(ServerRow, server_id)
+    if row is None:
+        return None
+    changed = row.status != status.value
+    row.status = status.value
+    row.updated_at = ms_to_datetime(now_ms)
+    return changed
+
+
+def set_maintenance(session: Session, server_id: str, enabled: bool, now_ms: int) -> Server | None:
+    row = session.get(ServerRow, server_id)
+    if row is None:
+        return None
+    row.maintenance = enabled
+    row.updated_at = ms_to_datetime(now_ms)
+    session.flush()
+    return _server(row)
+
+
+def delete(session: Session, server_id: str) -> bool:
+    row = session.get(ServerRow, server_id)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
 
 
 def get_setting(session: Session, key: str) -> str | None:
@@ -63,7 +140,7 @@ class EndpointCache:
         if cached is not None and now - cached[0] < ENDPOINT_TTL_S:
             return cached[1]
         with self.db.session() as session:
-            row = get(session, server_id)
+            row = session.get(ServerRow, server_id)
             endpoint = None if row is None else Endpoint(row.endpoints["predict"], row.api_key)
         with self._lock:
             self._entries[server_id] = (now, endpoint)

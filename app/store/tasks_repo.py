@@ -119,14 +119,14 @@ def get_row(session: Session, task_id: str) -> TaskRow | None:
 
 
 def follow(
-    db: Database, state: TaskState, from_status: str | None, attempt_end: AttemptEnd | None = None
+    db: Database, state: TaskState, from_status: TaskStatus | None, attempt_end: AttemptEnd | None = None
 ) -> bool:
     """Bring the row up to ``state`` unless it already holds a newer version, and record
     the transition (and the attempt it starts or ends). Returns False when the row was
     newer (nothing moved backwards). Every part is idempotent, so following the same
     state twice records it once. On Postgres this is one statement, one round trip."""
     values = {"task": {"id": state.id, **_snapshot_columns(state)}}
-    if state.status is TaskStatus.PROCESSING and from_status == TaskStatus.PENDING.value:
+    if state.status is TaskStatus.PROCESSING and from_status is TaskStatus.PENDING:
         values["attempt_start"] = {
             "task_id": state.id,
             "attempt": state.attempt,
@@ -161,11 +161,11 @@ def _was_stale(exc: StoreUnavailable) -> bool:
     return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
-def _transition_params(state: TaskState, from_status: str | None, at_ms: int) -> dict[str, Any]:
+def _transition_params(state: TaskState, from_status: TaskStatus | None, at_ms: int) -> dict[str, Any]:
     return {
         "transition__task_id": state.id,
         "transition__version": state.version,
-        "transition__from_status": from_status,
+        "transition__from_status": from_status.value if from_status else None,
         "transition__to_status": state.status.value,
         "transition__attempt": state.attempt,
         "transition__at": ms_to_datetime(at_ms),

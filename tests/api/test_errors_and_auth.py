@@ -186,13 +186,13 @@ def test_database_errors_never_log_statement_parameters(ctx, client, auth, caplo
 
     from app.store import servers_repo
 
-    def broken(session, server_id):
+    def broken(session, *args):
         session.execute(
             __import__("sqlalchemy").text("SELECT * FROM no_such_table WHERE k = :k"),
             {"k": "top-secret-key-123"},
         )
 
-    monkeypatch.setattr(servers_repo, "get", broken)
+    monkeypatch.setattr(servers_repo, "put", broken)
     server = {
         "id": "g1",
         "name": "gpu",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.servers import ServerConfig
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.services import dispatch, servers, state_sync, submit
@@ -19,16 +20,16 @@ def register_backend(
 ) -> None:
     servers.register(
         ctx,
-        {
-            "id": server_id,
-            "name": server_id,
-            "max_concurrent": max_concurrent,
-            "capabilities": list(capabilities),
-            "endpoints": {
+        ServerConfig(
+            name=server_id,
+            max_concurrent=max_concurrent,
+            capabilities=capabilities,
+            endpoints={
                 "predict": f"http://127.0.0.1:{port}/predict",
                 "health": f"http://127.0.0.1:{port}/health",
             },
-        },
+        ),
+        server_id,
     )
 
 

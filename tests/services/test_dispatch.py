@@ -88,7 +88,7 @@ def test_busy_answers_requeue_without_spending_the_budget_and_rest_the_server(ct
     assert state.status is TaskStatus.PENDING and state.retry_base == 1
     assert waiting.which_parked(ctx, [state]) == [True]
     assert ctx.fleet.in_flight("s1") == 0
-    assert ctx.fleet.state("s1").get("failures") is None
+    assert ctx.fleet.state("s1").failures == 0
     ctx.clock = ManualClock(ctx.now_ms() + 1_500)  # past the default busy period
     assert fleet_health.wake_servers(ctx) == 1  # and its wake-up starts the waiting task
     assert drain(ctx) == ["busy"]
@@ -135,7 +135,7 @@ def test_cancelling_a_running_task_keeps_its_slot_until_the_backend_answers(ctx,
     assert ctx.fleet.in_flight("s1") == 0  # ... and frees the slot
     assert status(ctx, task_id).status is TaskStatus.CANCELLED
     assert db_row(ctx, task_id).status == "CANCELLED"
-    assert ctx.fleet.state("s1").get("successes") is None
+    assert ctx.fleet.state("s1").successes == 0
 
 
 def test_a_cancelled_callback_task_frees_its_slot_when_the_backend_reports(ctx, backend):
@@ -161,10 +161,10 @@ def test_a_predict_timeout_keeps_the_slot_until_it_is_reclaimed(ctx, backend):
     assert drain(ctx) == ["failed"]
     assert "timed out" in status(ctx, task_id).error
     assert ctx.fleet.in_flight("s1") == 1  # the backend is still sleeping on it
-    assert ctx.fleet.state("s1")["failures"] == "1"
+    assert ctx.fleet.state("s1").failures == 1
     ctx.clock.advance(maintenance.RECLAIM_AFTER_S)
     assert maintenance.reclaim_slots(ctx) == 1
-    assert ctx.fleet.in_flight("s1") == 0 and ctx.fleet.state("s1")["failures"] == "1"
+    assert ctx.fleet.in_flight("s1") == 0 and ctx.fleet.state("s1").failures == 1
 
 
 def test_a_manual_retry_starts_a_fresh_budget_and_keeps_the_history(ctx, backend):
@@ -215,20 +215,21 @@ def test_the_predict_call_carries_the_seed_protocol_and_api_key(ctx):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        from app.core.servers import ServerConfig
         from app.services import servers
 
         servers.register(
             ctx,
-            {
-                "id": "k",
-                "name": "k",
-                "api_key": "sekret-key",
-                "capabilities": ["echo"],
-                "endpoints": {
+            ServerConfig(
+                name="k",
+                api_key="sekret-key",
+                capabilities=("echo",),
+                endpoints={
                     "predict": f"http://127.0.0.1:{server.server_port}/p",
                     "health": f"http://127.0.0.1:{server.server_port}/h",
                 },
-            },
+            ),
+            "k",
         )
         task_id = submit_task(ctx, {"q": 1}, priority=7)
         drain(ctx)

@@ -7,6 +7,7 @@ import pytest
 
 from app.core.clock import ManualClock
 from app.core.server_health import INTERVAL_START_S, ServerStatus
+from app.core.servers import ServerConfig
 from app.core.states import TaskStatus
 from app.demo_backend import DemoBackend
 from app.devstack import free_port
@@ -56,7 +57,7 @@ def test_checks_move_the_state_machine_and_schedule_the_next_check(ctx, clock, b
     assert db_status(ctx, "s1") == "offline"
     assert ctx.fleet.reserve("t", 1, ("echo",)) is None
     state = ctx.fleet.state("s1")
-    assert state["health_score"] == "70" and state["bad_in_row"] == "3"
+    assert state.health_score == 70 and state.bad_in_row == 3
 
     demo.healthy = True
     statuses = [fleet_health.check(ctx, "s1").status for _ in range(3)]
@@ -79,7 +80,7 @@ def test_tasks_on_a_server_that_goes_offline_complete_elsewhere(ctx, clock, back
     assert drain(ctx) == ["completed"]
     final = state_sync.load(ctx, task_id)
     assert (final.status, final.server_id, final.attempt) == (TaskStatus.COMPLETED, "s2", 2)
-    assert ctx.fleet.state("s1").get("failures") is None  # not blamed: it went away
+    assert ctx.fleet.state("s1").failures == 0  # not blamed: it went away
 
 
 def test_a_silent_server_goes_offline_and_is_removed_after_the_grace(ctx, clock, backend):
@@ -134,15 +135,15 @@ def test_maintenance_takes_a_server_out_and_back(ctx, clock, backend):
     assert ctx.fleet.reserve("t", 1, ("echo",)) is None
     servers.register(
         ctx,
-        {
-            "id": "s1",
-            "name": "s1",
-            "capabilities": ["echo"],
-            "endpoints": {
+        ServerConfig(
+            name="s1",
+            capabilities=("echo",),
+            endpoints={
                 "predict": f"http://127.0.0.1:{port}/predict",
                 "health": f"http://127.0.0.1:{port}/health",
             },
-        },
+        ),
+        "s1",
     )
     assert ctx.fleet.reserve("t", 1, ("echo",)) is None  # re-registering keeps maintenance
     servers.set_maintenance(ctx, "s1", False)
@@ -156,4 +157,4 @@ def test_weights_derive_from_metrics_unless_configured(ctx, clock, backend):
         ctx.fleet.reserve(f"t{i}", 1, ("echo",))
         ctx.fleet.release("s1", f"t{i}", 1, clock.now_ms(), "success" if i else "failure", 2000)
     fleet_health.check(ctx, "s1")
-    assert ctx.fleet.state("s1")["weight"] == "8"  # (0.75*10 + (10-2)) / 2 = 7.75
+    assert ctx.fleet.state("s1").weight == 8  # (0.75*10 + (10-2)) / 2 = 7.75

@@ -52,7 +52,7 @@ def test_a_task_waits_out_an_open_circuit_instead_of_failing(ctx, backend):
     clock.advance(1)
     assert fleet_health.wake_servers(ctx) == 1
     assert drain(ctx) == ["completed"]  # the half-open probe
-    assert ctx.fleet.state("s1")["circuit"] == "closed"
+    assert ctx.fleet.state("s1").circuit == "closed"
 
 
 def test_a_worker_killed_between_the_redis_transition_and_the_database_write_loses_nothing(ctx, backend):

@@ -183,8 +183,8 @@ def test_metrics_count_each_finished_attempt_once(fleet):
         fleet.release("a", f"t{i}", 1, NOW + i, outcome, ms)
         fleet.release("a", f"t{i}", 1, NOW + i, outcome, ms)
     state = fleet.state("a")
-    assert (state["processed"], state["successes"], state["failures"]) == ("3", "2", "1")
-    assert state["resp_total_ms"] == "450" and state["last_active_ms"] == str(NOW + 2)
+    assert (state.processed, state.successes, state.failures) == (3, 2, 1)
+    assert state.resp_total_ms == 450 and state.last_active_ms == NOW + 2
 
 
 def test_five_failures_open_the_circuit_then_one_probe_closes_it(fleet):
@@ -192,16 +192,16 @@ def test_five_failures_open_the_circuit_then_one_probe_closes_it(fleet):
     for i in range(CIRCUIT_FAILURES):
         assert fleet.reserve(f"t{i}", 1) == "a"
         fleet.release("a", f"t{i}", 1, NOW, "failure", 10)
-    assert fleet.state("a")["circuit"] == "open"
+    assert fleet.state("a").circuit == "open"
     assert fleet.reserve("x", 1) is None
     assert fleet.due_wake_ups(NOW + CIRCUIT_OPEN_S * 1000 - 1, 10) == []
     assert fleet.due_wake_ups(NOW + CIRCUIT_OPEN_S * 1000, 10) == ["a"]
     assert fleet.sync("a", NOW + CIRCUIT_OPEN_S * 1000)
-    assert fleet.state("a")["circuit"] == "half_open"
+    assert fleet.state("a").circuit == "half_open"
     assert fleet.reserve("probe", 1) == "a"
     assert fleet.reserve("second", 1) is None  # one probe at a time
     fleet.release("a", "probe", 1, NOW, "success", 10)
-    assert fleet.state("a")["circuit"] == "closed"
+    assert fleet.state("a").circuit == "closed"
     assert picks(fleet, 3) == ["a", "a", "a"]
 
 
@@ -214,8 +214,8 @@ def test_a_failed_probe_opens_the_circuit_again(fleet):
     fleet.sync("a", later)
     fleet.reserve("probe", 1)
     fleet.release("a", "probe", 1, later, "failure", 10)
-    assert fleet.state("a")["circuit"] == "open"
-    assert int(fleet.state("a")["circuit_until_ms"]) == later + CIRCUIT_OPEN_S * 1000
+    assert fleet.state("a").circuit == "open"
+    assert fleet.state("a").circuit_until_ms == later + CIRCUIT_OPEN_S * 1000
 
 
 def test_a_busy_server_is_skipped_until_retry_after(fleet):
@@ -226,7 +226,7 @@ def test_a_busy_server_is_skipped_until_retry_after(fleet):
     assert fleet.due_wake_ups(NOW + 1999, 10) == []
     assert fleet.due_wake_ups(NOW + 2000, 10) == ["a"]
     assert fleet.sync("a", NOW + 2000) and fleet.reserve("u", 1) == "a"
-    assert fleet.state("a").get("failures") is None  # busy is not a failure
+    assert fleet.state("a").failures == 0  # busy is not a failure
 
 
 def test_re_registering_with_new_capabilities_keeps_in_flight_slots(fleet):

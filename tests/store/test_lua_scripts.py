@@ -33,7 +33,7 @@ def test_a_transition_from_the_expected_state_bumps_the_version_and_sets_fields(
     state = store.transition("t1", [P], PR, now_ms=5000, expect_attempt=0, attempt=1, server_id="s1")
     assert (state.status, state.version, state.attempt, state.server_id) == (PR, 2, 1, "s1")
     assert state.updated_ms == 5000
-    assert state.extra["from_status"] == "PENDING"
+    assert state.from_status == "PENDING"
 
 
 def test_a_transition_from_another_state_or_attempt_changes_nothing(store, redis):
@@ -69,7 +69,7 @@ def test_a_final_task_expires_once_the_database_has_it_and_a_retried_one_persist
     assert not redis.sismember(keys.UNSYNCED, "t1") and redis.pttl(keys.task("t1")) == -1
     failed = store.transition("t1", [PR], TaskStatus.FAILED, now_ms=2, attempt_outcome="FAILED")
     assert redis.pttl(keys.task("t1")) == -1  # kept: the database has not followed yet
-    assert failed.extra["attempt_outcome"] == "FAILED"
+    assert failed.attempt_outcome == "FAILED"
     assert not store.mark_synced(running)  # an older version: the task moved on
     assert store.mark_synced(failed)
     assert 0 < redis.pttl(keys.task("t1")) <= 300_000

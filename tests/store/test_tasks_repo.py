@@ -22,8 +22,12 @@ def state(version: int, status: TaskStatus, **kw) -> TaskState:
 
 def test_an_older_version_never_overwrites_a_newer_row(db):
     tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
-    assert tasks_repo.follow(db, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), "PROCESSING")
-    assert not tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+    assert tasks_repo.follow(
+        db, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), TaskStatus.PROCESSING
+    )
+    assert not tasks_repo.follow(
+        db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING
+    )
     with db.session() as s:
         row = tasks_repo.get_row(s, "t1")
         assert (row.status, row.version, row.result) == ("COMPLETED", 3, {"ok": 1})
@@ -34,7 +38,7 @@ def test_an_older_version_never_overwrites_a_newer_row(db):
 def test_following_the_same_version_twice_records_it_once(db):
     tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
     for _ in range(2):
-        tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+        tasks_repo.follow(db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING)
     with db.session() as s:
         assert len(tasks_repo.transitions_of(s, "t1")) == 2
         assert len(tasks_repo.attempts_of(s, "t1")) == 1
@@ -133,6 +137,8 @@ def test_following_survives_a_pooled_connection_the_server_dropped(pg_db):
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )
-    assert tasks_repo.follow(pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), "PENDING")
+    assert tasks_repo.follow(
+        pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING
+    )
     with pg_db.session() as s:
         assert tasks_repo.get_row(s, "t1").version == 2

@@ -1,0 +1,293 @@
+"""One record type per Redis hash: each owns its field names and how values convert
+(like rq's ``Job.to_dict`` / ``restore``). The rest of the code reads attributes; a
+test (``tests/test_structure.py``) fails if a hash field name shows up elsewhere in
+Python, and one holds the Lua scripts' field names against these classes.
+
+- ``ServerRecord``: ``tf:server:<id>``, a server's live state (status, breaker,
+  health, metrics, load it reported).
+- ``PoolMeta``: ``tf:pool:<p>:meta``, the profile a pool's servers share.
+- ``TaskRecord``: ``tf:task:<id>``, a task's hot state.
+- ``POOL_SLOT_FIELDS``: the per-server fields of a pool hash (``'<sid>|<field>'``),
+  the same list as ``FIELDS`` in ``lua/lib/pool.lua``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self, get_type_hints
+
+from app.core.server_health import ServerStatus
+from app.core.states import AttemptOutcome, TaskStatus
+from app.core.task import TaskSpec, TaskState
+
+#: Per-server selection fields of a pool hash ('<sid>|<name>'): see lua/lib/pool.lua.
+POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe")
+
+
+def _decode(kind: Any, raw: str) -> Any:
+    if kind in (int, "int", "int | None"):
+        return int(float(raw))
+    if kind in (float, "float", "float | None"):
+        return float(raw)
+    if kind in (bool, "bool"):
+        return raw == "1"
+    if isinstance(kind, type) and issubclass(kind, str) and kind is not str:
+        return kind(raw)  # a str Enum
+    return raw
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+class HashRecord:
+    """Base of the flat records: every dataclass field is a hash field of the same name
+    (``None`` = absent); ``from_hash`` fills defaults for absent ones."""
+
+    _hints: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def _kind(cls, name: str) -> Any:
+        hints = cls.__dict__.get("_hints")
+        if hints is None:
+            hints = {n: t for n, t in get_type_hints(cls).items() if n in cls.field_names()}
+            cls._hints = hints
+        kind = hints[name]
+        args = [a for a in getattr(kind, "__args__", ()) if a is not type(None)]
+        return args[0] if args else kind
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Self:
+        values = {
+            name: _decode(cls._kind(name), raw[name]) for name in cls.field_names() if raw.get(name, "") != ""
+        }
+        return cls(**values)
+
+    @classmethod
+    def patch(cls, **changes: Any) -> dict[str, str]:
+        """Hash fields for a partial update; raises ``TypeError`` for a name the record
+        does not have. A ``None`` value is written as '' (absent)."""
+        unknown = set(changes) - set(cls.field_names())
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+        return {name: "" if value is None else _encode(value) for name, value in changes.items()}
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            name: _encode(value) for name in self.field_names() if (value := getattr(self, name)) is not None
+        }
+
+
+@dataclass(frozen=True)
+class ServerRecord(HashRecord):
+    """``tf:server:<id>``. Written by the registry, health checks and heartbeats (here)
+    and by ``lb_release.lua`` / ``lb_sync.lua`` (metrics, breaker, busy periods)."""
+
+    id: str = ""
+    #: The pool it is in (servers sharing capabilities, groups and region).
+    pool: str | None = None
+    status: ServerStatus = ServerStatus.ONLINE
+    maintenance: bool = False
+    max_concurrent: int = 0
+    #: Effective weight for selection (configured, or from its metrics).
+    weight: float | None = None
+    last_seen_ms: int | None = None
+    #: Why it went offline: 'silent' (a heartbeat undoes it) or 'health' (only checks).
+    offline_reason: str | None = None
+    offline_since_ms: int | None = None
+    # Health checks (app.core.server_health).
+    health_score: int = 100
+    interval_s: float | None = None
+    ok_in_row: int = 0
+    bad_in_row: int = 0
+    last_check_ms: int | None = None
+    # Circuit breaker and busy periods (lb_release.lua, lb_sync.lua).
+    circuit: str = "closed"
+    circuit_until_ms: int | None = None
+    busy_until_ms: int | None = None
+    fails_in_row: int = 0
+    # Metrics (lb_release.lua).
+    processed: int = 0
+    successes: int = 0
+    failures: int = 0
+    resp_total_ms: int = 0
+    ewma_ms: float | None = None
+    last_active_ms: int | None = None
+    # Load the server reported in its last heartbeat.
+    reported_in_flight: int | None = None
+    reported_queue_depth: int | None = None
+    reported_gpu_utilization: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether Redis has the server at all (an empty hash reads as not known)."""
+        return bool(self.id)
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.processed if self.processed else None
+
+    @property
+    def average_response_ms(self) -> float | None:
+        return self.resp_total_ms / self.processed if self.processed else None
+
+
+@dataclass(frozen=True)
+class PoolMeta(HashRecord):
+    """``tf:pool:<p>:meta``: the profile every server of the pool shares."""
+
+    capabilities: str = ""  # sorted, comma-separated
+    groups: str = ""  # sorted, comma-separated
+    region: str = ""
+
+    @classmethod
+    def of(cls, capabilities: tuple[str, ...], groups: tuple[str, ...], region: str | None) -> PoolMeta:
+        return cls(",".join(sorted(capabilities)), ",".join(sorted(groups)), region or "")
+
+    @property
+    def capability_set(self) -> frozenset[str]:
+        return frozenset(filter(None, self.capabilities.split(",")))
+
+    @property
+    def group_set(self) -> frozenset[str]:
+        return frozenset(filter(None, self.groups.split(",")))
+
+    def serves(self, capabilities: tuple[str, ...] | list[str], group: str | None) -> bool:
+        return set(capabilities) <= self.capability_set and (group is None or group in self.group_set)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """``tf:task:<id>``: a task's ``TaskState`` plus what the dispatcher keeps beside it.
+
+    ``task_transition.lua`` reads ``status``, ``attempt``, ``version``, ``id``,
+    ``timeout_ms``, ``type``, ``server_id``, ``started_ms`` and ``updated_ms``, and
+    writes ``from_status`` and ``attempt_outcome``: ``type`` and ``timeout_ms`` are
+    copies of the spec so the script need not parse it.
+    """
+
+    state: TaskState
+    #: The server the last failed attempt ran on: the next one avoids it if it can.
+    avoid_server_id: str | None = None
+
+    #: The field of ``avoid_server_id`` (read on its own by the dispatcher).
+    AVOID_SERVER: ClassVar[str] = "avoid_server_id"
+    #: Every hash field, and which a transition may set (``patch``).
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "owner",
+        "spec",
+        "type",
+        "timeout_ms",
+        "status",
+        "version",
+        "attempt",
+        "retry_base",
+        "progress",
+        "created_ms",
+        "updated_ms",
+        "server_id",
+        "error",
+        "result",
+        "started_ms",
+        "finished_ms",
+        "from_status",
+        "attempt_outcome",
+        "avoid_server_id",
+    )
+    PATCHABLE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "attempt",
+            "retry_base",
+            "progress",
+            "server_id",
+            "error",
+            "result",
+            "started_ms",
+            "finished_ms",
+            "avoid_server_id",
+        }
+    )
+
+    @staticmethod
+    def field_names() -> tuple[str, ...]:
+        return TaskRecord.FIELDS
+
+    def to_hash(self) -> dict[str, str]:
+        state = self.state
+        spec = state.spec
+        out = {
+            "id": state.id,
+            "owner": state.owner,
+            "spec": json.dumps(spec.to_json()),
+            "type": spec.type,
+            "timeout_ms": str(spec.timeout_s * 1000),
+            "status": state.status.value,
+            "version": str(state.version),
+            "attempt": str(state.attempt),
+            "retry_base": str(state.retry_base),
+            "progress": str(state.progress),
+            "created_ms": str(state.created_ms),
+            "updated_ms": str(state.updated_ms),
+        }
+        optional = {
+            "server_id": state.server_id,
+            "error": state.error,
+            "result": None if state.result is None else json.dumps(state.result),
+            "started_ms": state.started_ms,
+            "finished_ms": state.finished_ms,
+            "from_status": state.from_status,
+            "attempt_outcome": state.attempt_outcome,
+            "avoid_server_id": self.avoid_server_id,
+        }
+        out.update({k: str(v) for k, v in optional.items() if v is not None})
+        return out
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> TaskRecord:
+        def opt_int(name: str) -> int | None:
+            return int(raw[name]) if raw.get(name) else None
+
+        state = TaskState(
+            id=raw["id"],
+            owner=raw["owner"],
+            spec=TaskSpec.from_json(json.loads(raw["spec"])),
+            status=TaskStatus(raw["status"]),
+            version=int(raw["version"]),
+            created_ms=int(raw["created_ms"]),
+            updated_ms=int(raw["updated_ms"]),
+            attempt=int(raw.get("attempt", 0)),
+            retry_base=int(raw.get("retry_base", 0)),
+            progress=int(raw.get("progress", 0)),
+            server_id=raw.get("server_id") or None,
+            result=json.loads(raw["result"]) if raw.get("result") else None,
+            error=raw.get("error") or None,
+            started_ms=opt_int("started_ms"),
+            finished_ms=opt_int("finished_ms"),
+            from_status=TaskStatus(raw["from_status"]) if raw.get("from_status") else None,
+            attempt_outcome=AttemptOutcome(raw["attempt_outcome"]) if raw.get("attempt_outcome") else None,
+        )
+        return cls(state, raw.get("avoid_server_id") or None)
+
+    @classmethod
+    def patch(cls, **changes: Any) -> dict[str, str]:
+        """Hash fields a transition sets; ``None`` deletes a field (written as '')."""
+        unknown = set(changes) - cls.PATCHABLE
+        if unknown:
+            raise TypeError(f"a transition cannot set {sorted(unknown)}")
+        out = {}
+        for name, value in changes.items():
+            if value is None:
+                out[name] = ""
+            elif name == "result":
+                out[name] = json.dumps(value)
+            else:
+                out[name] = str(value)
+        return out
