@@ -10,72 +10,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import create_app
-from app.core.clock import ManualClock, datetime_to_ms, iso
+from app.core.clock import datetime_to_ms, iso
 from app.core.errors import StoreUnavailable
-from app.core.states import TaskMode
-from app.services import control, fleet_health, maintenance, statistics, waiting
-from app.services.context import build_context
+from app.services import control, maintenance, statistics
 from app.store import stats_repo
 from app.store.models import TaskAttemptRow, TaskRow
-from tests.services.helpers import drain, register_backend, submit_task
-
-HOUR = 3_600_000
-START = 1_800_000_000_000 // HOUR * HOUR + 50 * 60_000  # 10 minutes before an hour ends
-
-
-class TickingClock(ManualClock):
-    """Moves a few milliseconds on every read, so durations are real and varied."""
-
-    def __init__(self, start_ms: int) -> None:
-        super().__init__(start_ms)
-        self.reads = 0
-
-    def now_ms(self) -> int:
-        self.reads += 1
-        self._now_ms += 1 + self.reads % 7
-        return self._now_ms
+from tests.services.helpers import HOUR, START, drain, make_world, run_batch, submit_task
 
 
 @pytest.fixture
 def world(ctx, backend):
-    demo, port = backend
-    demo.delay_s = 0.002  # many calls, and their time is the clock's anyway
-    clock = TickingClock(START)
-    context = build_context(ctx.settings, ctx.queue, clock=clock, redis_client=ctx.redis, db=ctx.db)
-    for server_id in ("s1", "s2", "s3"):
-        register_backend(context, port, server_id, max_concurrent=50)
-    maintenance.reconcile(context)  # Redis is now "rebuilt": a later loss is noticed
-    app = create_app(context=context)
-    app.config["TESTING"] = True
-    return context, clock, app.test_client()
-
-
-def run_batch(ctx, clock, n: int) -> None:
-    """Successes, retried failures, final failures, garbage, timeouts and cancels."""
-    for i in range(n):
-        kind = i % 6
-        if kind == 0:
-            submit_task(ctx, {"n": i})
-        elif kind == 1:
-            submit_task(ctx, {"fail": 500}, max_retries=2)  # retried twice, then FAILED
-        elif kind == 2:
-            submit_task(ctx, {"fail": 400})  # not retryable: FAILED at once
-        elif kind == 3:
-            submit_task(ctx, {"garbage": True}, max_retries=1)
-        elif kind == 4:
-            submit_task(ctx, {"n": i}, mode=TaskMode.CALLBACK, timeout_s=60, max_retries=1)
-        else:
-            task_id = submit_task(ctx, {"n": i}, capabilities=("nobody-has-this",), timeout_s=60)
-            if i % 12 == 5:
-                control.cancel(ctx, task_id, None)
-    drain(ctx)
-    for _ in range(3):  # callback tasks never hear back: time out, retry, time out
-        clock.advance(61)
-        maintenance.expire_deadlines(ctx)
-        fleet_health.wake_servers(ctx)  # open circuits (the failures trip them) close again
-        waiting.wake_for_free_slots(ctx)
-        drain(ctx)
+    return make_world(ctx, backend)
 
 
 def records(ctx) -> tuple[list[TaskRow], list[TaskAttemptRow]]:
