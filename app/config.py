@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
-#: one never delays the other (workers.celery_app routes to them; /api/status reads them).
+#: one never delays the other (app.extensions routes to them; /api/status reads them).
 DISPATCH_QUEUE = "dispatch"
 MAINTENANCE_QUEUE = "maintenance"
 QUEUES = (DISPATCH_QUEUE, MAINTENANCE_QUEUE)

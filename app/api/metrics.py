@@ -72,9 +72,9 @@ def _server_families(s: Snapshot) -> Iterator[Any]:
     used = _gauge("server_in_flight", "Slots in use on a server.", ["server"])
     up = _gauge("server_up", "1 if the server takes tasks now.", ["server"])
     for server_id, figures in sorted(s.slots.items()):
-        slots.add_metric([server_id], figures["max"])
-        used.add_metric([server_id], figures["used"])
-        up.add_metric([server_id], figures["ok"])
+        slots.add_metric([server_id], figures.max)
+        used.add_metric([server_id], figures.used)
+        up.add_metric([server_id], int(figures.ok))
     yield from (attempts, response, slots, used, up)
 
 

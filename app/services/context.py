@@ -26,7 +26,7 @@ log = logging.getLogger("taskfleet")
 
 
 class DispatchQueue(Protocol):
-    """Where jobs go: Celery in production (``workers.celery_app``)."""
+    """Where jobs go: Celery in production (``app.extensions.CeleryQueue``)."""
 
     def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None:
         """A dispatch job for the attempt after ``attempt``."""

@@ -12,6 +12,7 @@ from app.services import statistics
 from app.services.context import Context
 from app.services.status import workers_seen
 from app.store import tasks_repo
+from app.store.records import SlotUse
 
 
 @dataclass
@@ -22,8 +23,8 @@ class Snapshot:
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
     #: server -> all-time counters (attempts_ok, attempts_failed, attempt_ms).
     by_server: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: server -> {'max', 'used', 'ok'} slots now.
-    slots: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: server -> its slots now.
+    slots: dict[str, SlotUse] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
     waiting: int = 0
     scheduled: int = 0

@@ -76,8 +76,8 @@ def status(ctx: Context) -> dict[str, Any]:
                 queues=ctx.workers.queue_depths(QUEUES),
                 waiting_for_slot=ctx.waiting.total(),
                 scheduled_retries=ctx.tasks.scheduled_count(),
-                slots_in_use=sum(s["used"] for s in slots),
-                slot_capacity=sum(s["max"] for s in slots if s["ok"]),
+                slots_in_use=sum(s.used for s in slots),
+                slot_capacity=sum(s.max for s in slots if s.ok),
             )
         except StoreUnavailable:
             view["redis"] = "unavailable"

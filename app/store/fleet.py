@@ -29,7 +29,7 @@ from app.core.balancing import (
     Algorithm,
 )
 from app.store import keys, scripts
-from app.store.records import ServerRecord
+from app.store.records import ServerRecord, SlotUse
 from app.store.redis_client import redis_errors
 
 #: Not in a cache (a server's cached pool may be None: not registered).
@@ -470,19 +470,15 @@ class FleetStore:
                     free += max(0, int(values[i] or 0) - int(values[i + 1] or 0))
         return free
 
-    def slots(self) -> dict[str, dict[str, int]]:
-        """Per server: ``max`` slots, ``used`` slots and ``ok`` (1 if it takes tasks:
-        online or degraded, not in maintenance or draining)."""
+    def slots(self) -> dict[str, SlotUse]:
+        """Every server's slots now (one pipelined read of all pools)."""
         with redis_errors():
             pools = list(self.client.smembers(keys.POOLS))
-            raws = [self.client.hgetall(keys.pool(p)) for p in pools]
-        out: dict[str, dict[str, int]] = {}
-        for raw in raws:
-            for name, value in raw.items():
-                sid, _, field = name.rpartition("|")
-                if field in ("max", "used", "ok") and value != "":
-                    out.setdefault(sid, {"max": 0, "used": 0, "ok": 0})[field] = int(float(value))
-        return out
+            with self.client.pipeline(transaction=False) as pipe:
+                for pool_id in pools:
+                    pipe.hgetall(keys.pool(pool_id))
+                raws = pipe.execute()
+        return {sid: use for raw in raws for sid, use in SlotUse.from_pool_hash(raw).items()}
 
     # -- timers ---------------------------------------------------------------------
 

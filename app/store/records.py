@@ -25,6 +25,30 @@ from app.core.task import TaskSpec, TaskState
 POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe")
 
 
+@dataclass(frozen=True)
+class SlotUse:
+    """A server's slots as its pool hash has them now."""
+
+    max: int = 0
+    used: int = 0
+    #: Whether it takes tasks: online or degraded, not in maintenance or draining.
+    ok: bool = False
+
+    @classmethod
+    def from_pool_hash(cls, raw: dict[str, str]) -> dict[str, SlotUse]:
+        """Every server of one pool hash ('<sid>|<field>' entries)."""
+        found: dict[str, dict[str, int]] = {}
+        for name, value in raw.items():
+            sid, _, slot_field = name.rpartition("|")
+            if slot_field in ("max", "used", "ok") and value != "":
+                found.setdefault(sid, {})[slot_field] = int(float(value))
+        return {sid: cls(v.get("max", 0), v.get("used", 0), bool(v.get("ok", 0))) for sid, v in found.items()}
+
+    @property
+    def free(self) -> int:
+        return max(0, self.max - self.used)
+
+
 def _decode(kind: Any, raw: str) -> Any:
     if kind in (int, "int", "int | None"):
         return int(float(raw))
