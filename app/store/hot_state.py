@@ -13,6 +13,7 @@ from app.core.states import TaskStatus, is_final
 from app.core.task import TaskSpec, TaskState
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+from app.store.script_calls import HydrateCall, SyncedCall, TransitionCall
 
 
 class HotStateMissing(Exception):
@@ -111,11 +112,18 @@ class TaskStateStore:
         elif state.status is TaskStatus.PENDING:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
-        args: list[str] = [str(ttl_ms), deadline, state.spec.type if new else "", str(state.created_ms)]
-        for name, value in _encode(state).items():
-            args += [name, value]
+        call = HydrateCall(
+            task=keys.task(state.id),
+            deadlines=keys.DEADLINES,
+            stats=keys.STATS_LIVE,
+            ttl_ms=str(ttl_ms),
+            deadline_ms=deadline,
+            new_task_type=state.spec.type if new else "",
+            created_ms=str(state.created_ms),
+            fields=_encode(state),
+        )
         with redis_errors():
-            written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES, keys.STATS_LIVE], args=args)
+            written = self._hydrate(call)
         return bool(written)
 
     def transition(
@@ -133,29 +141,27 @@ class TaskStateStore:
         how the running attempt ended, if it did). Returns the new state; raises
         ``Conflict`` when the task is elsewhere and ``HotStateMissing`` when Redis has no
         copy of it."""
-        args = [
-            ",".join(s.value for s in sources),
-            target.value,
-            "" if expect_attempt is None else str(expect_attempt),
-            str(now_ms),
-            "1" if is_final(target) else "0",
-            attempt_outcome,
-        ]
+        values: dict[str, str] = {}
         for name, value in fields.items():
             if name == "result" and value is not None:
                 value = json.dumps(value)
-            args += [name, "" if value is None else str(value)]
+            values[name] = "" if value is None else str(value)
+        call = TransitionCall(
+            task=keys.task(task_id),
+            deadlines=keys.DEADLINES,
+            stats=keys.STATS_LIVE,
+            latency=keys.DISPATCH_LATENCY,
+            unsynced=keys.UNSYNCED,
+            sources=",".join(s.value for s in sources),
+            target=target.value,
+            expected_attempt="" if expect_attempt is None else str(expect_attempt),
+            now_ms=str(now_ms),
+            is_final="1" if is_final(target) else "0",
+            attempt_outcome=attempt_outcome,
+            fields=values,
+        )
         with redis_errors():
-            reply = self._transition(
-                keys=[
-                    keys.task(task_id),
-                    keys.DEADLINES,
-                    keys.STATS_LIVE,
-                    keys.DISPATCH_LATENCY,
-                    keys.UNSYNCED,
-                ],
-                args=args,
-            )
+            reply = self._transition(call)
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)
@@ -204,8 +210,13 @@ class TaskStateStore:
         with redis_errors():
             return bool(
                 self._synced(
-                    keys=[keys.task(state.id), keys.UNSYNCED],
-                    args=[state.version, self.finished_ttl_ms, state.id],
+                    SyncedCall(
+                        task=keys.task(state.id),
+                        unsynced=keys.UNSYNCED,
+                        version=state.version,
+                        ttl_ms=self.finished_ttl_ms,
+                        task_id=state.id,
+                    )
                 )
             )
 
