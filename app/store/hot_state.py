@@ -9,11 +9,15 @@ from typing import Any
 import redis
 
 from app.core.errors import Conflict
-from app.core.states import TaskStatus, is_final
+from app.core.states import FINAL_STATUSES, TaskStatus, is_final
 from app.core.task import TaskSpec, TaskState
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
 from app.store.script_calls import HydrateCall, SyncedCall, TransitionCall
+
+#: The final statuses as ``task_synced.lua`` takes them (comma-separated, in a stable
+#: order): the one list in ``app.core.states``, not a copy in Lua.
+_FINAL_STATUSES_ARG = ",".join(sorted(s.value for s in FINAL_STATUSES))
 
 
 class HotStateMissing(Exception):
@@ -216,6 +220,7 @@ class TaskStateStore:
                         version=state.version,
                         ttl_ms=self.finished_ttl_ms,
                         task_id=state.id,
+                        final_statuses=_FINAL_STATUSES_ARG,
                     )
                 )
             )

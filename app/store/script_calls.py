@@ -278,6 +278,7 @@ class SyncedCall(ScriptCall):
     version: int = arg()
     ttl_ms: int = arg()
     task_id: str = arg()
+    final_statuses: str = arg()
 
 
 # -- waiting lines and statistics --------------------------------------------------------

@@ -7,6 +7,8 @@
 -- ARGV[1] version: the version the database now holds
 -- ARGV[2] ttl_ms: ttl in ms for a finished task's hash
 -- ARGV[3] task_id: the task id
+-- ARGV[4] final_statuses: the final statuses, comma-separated (from
+--         app.core.states.FINAL_STATUSES, so Python and Lua cannot disagree)
 --
 -- Returns 1 if marked synced, 0 if the task moved on (or has no hot state).
 
@@ -15,6 +17,7 @@ local unsynced = KEYS[2]
 local version = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 local task_id = ARGV[3]
+local final_statuses = ARGV[4]
 
 local fields = redis.call('HMGET', task, 'version', 'status')
 if fields[1] ~= version then
@@ -22,7 +25,11 @@ if fields[1] ~= version then
 end
 redis.call('SREM', unsynced, task_id)
 local status = fields[2]
-if status == 'COMPLETED' or status == 'FAILED' or status == 'TIMEOUT' or status == 'CANCELLED' then
+local finished = false
+for final in string.gmatch(final_statuses, '([^,]+)') do
+  if final == status then finished = true end
+end
+if finished then
   redis.call('PEXPIRE', task, ttl_ms)
 end
 return 1
