@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from app.store import script_calls, scripts
 
 LUA = resources.files("app.store").joinpath("lua")
 SCRIPTS = sorted(p.name.removesuffix(".lua") for p in LUA.iterdir() if p.name.endswith(".lua"))
+REPO = Path(__file__).resolve().parents[2]
 
 #: ``-- KEYS[1] pool: pool hash (tf:pool:<p>)`` or ``-- ARGV[7..] fields: pairs``.
 ENTRY = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\] ([a-z][a-z0-9_]*): \S")
@@ -189,3 +191,14 @@ def test_a_script_takes_its_own_call_and_refuses_another_scripts(redis):
     assert drop(script_calls.StatsDropCall(batch="b", batch_id="x")) == 0
     with pytest.raises(TypeError, match="StatsDropCall"):
         drop(script_calls.StatsCutCall(live="a", batch="b", batch_id="x", now_ms=1))
+
+
+def test_luacheck_knows_the_pool_library_as_it_is():
+    """.luacheckrc lets the lb_* scripts read lib/pool.lua's top-level locals (the library
+    is prepended to exactly those scripts): its list must be the library's own."""
+    rc = (REPO / ".luacheckrc").read_text()
+    (listed,) = re.findall(r"local pool_lib = \{([^}]*)\}", rc)
+    lib = LUA.joinpath("lib", "pool.lua").read_text()
+    defined = re.findall(r"^local function (\w+)", lib, re.M) + re.findall(r"^local (\w+) =", lib, re.M)
+    assert sorted(re.findall(r'"(\w+)"', listed)) == sorted(defined)
+    assert {name for name in SCRIPTS if name.startswith("lb_")} == scripts.USES_POOL_LIB
