@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/ruff check app workers tests migrations beat_schedule.py
 	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
 	$(BIN)/mypy
+	luacheck app/store/lua
 
 # The benchmark (about 7 minutes on a quiet 2-core machine): end-to-end and slow-backend
 # throughput, added latency, selection, a million records; every figure against a

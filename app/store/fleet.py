@@ -31,6 +31,7 @@ from app.core.balancing import (
 from app.store import keys, scripts
 from app.store.records import ServerRecord, SlotUse
 from app.store.redis_client import redis_errors
+from app.store.script_calls import ReleaseCall, RescoreCall, RestoreCall, SelectCall, SyncCall
 
 #: Not in a cache (a server's cached pool may be None: not registered).
 _UNKNOWN = object()
@@ -180,14 +181,16 @@ class FleetStore:
                 return False
             return bool(
                 self._sync(
-                    keys=[
-                        keys.pool(pool_id),
-                        keys.pool_avail(pool_id),
-                        keys.server(server_id),
-                        keys.SLEEPING,
-                        keys.ALGORITHM,
-                    ],
-                    args=[server_id, now_ms, NO_HISTORY_PENALTY_MS],
+                    SyncCall(
+                        pool=keys.pool(pool_id),
+                        avail=keys.pool_avail(pool_id),
+                        server=keys.server(server_id),
+                        sleeping=keys.SLEEPING,
+                        algorithm_key=keys.ALGORITHM,
+                        server_id=server_id,
+                        now_ms=now_ms,
+                        penalty_ms=NO_HISTORY_PENALTY_MS,
+                    )
                 )
             )
 
@@ -294,9 +297,9 @@ class FleetStore:
         pools, in_region = self.candidate_pools(capabilities, group, region)
         if not pools:
             return None
-        script_keys, args = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms)
+        call = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms)
         with redis_errors():
-            chosen = self._select(keys=script_keys, args=args)
+            chosen = self._select(call)
         return chosen[0] if chosen else None
 
     def selection_call(
@@ -308,22 +311,21 @@ class FleetStore:
         cost: int = 1,
         avoid: str | None = None,
         now_ms: int = 0,
-    ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of ``lb_select.lua`` for these candidate pools."""
-        script_keys = [keys.RR_SEQUENCE, keys.ALGORITHM]
-        for pool_id in pools:
-            script_keys += [keys.pool(pool_id), keys.pool_avail(pool_id), keys.pool_leases(pool_id)]
-        args = [
-            keys.lease_field(task_id, attempt),
-            cost,
-            self.rng.getrandbits(31),
-            in_region,
-            avoid or "",
-            NO_HISTORY_PENALTY_MS,
-            SCAN_PER_POOL,
-            now_ms,
-        ]
-        return script_keys, args
+    ) -> SelectCall:
+        """The ``lb_select.lua`` call for these candidate pools."""
+        return SelectCall(
+            rr_sequence=keys.RR_SEQUENCE,
+            algorithm_key=keys.ALGORITHM,
+            pools=[(keys.pool(p), keys.pool_avail(p), keys.pool_leases(p)) for p in pools],
+            lease=keys.lease_field(task_id, attempt),
+            cost=cost,
+            seed=self.rng.getrandbits(31),
+            in_region=in_region,
+            avoid=avoid or "",
+            penalty_ms=NO_HISTORY_PENALTY_MS,
+            per_pool=SCAN_PER_POOL,
+            now_ms=now_ms,
+        )
 
     def release(
         self,
@@ -344,44 +346,45 @@ class FleetStore:
         younger than ``min_age_ms``. With ``hold`` the outcome is recorded but the slot
         kept (and False returned): the backend may still be serving a call taskfleet gave
         up on; ``reclaim`` frees it later."""
-        args = [
-            keys.lease_field(task_id, attempt),
-            attempt,
-            server_id,
-            outcome,
-            duration_ms,
-            now_ms,
-            EWMA_ALPHA,
-            CIRCUIT_FAILURES,
-            CIRCUIT_OPEN_S * 1000,
-            int((busy_for_s or BUSY_DEFAULT_S) * 1000),
-            NO_HISTORY_PENALTY_MS,
-            min_age_ms,
-            "1" if hold else "0",
-        ]
+
+        def call_in(pool_id: str) -> ReleaseCall:
+            return ReleaseCall(
+                pool=keys.pool(pool_id),
+                avail=keys.pool_avail(pool_id),
+                leases=keys.pool_leases(pool_id),
+                task=keys.task(task_id),
+                server=keys.server(server_id),
+                sleeping=keys.SLEEPING,
+                algorithm_key=keys.ALGORITHM,
+                lease=keys.lease_field(task_id, attempt),
+                attempt=attempt,
+                server_id=server_id,
+                outcome=outcome,
+                duration_ms=duration_ms,
+                now_ms=now_ms,
+                ewma_alpha=EWMA_ALPHA,
+                circuit_failures=CIRCUIT_FAILURES,
+                circuit_open_ms=CIRCUIT_OPEN_S * 1000,
+                busy_ms=int((busy_for_s or BUSY_DEFAULT_S) * 1000),
+                penalty_ms=NO_HISTORY_PENALTY_MS,
+                min_age_ms=min_age_ms,
+                hold="1" if hold else "0",
+            )
+
         pool_id = self._server_pool(server_id)
-        released = self._release_in(pool_id, server_id, task_id, args)
+        released = self._release_in(pool_id, call_in)
         if released == 0:  # no such lease there: the server may have moved to another pool
             fresh = self._server_pool(server_id, fresh=True)
             if fresh != pool_id:
-                released = self._release_in(fresh, server_id, task_id, args)
+                released = self._release_in(fresh, call_in)
         return released == 1
 
-    def _release_in(self, pool_id: str | None, server_id: str, task_id: str, args: list[Any]) -> int:
+    def _release_in(self, pool_id: str | None, call_in: Callable[[str], ReleaseCall]) -> int:
         """``lb_release.lua`` on one pool: its answer (1 freed, 0 no such lease, ...)."""
         if not pool_id:
             return 0
-        script_keys = [
-            keys.pool(pool_id),
-            keys.pool_avail(pool_id),
-            keys.pool_leases(pool_id),
-            keys.task(task_id),
-            keys.server(server_id),
-            keys.SLEEPING,
-            keys.ALGORITHM,
-        ]
         with redis_errors():
-            return int(self._release(keys=script_keys, args=args))
+            return int(self._release(call_in(pool_id)))
 
     # -- the algorithm --------------------------------------------------------------
 
@@ -396,8 +399,12 @@ class FleetStore:
             self.client.set(keys.ALGORITHM, algorithm.value)
             for pool_id in self.client.smembers(keys.POOLS):
                 self._rescore(
-                    keys=[keys.pool(pool_id), keys.pool_avail(pool_id)],
-                    args=[algorithm.value, NO_HISTORY_PENALTY_MS],
+                    RescoreCall(
+                        pool=keys.pool(pool_id),
+                        avail=keys.pool_avail(pool_id),
+                        alg=algorithm.value,
+                        penalty_ms=NO_HISTORY_PENALTY_MS,
+                    )
                 )
 
     # -- reading --------------------------------------------------------------------
@@ -445,13 +452,17 @@ class FleetStore:
                 return False
             return bool(
                 self._restore(
-                    keys=[
-                        keys.pool(pool_id),
-                        keys.pool_avail(pool_id),
-                        keys.pool_leases(pool_id),
-                        keys.ALGORITHM,
-                    ],
-                    args=[keys.lease_field(task_id, attempt), server_id, cost, now_ms, NO_HISTORY_PENALTY_MS],
+                    RestoreCall(
+                        pool=keys.pool(pool_id),
+                        avail=keys.pool_avail(pool_id),
+                        leases=keys.pool_leases(pool_id),
+                        algorithm_key=keys.ALGORITHM,
+                        lease=keys.lease_field(task_id, attempt),
+                        server_id=server_id,
+                        cost=cost,
+                        now_ms=now_ms,
+                        penalty_ms=NO_HISTORY_PENALTY_MS,
+                    )
                 )
             )
 

@@ -8,11 +8,16 @@ from typing import Any
 import redis
 
 from app.core.errors import Conflict
-from app.core.states import TaskStatus, is_final
+from app.core.states import FINAL_STATUSES, TaskStatus, is_final
 from app.core.task import TaskState
 from app.store import keys, scripts
 from app.store.records import TaskRecord
 from app.store.redis_client import redis_errors
+from app.store.script_calls import HydrateCall, SyncedCall, TransitionCall
+
+#: The final statuses as ``task_synced.lua`` takes them (comma-separated, in a stable
+#: order): the one list in ``app.core.states``, not a copy in Lua.
+_FINAL_STATUSES_ARG = ",".join(sorted(s.value for s in FINAL_STATUSES))
 
 
 class HotStateMissing(Exception):
@@ -61,11 +66,18 @@ class TaskStateStore:
         elif state.status is TaskStatus.PENDING:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
-        args: list[str] = [str(ttl_ms), deadline, state.spec.type if new else "", str(state.created_ms)]
-        for name, value in TaskRecord(state).to_hash().items():
-            args += [name, value]
+        call = HydrateCall(
+            task=keys.task(state.id),
+            deadlines=keys.DEADLINES,
+            stats=keys.STATS_LIVE,
+            ttl_ms=str(ttl_ms),
+            deadline_ms=deadline,
+            new_task_type=state.spec.type if new else "",
+            created_ms=str(state.created_ms),
+            fields=TaskRecord(state).to_hash(),
+        )
         with redis_errors():
-            written = self._hydrate(keys=[keys.task(state.id), keys.DEADLINES, keys.STATS_LIVE], args=args)
+            written = self._hydrate(call)
         return bool(written)
 
     def transition(
@@ -83,27 +95,22 @@ class TaskStateStore:
         how the running attempt ended, if it did). Returns the new state; raises
         ``Conflict`` when the task is elsewhere and ``HotStateMissing`` when Redis has no
         copy of it."""
-        args = [
-            ",".join(s.value for s in sources),
-            target.value,
-            "" if expect_attempt is None else str(expect_attempt),
-            str(now_ms),
-            "1" if is_final(target) else "0",
-            attempt_outcome,
-        ]
-        for name, value in TaskRecord.patch(**fields).items():
-            args += [name, value]
+        call = TransitionCall(
+            task=keys.task(task_id),
+            deadlines=keys.DEADLINES,
+            stats=keys.STATS_LIVE,
+            latency=keys.DISPATCH_LATENCY,
+            unsynced=keys.UNSYNCED,
+            sources=",".join(s.value for s in sources),
+            target=target.value,
+            expected_attempt="" if expect_attempt is None else str(expect_attempt),
+            now_ms=str(now_ms),
+            is_final="1" if is_final(target) else "0",
+            attempt_outcome=attempt_outcome,
+            fields=TaskRecord.patch(**fields),
+        )
         with redis_errors():
-            reply = self._transition(
-                keys=[
-                    keys.task(task_id),
-                    keys.DEADLINES,
-                    keys.STATS_LIVE,
-                    keys.DISPATCH_LATENCY,
-                    keys.UNSYNCED,
-                ],
-                args=args,
-            )
+            reply = self._transition(call)
         code = int(reply[0])
         if code == -1:
             raise HotStateMissing(task_id)
@@ -152,8 +159,14 @@ class TaskStateStore:
         with redis_errors():
             return bool(
                 self._synced(
-                    keys=[keys.task(state.id), keys.UNSYNCED],
-                    args=[state.version, self.finished_ttl_ms, state.id],
+                    SyncedCall(
+                        task=keys.task(state.id),
+                        unsynced=keys.UNSYNCED,
+                        version=state.version,
+                        ttl_ms=self.finished_ttl_ms,
+                        task_id=state.id,
+                        final_statuses=_FINAL_STATUSES_ARG,
+                    )
                 )
             )
 

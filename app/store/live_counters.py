@@ -9,6 +9,7 @@ import redis
 from app.core.tally import Tally
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+from app.store.script_calls import StatsCutCall, StatsDropCall
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class StatsCounters:
     def cut(self, new_id: str, now_ms: int) -> Batch | None:
         """The batch to flush: an unfinished one, else the live counters as a new one."""
         with redis_errors():
-            flat = self._cut(keys=[keys.STATS_LIVE, keys.STATS_BATCH], args=[new_id, now_ms])
+            flat = self._cut(
+                StatsCutCall(live=keys.STATS_LIVE, batch=keys.STATS_BATCH, batch_id=new_id, now_ms=now_ms)
+            )
         return _batch(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     def drop(self, batch_id: str) -> None:
         with redis_errors():
-            self._drop(keys=[keys.STATS_BATCH], args=[batch_id])
+            self._drop(StatsDropCall(batch=keys.STATS_BATCH, batch_id=batch_id))

@@ -4,18 +4,22 @@ When Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH) the call is made a
 with EVAL and the script's text, which also caches it on the server: callers never see
 that error. (redis-py's ``Script`` re-loads with SCRIPT LOAD and retries EVALSHA once,
 which fails again when a second flush lands in between.)
+
+A script is called with its call object from ``app.store.script_calls`` (its KEYS and
+ARGV by name), never with positional lists.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
+
+from app.store.script_calls import ScriptCall, call_class
 
 #: Scripts whose text starts with ``lua/lib/pool.lua`` (the load balancer's helpers).
 USES_POOL_LIB = frozenset({"lb_select", "lb_release", "lb_sync", "lb_rescore", "lb_restore"})
@@ -35,12 +39,18 @@ def source(name: str) -> str:
 class Script:
     """A callable Lua script bound to a client; its SHA is computed locally."""
 
-    def __init__(self, client: redis.Redis, text: str) -> None:
+    def __init__(self, client: redis.Redis, name: str, text: str) -> None:
         self.client = client
+        self.name = name
+        self.call_type = call_class(name)
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
+    def __call__(self, call: ScriptCall) -> Any:
+        """Run the script with ``call``'s KEYS and ARGV (which must be this script's call)."""
+        if type(call) is not self.call_type:
+            raise TypeError(f"{self.name} takes a {self.call_type.__name__}, not a {type(call).__name__}")
+        keys, args = call.keys(), call.args()
         try:
             return self.client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -48,5 +58,6 @@ class Script:
 
 
 def load(client: redis.Redis, name: str) -> Script:
-    """The script ``lua/<name>.lua`` bound to ``client`` (no round trip)."""
-    return Script(client, source(name))
+    """The script ``lua/<name>.lua`` bound to ``client`` (no round trip); it is called
+    with an instance of its class in ``app.store.script_calls``."""
+    return Script(client, name, source(name))

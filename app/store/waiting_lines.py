@@ -12,6 +12,7 @@ from cachetools import TTLCache
 
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
+from app.store.script_calls import WaitingPopCall
 
 #: Seconds a process trusts its copy of the waiting profiles.
 PROFILES_CACHE_TTL_S = 2.0
@@ -103,4 +104,4 @@ class WaitingLines:
         if not line_keys or count <= 0:
             return []
         with redis_errors():
-            return list(self._pop(keys=line_keys, args=[count]))
+            return list(self._pop(WaitingPopCall(lines=line_keys, count=count)))

@@ -3,7 +3,7 @@
 import pytest
 
 from app.core.errors import Conflict
-from app.core.states import TaskStatus
+from app.core.states import TaskStatus, is_final
 from app.core.task import TaskSpec, TaskState
 from app.store import keys
 from app.store.hot_state import HotStateMissing, TaskStateStore
@@ -75,6 +75,15 @@ def test_a_final_task_expires_once_the_database_has_it_and_a_retried_one_persist
     assert 0 < redis.pttl(keys.task("t1")) <= 300_000
     store.transition("t1", [TaskStatus.FAILED], P, now_ms=3)
     assert redis.pttl(keys.task("t1")) == -1
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+def test_once_synced_a_task_expires_exactly_when_its_status_is_final(store, redis, status):
+    """The final statuses come from app.core.states, not from a list in the script."""
+    store.put_if_absent(pending())
+    redis.hset(keys.task("t1"), "status", status.value)
+    assert store.mark_synced(pending())
+    assert (redis.pttl(keys.task("t1")) > 0) is is_final(status)
 
 
 def test_pending_and_processing_have_deadlines_and_final_states_none(store, redis):

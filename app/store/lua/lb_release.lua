@@ -5,72 +5,92 @@
 -- Metrics and the breaker move only when the slot is actually freed, so a repeated
 -- release counts nothing twice.
 --
--- KEYS[1]  pool hash        (tf:pool:<p>)
--- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- KEYS[3]  pool leases hash (tf:pool:<p>:leases)  '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
--- KEYS[4]  task hash        (tf:task:<task_id>)
--- KEYS[5]  server hash      (tf:server:<sid>)  metrics and breaker state
--- KEYS[6]  sleeping zset    (tf:lb:sleeping)   sid -> ms when it may take tasks again
--- KEYS[7]  the algorithm in use (tf:lb:algorithm)
--- ARGV[1]  lease field '<task_id>:<attempt>'
--- ARGV[2]  attempt
--- ARGV[3]  server id
--- ARGV[4]  outcome: 'success' | 'failure' | 'busy' | 'none' (cancelled: no verdict)
--- ARGV[5]  duration of the attempt in ms
--- ARGV[6]  now_ms
--- ARGV[7]  EWMA weight of a new sample (0..1)
--- ARGV[8]  failures in a row that open the circuit
--- ARGV[9]  ms the circuit stays open
--- ARGV[10] ms until a busy server may be asked again
--- ARGV[11] no-history EWMA penalty in ms
--- ARGV[12] minimum lease age in ms (0: any); a younger lease is kept (the reclaim job
---          passes a minimum so it never takes a slot a dispatcher is about to use)
--- ARGV[13] '1' to record the outcome but keep the slot: the backend may still be
+-- KEYS[1] pool: pool hash (tf:pool:<p>)
+-- KEYS[2] avail: pool avail zset (tf:pool:<p>:avail)
+-- KEYS[3] leases: pool leases hash (tf:pool:<p>:leases)
+--         '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
+-- KEYS[4] task: task hash (tf:task:<task_id>)
+-- KEYS[5] server: server hash (tf:server:<sid>), metrics and breaker state
+-- KEYS[6] sleeping: sleeping zset (tf:lb:sleeping), sid -> ms when it may take tasks again
+-- KEYS[7] algorithm_key: the algorithm in use (tf:lb:algorithm)
+-- ARGV[1] lease: lease field '<task_id>:<attempt>'
+-- ARGV[2] attempt: the attempt
+-- ARGV[3] server_id: server id
+-- ARGV[4] outcome: 'success' | 'failure' | 'busy' | 'none' (cancelled: no verdict)
+-- ARGV[5] duration_ms: duration of the attempt in ms
+-- ARGV[6] now_ms: now in ms
+-- ARGV[7] ewma_alpha: EWMA weight of a new sample (0..1)
+-- ARGV[8] circuit_failures: failures in a row that open the circuit
+-- ARGV[9] circuit_open_ms: ms the circuit stays open
+-- ARGV[10] busy_ms: ms until a busy server may be asked again
+-- ARGV[11] penalty_ms: no-history EWMA penalty in ms
+-- ARGV[12] min_age_ms: minimum lease age in ms (0: any); a younger lease is kept (the
+--          reclaim job passes a minimum so it never takes a slot a dispatcher is about
+--          to use)
+-- ARGV[13] hold: '1' to record the outcome but keep the slot: the backend may still be
 --          working on a call taskfleet gave up on (a predict timeout); the reclaim job
 --          frees it once the lease is old enough
 --
 -- Returns 1 if the slot was freed, 2 if the outcome was recorded and the slot kept,
 -- 0 if the attempt holds no slot on this server, -1 if it is in use, -2 if it is
--- younger than ARGV[12].
+-- younger than min_age_ms.
 
-local pool, avail, leases, task, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local lease, sid, outcome = ARGV[1], ARGV[3], ARGV[4]
-local duration, now = tonumber(ARGV[5]), tonumber(ARGV[6])
-local alg, alpha = algorithm(KEYS[7]), tonumber(ARGV[7])
+local pool = KEYS[1]
+local avail = KEYS[2]
+local leases = KEYS[3]
+local task = KEYS[4]
+local server = KEYS[5]
+local sleeping = KEYS[6]
+local algorithm_key = KEYS[7]
+local lease = ARGV[1]
+local attempt = ARGV[2]
+local server_id = ARGV[3]
+local outcome = ARGV[4]
+local duration_ms = tonumber(ARGV[5])
+local now_ms = tonumber(ARGV[6])
+local ewma_alpha = tonumber(ARGV[7])
+local circuit_failures = tonumber(ARGV[8])
+local circuit_open_ms = tonumber(ARGV[9])
+local busy_ms = tonumber(ARGV[10])
+local penalty_ms = tonumber(ARGV[11])
+local min_age_ms = tonumber(ARGV[12])
+local hold = ARGV[13]
+
+local alg = algorithm(algorithm_key)
 
 local held = redis.call('HGET', leases, lease)
-if not held or string.sub(held, 1, #sid + 1) ~= sid .. '|' then
+if not held or string.sub(held, 1, #server_id + 1) ~= server_id .. '|' then
   return 0
 end
 local t = redis.call('HMGET', task, 'status', 'attempt', 'server_id')
-if t[1] == 'PROCESSING' and t[2] == ARGV[2] and t[3] == sid then
+if t[1] == 'PROCESSING' and t[2] == attempt and t[3] == server_id then
   return -1
 end
 local cost, reserved_ms = string.match(held, '|(%d+)|(%d+)$')
 cost = tonumber(cost)
-if now - tonumber(reserved_ms) < tonumber(ARGV[12]) then
+if now_ms - tonumber(reserved_ms) < min_age_ms then
   return -2
 end
 
-local hold = ARGV[13] == '1'
-if hold then
-  redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. ARGV[6]) -- reclaimed later
+local keep_slot = hold == '1'
+if keep_slot then
+  redis.call('HSET', leases, lease, server_id .. '|' .. cost .. '|' .. now_ms) -- reclaimed later
 else
   redis.call('HDEL', leases, lease)
-  if redis.call('HINCRBY', pool, sid .. '|used', -cost) < 0 then
-    redis.call('HSET', pool, sid .. '|used', 0)
+  if redis.call('HINCRBY', pool, server_id .. '|used', -cost) < 0 then
+    redis.call('HSET', pool, server_id .. '|used', 0)
   end
 end
 
-local was_probe = pf(pool, sid, 'probe') == '2'
+local was_probe = pf(pool, server_id, 'probe') == '2'
 if outcome == 'success' or outcome == 'failure' then
   redis.call('HINCRBY', server, 'processed', 1)
-  redis.call('HINCRBY', server, 'resp_total_ms', duration)
-  redis.call('HSET', server, 'last_active_ms', now)
-  local old = tonumber(pf(pool, sid, 'ewma') or '')
-  local ewma = duration
-  if old ~= nil then ewma = alpha * duration + (1 - alpha) * old end
-  redis.call('HSET', pool, sid .. '|ewma', ewma)
+  redis.call('HINCRBY', server, 'resp_total_ms', duration_ms)
+  redis.call('HSET', server, 'last_active_ms', now_ms)
+  local old = tonumber(pf(pool, server_id, 'ewma') or '')
+  local ewma = duration_ms
+  if old ~= nil then ewma = ewma_alpha * duration_ms + (1 - ewma_alpha) * old end
+  redis.call('HSET', pool, server_id .. '|ewma', ewma)
   redis.call('HSET', server, 'ewma_ms', ewma)
 end
 if outcome == 'success' then
@@ -78,27 +98,28 @@ if outcome == 'success' then
   redis.call('HSET', server, 'fails_in_row', 0)
   if was_probe or redis.call('HGET', server, 'circuit') == 'half_open' then
     redis.call('HSET', server, 'circuit', 'closed')
-    redis.call('HDEL', pool, sid .. '|probe')
+    redis.call('HDEL', pool, server_id .. '|probe')
   end
 elseif outcome == 'failure' then
   redis.call('HINCRBY', server, 'failures', 1)
   local in_row = redis.call('HINCRBY', server, 'fails_in_row', 1)
-  if was_probe or in_row >= tonumber(ARGV[8]) then
-    local until_ms = now + tonumber(ARGV[9])
+  if was_probe or in_row >= circuit_failures then
+    local until_ms = now_ms + circuit_open_ms
     redis.call('HSET', server, 'circuit', 'open', 'circuit_until_ms', until_ms)
-    redis.call('HSET', pool, sid .. '|sleep', 1)
-    redis.call('HDEL', pool, sid .. '|probe')
-    redis.call('ZADD', sleeping, until_ms, sid)
+    redis.call('HSET', pool, server_id .. '|sleep', 1)
+    redis.call('HDEL', pool, server_id .. '|probe')
+    redis.call('ZADD', sleeping, until_ms, server_id)
   end
 elseif outcome == 'busy' then
-  local until_ms = now + tonumber(ARGV[10])
+  local until_ms = now_ms + busy_ms
   redis.call('HSET', server, 'busy_until_ms', until_ms)
-  redis.call('HSET', pool, sid .. '|sleep', 1)
-  redis.call('ZADD', sleeping, math.max(until_ms, tonumber(redis.call('ZSCORE', sleeping, sid) or 0)), sid)
-  if was_probe then redis.call('HSET', pool, sid .. '|probe', 1) end
+  redis.call('HSET', pool, server_id .. '|sleep', 1)
+  local wake_ms = tonumber(redis.call('ZSCORE', sleeping, server_id) or 0)
+  redis.call('ZADD', sleeping, math.max(until_ms, wake_ms), server_id)
+  if was_probe then redis.call('HSET', pool, server_id .. '|probe', 1) end
 elseif was_probe then
-  redis.call('HSET', pool, sid .. '|probe', 1)
+  redis.call('HSET', pool, server_id .. '|probe', 1)
 end
-reindex(pool, avail, sid, alg, tonumber(ARGV[11]))
-if hold then return 2 end
+reindex(pool, avail, server_id, alg, penalty_ms)
+if keep_slot then return 2 end
 return 1

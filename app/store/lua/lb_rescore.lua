@@ -1,15 +1,20 @@
 -- lb_rescore.lua: re-score every server in a pool's avail zset for a newly chosen
 -- algorithm (run once per pool when the algorithm is switched).
 --
--- KEYS[1]  pool hash        (tf:pool:<p>)
--- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- ARGV[1]  algorithm
--- ARGV[2]  no-history EWMA penalty in ms
+-- KEYS[1] pool: pool hash (tf:pool:<p>)
+-- KEYS[2] avail: pool avail zset (tf:pool:<p>:avail)
+-- ARGV[1] alg: the algorithm to score for
+-- ARGV[2] penalty_ms: no-history EWMA penalty in ms
 --
 -- Returns how many servers were re-scored.
 
-local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+local pool = KEYS[1]
+local avail = KEYS[2]
+local alg = ARGV[1]
+local penalty_ms = tonumber(ARGV[2])
+
+local members = redis.call('ZRANGE', avail, 0, -1)
 for _, sid in ipairs(members) do
-  reindex(KEYS[1], KEYS[2], sid, ARGV[1], tonumber(ARGV[2]))
+  reindex(pool, avail, sid, alg, penalty_ms)
 end
 return #members

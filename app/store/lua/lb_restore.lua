@@ -2,21 +2,31 @@
 -- on a server, after Redis lost it (restart without persistence). Does nothing if the
 -- lease is there already, so it can run any number of times.
 --
--- KEYS[1]  pool hash        (tf:pool:<p>)
--- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- KEYS[3]  pool leases hash (tf:pool:<p>:leases)
--- KEYS[4]  the algorithm in use (tf:lb:algorithm)
--- ARGV[1]  lease field '<task_id>:<attempt>'
--- ARGV[2]  server id
--- ARGV[3]  slot cost
--- ARGV[4]  now_ms
--- ARGV[5]  no-history EWMA penalty in ms
+-- KEYS[1] pool: pool hash (tf:pool:<p>)
+-- KEYS[2] avail: pool avail zset (tf:pool:<p>:avail)
+-- KEYS[3] leases: pool leases hash (tf:pool:<p>:leases)
+-- KEYS[4] algorithm_key: the algorithm in use (tf:lb:algorithm)
+-- ARGV[1] lease: lease field '<task_id>:<attempt>'
+-- ARGV[2] server_id: server id
+-- ARGV[3] cost: slot cost
+-- ARGV[4] now_ms: now in ms (stamped on the lease)
+-- ARGV[5] penalty_ms: no-history EWMA penalty in ms
 --
 -- Returns 1 if the slot was restored, 0 if the lease existed.
 
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4]) == 0 then
+local pool = KEYS[1]
+local avail = KEYS[2]
+local leases = KEYS[3]
+local algorithm_key = KEYS[4]
+local lease = ARGV[1]
+local server_id = ARGV[2]
+local cost = ARGV[3]
+local now_ms = ARGV[4]
+local penalty_ms = tonumber(ARGV[5])
+
+if redis.call('HSETNX', leases, lease, server_id .. '|' .. cost .. '|' .. now_ms) == 0 then
   return 0
 end
-redis.call('HINCRBY', KEYS[1], ARGV[2] .. '|used', tonumber(ARGV[3]))
-reindex(KEYS[1], KEYS[2], ARGV[2], algorithm(KEYS[4]), tonumber(ARGV[5]))
+redis.call('HINCRBY', pool, server_id .. '|used', tonumber(cost))
+reindex(pool, avail, server_id, algorithm(algorithm_key), penalty_ms)
 return 1

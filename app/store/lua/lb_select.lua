@@ -7,30 +7,41 @@
 -- Pools in the task's region come first; other pools are the fallback.
 -- Every check happens before the first write (repairing an index entry aside).
 --
--- KEYS[1]          round-robin sequence counter (tf:lb:seq)
--- KEYS[2]          the algorithm in use (tf:lb:algorithm; default weighted-round-robin)
--- KEYS[3i]         pool hash   (tf:pool:<p>)
--- KEYS[3i+1]       pool avail  (tf:pool:<p>:avail)
--- KEYS[3i+2]       pool leases (tf:pool:<p>:leases)   '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
--- ARGV[1]  lease field '<task_id>:<attempt>'
--- ARGV[2]  slot cost (integer >= 1)
--- ARGV[3]  random seed (integer)
--- ARGV[4]  how many of the pools (the first ones) are in the task's region
--- ARGV[5]  server id to avoid if any other fits ('' for none)
--- ARGV[6]  EWMA in ms assumed for a server with no history (the no-history penalty)
--- ARGV[7]  entries read per pool
--- ARGV[8]  now_ms (stamped on the lease, so leases left by a crashed worker can be
---          told from fresh ones)
+-- KEYS[1] rr_sequence: round-robin sequence counter (tf:lb:seq)
+-- KEYS[2] algorithm_key: the algorithm in use (tf:lb:algorithm; default
+--         weighted-round-robin)
+-- KEYS[3..] pools: three keys per candidate pool, pool p (1-based) at KEYS[3p],
+--         KEYS[3p+1], KEYS[3p+2]: pool hash (tf:pool:<p>), pool avail zset
+--         (tf:pool:<p>:avail), pool leases hash (tf:pool:<p>:leases)
+--         '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
+-- ARGV[1] lease: lease field '<task_id>:<attempt>'
+-- ARGV[2] cost: slot cost (integer >= 1)
+-- ARGV[3] seed: random seed (integer)
+-- ARGV[4] in_region: how many of the pools (the first ones) are in the task's region
+-- ARGV[5] avoid: server id to avoid if any other fits ('' for none)
+-- ARGV[6] penalty_ms: EWMA in ms assumed for a server with no history (the no-history
+--         penalty)
+-- ARGV[7] per_pool: entries read per pool
+-- ARGV[8] now_ms: now in ms (stamped on the lease, so leases left by a crashed worker
+--         can be told from fresh ones)
 --
 -- Returns {server_id, pool_index (1-based)} or false when no server can take it. A
 -- lease this task attempt already holds is returned as is: a duplicate dispatch job
 -- reserves nothing twice.
 
-local lease, cost = ARGV[1], tonumber(ARGV[2])
-local alg = algorithm(KEYS[2])
-math.randomseed(tonumber(ARGV[3]))
-local in_region, avoid = tonumber(ARGV[4]), ARGV[5]
-local penalty, per_pool = tonumber(ARGV[6]), tonumber(ARGV[7])
+local rr_sequence = KEYS[1]
+local algorithm_key = KEYS[2]
+local lease = ARGV[1]
+local cost = tonumber(ARGV[2])
+local seed = tonumber(ARGV[3])
+local in_region = tonumber(ARGV[4])
+local avoid = ARGV[5]
+local penalty_ms = tonumber(ARGV[6])
+local per_pool = tonumber(ARGV[7])
+local now_ms = ARGV[8]
+
+local alg = algorithm(algorithm_key)
+math.randomseed(seed)
 local npools = (#KEYS - 2) / 3
 local sampled = alg == 'random' or alg == 'p2c-ewma'
 
@@ -161,15 +172,15 @@ end
 
 local pool, avail, leases = KEYS[3 * pick.p], KEYS[3 * pick.p + 1], KEYS[3 * pick.p + 2]
 local sid = pick.sid
-redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. ARGV[8])
+redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. now_ms)
 redis.call('HINCRBY', pool, sid .. '|used', cost)
 if pick.state.probe == 1 then
   redis.call('HSET', pool, sid .. '|probe', 2)
 end
 if alg == 'round-robin' then
-  redis.call('HSET', pool, sid .. '|rr', redis.call('INCR', KEYS[1]))
+  redis.call('HSET', pool, sid .. '|rr', redis.call('INCR', rr_sequence))
 elseif alg == 'weighted-round-robin' then
   redis.call('HSET', pool, sid .. '|pass', pick.s + STRIDE / pick.w)
 end
-reindex(pool, avail, sid, alg, penalty)
+reindex(pool, avail, sid, alg, penalty_ms)
 return {sid, pick.p}

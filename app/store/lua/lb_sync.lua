@@ -3,19 +3,27 @@
 -- the pool's avail zset. A circuit whose open period has passed turns half-open here
 -- (one probe allowed); a busy period that has passed ends here.
 --
--- KEYS[1]  pool hash        (tf:pool:<p>)
--- KEYS[2]  pool avail zset  (tf:pool:<p>:avail)
--- KEYS[3]  server hash      (tf:server:<sid>)
--- KEYS[4]  sleeping zset    (tf:lb:sleeping)
--- KEYS[5]  the algorithm in use (tf:lb:algorithm)
--- ARGV[1]  server id
--- ARGV[2]  now_ms
--- ARGV[3]  no-history EWMA penalty in ms
+-- KEYS[1] pool: pool hash (tf:pool:<p>)
+-- KEYS[2] avail: pool avail zset (tf:pool:<p>:avail)
+-- KEYS[3] server: server hash (tf:server:<sid>)
+-- KEYS[4] sleeping: sleeping zset (tf:lb:sleeping)
+-- KEYS[5] algorithm_key: the algorithm in use (tf:lb:algorithm)
+-- ARGV[1] server_id: server id
+-- ARGV[2] now_ms: now in ms
+-- ARGV[3] penalty_ms: no-history EWMA penalty in ms
 --
 -- Returns 1 if the server can take a task now, else 0.
 
-local pool, avail, server, sleeping = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local sid, alg, now = ARGV[1], algorithm(KEYS[5]), tonumber(ARGV[2])
+local pool = KEYS[1]
+local avail = KEYS[2]
+local server = KEYS[3]
+local sleeping = KEYS[4]
+local algorithm_key = KEYS[5]
+local server_id = ARGV[1]
+local now_ms = tonumber(ARGV[2])
+local penalty_ms = tonumber(ARGV[3])
+
+local alg = algorithm(algorithm_key)
 local s = redis.call('HMGET', server, 'status', 'maintenance', 'max_concurrent', 'weight',
   'circuit', 'circuit_until_ms', 'busy_until_ms')
 local status, maintenance = s[1], s[2]
@@ -26,29 +34,30 @@ end
 local ok = (status == 'online' or status == 'degraded') and maintenance ~= '1'
 local sleep = 0
 if s[5] == 'open' then
-  if tonumber(s[6] or '0') <= now then
+  if tonumber(s[6] or '0') <= now_ms then
     redis.call('HSET', server, 'circuit', 'half_open')
-    redis.call('HSET', pool, sid .. '|probe', 1)
+    redis.call('HSET', pool, server_id .. '|probe', 1)
   else
     sleep = 1
   end
 end
-if tonumber(s[7] or '0') > now then
+if tonumber(s[7] or '0') > now_ms then
   sleep = 1
 end
 if sleep == 0 then
-  local wake = redis.call('ZSCORE', sleeping, sid)
-  if wake and tonumber(wake) <= now then redis.call('ZREM', sleeping, sid) end
+  local wake = redis.call('ZSCORE', sleeping, server_id)
+  if wake and tonumber(wake) <= now_ms then redis.call('ZREM', sleeping, server_id) end
 end
 
 local weight = tonumber(s[4] or '1')
 if status == 'degraded' then weight = weight / 2 end
-redis.call('HSET', pool, sid .. '|ok', ok and 1 or 0, sid .. '|deg', status == 'degraded' and 1 or 0,
-  sid .. '|max', s[3], sid .. '|w', math.max(weight, 0.01), sid .. '|sleep', sleep)
-redis.call('HSETNX', pool, sid .. '|used', 0)
-if alg == 'weighted-round-robin' and not pf(pool, sid, 'pass') then
+redis.call('HSET', pool, server_id .. '|ok', ok and 1 or 0,
+  server_id .. '|deg', status == 'degraded' and 1 or 0, server_id .. '|max', s[3],
+  server_id .. '|w', math.max(weight, 0.01), server_id .. '|sleep', sleep)
+redis.call('HSETNX', pool, server_id .. '|used', 0)
+if alg == 'weighted-round-robin' and not pf(pool, server_id, 'pass') then
   local first = redis.call('ZRANGE', avail, 0, 0, 'WITHSCORES')
-  redis.call('HSET', pool, sid .. '|pass', tonumber(first[2] or '0'))
+  redis.call('HSET', pool, server_id .. '|pass', tonumber(first[2] or '0'))
 end
-local state = reindex(pool, avail, sid, alg, tonumber(ARGV[3]))
+local state = reindex(pool, avail, server_id, alg, penalty_ms)
 return can_take(state, 1) and 1 or 0

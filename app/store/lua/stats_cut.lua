@@ -3,19 +3,24 @@
 -- flush that crashed is completed, never counted twice (the database remembers which
 -- batch ids it applied).
 --
--- KEYS[1]  live counters hash  (tf:stats:live)
--- KEYS[2]  batch hash          (tf:stats:batch)
--- ARGV[1]  id for a new batch
--- ARGV[2]  now_ms (recorded as the batch's cut time)
+-- KEYS[1] live: live counters hash (tf:stats:live)
+-- KEYS[2] batch: batch hash (tf:stats:batch)
+-- ARGV[1] batch_id: id for a new batch
+-- ARGV[2] now_ms: now in ms (recorded as the batch's cut time)
 --
 -- Returns the batch's flat HGETALL (with '__batch' and '__cut_ms'), or {} when there
 -- is nothing to flush.
 
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  if redis.call('EXISTS', KEYS[1]) == 0 then
+local live = KEYS[1]
+local batch = KEYS[2]
+local batch_id = ARGV[1]
+local now_ms = ARGV[2]
+
+if redis.call('EXISTS', batch) == 0 then
+  if redis.call('EXISTS', live) == 0 then
     return {}
   end
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  redis.call('HSET', KEYS[2], '__batch', ARGV[1], '__cut_ms', ARGV[2])
+  redis.call('RENAME', live, batch)
+  redis.call('HSET', batch, '__batch', batch_id, '__cut_ms', now_ms)
 end
-return redis.call('HGETALL', KEYS[2])
+return redis.call('HGETALL', batch)

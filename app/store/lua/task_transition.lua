@@ -1,8 +1,8 @@
 -- task_transition.lua: compare-and-set one task's state.
--- Moves the task to ARGV[2] only if its status is one of ARGV[1] and, when ARGV[3] is
--- not empty, its attempt equals ARGV[3]. Bumps the version, stamps updated_ms, sets the
--- given fields and keeps the deadline index in step. Everything is checked before the
--- first write.
+-- Moves the task to target only if its status is one of sources and, when
+-- expected_attempt is not empty, its attempt equals expected_attempt. Bumps the
+-- version, stamps updated_ms, sets the given fields and keeps the deadline index in
+-- step. Everything is checked before the first write.
 -- The database follows each transition: until the caller says it has (mark_synced:
 -- which also expires a finished task's hash), the task is in the unsynced set and its
 -- hash never expires, so a worker killed between the two writes leaves the change for
@@ -14,32 +14,41 @@
 -- now_ms (field names: app/store/stats.py), so a counter moves exactly when the state
 -- does.
 --
--- KEYS[1]  task hash            (tf:task:<id>)
--- KEYS[2]  deadlines zset       (tf:deadlines)   task_id -> deadline_ms
--- KEYS[3]  live counters hash   (tf:stats:live)  '<hour>|<scope>|<key>|<metric>' -> n
--- KEYS[4]  dispatch latency     (tf:metrics:dispatch_latency) bucket -> n, sum_ms, count
--- KEYS[5]  unsynced set         (tf:unsynced)    tasks the database may be behind on
--- ARGV[1]  allowed source statuses, comma-separated
--- ARGV[2]  target status
--- ARGV[3]  expected attempt, or '' for any
--- ARGV[4]  now_ms
--- ARGV[5]  '1' if the target status is final, else '0'
--- ARGV[6]  how the running attempt ended (COMPLETED, FAILED, TIMEOUT, BUSY, CANCELLED),
---          or '' when no attempt ends here
--- ARGV[7..] field, value pairs to set; an empty value deletes the field
+-- KEYS[1] task: task hash (tf:task:<id>)
+-- KEYS[2] deadlines: deadlines zset (tf:deadlines), task_id -> deadline_ms
+-- KEYS[3] stats: live counters hash (tf:stats:live), '<hour>|<scope>|<key>|<metric>' -> n
+-- KEYS[4] latency: dispatch latency hash (tf:metrics:dispatch_latency),
+--         bucket -> n, sum_ms, count
+-- KEYS[5] unsynced: unsynced set (tf:unsynced), tasks the database may be behind on
+-- ARGV[1] sources: allowed source statuses, comma-separated
+-- ARGV[2] target: target status
+-- ARGV[3] expected_attempt: expected attempt, or '' for any
+-- ARGV[4] now_ms: now in ms
+-- ARGV[5] is_final: '1' if the target status is final, else '0'
+-- ARGV[6] attempt_outcome: how the running attempt ended (COMPLETED, FAILED, TIMEOUT,
+--         BUSY, CANCELLED), or '' when no attempt ends here
+-- ARGV[7..] fields: field, value pairs to set; an empty value deletes the field
 --
 -- Returns {1, <flat HGETALL after the write>} on success,
 --         {0, status, attempt} when the task is in another state or attempt,
 --         {-1} when the task has no hot state.
 
+local task = KEYS[1]
+local deadlines = KEYS[2]
+local stats = KEYS[3]
+local latency = KEYS[4]
+local unsynced = KEYS[5]
+local sources = ARGV[1]
+local target = ARGV[2]
+local expected_attempt = ARGV[3]
+local now_ms = tonumber(ARGV[4])
+local is_final = ARGV[5]
+local attempt_outcome = ARGV[6]
+
 -- Upper bounds (ms) of the dispatch-latency buckets; app.core.metrics has the same list.
 local LATENCY_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
 
-local task_key, deadlines, stats, latency, unsynced = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local target, expected_attempt, attempt_outcome = ARGV[2], ARGV[3], ARGV[6]
-local now_ms = tonumber(ARGV[4])
-
-local current = redis.call('HMGET', task_key, 'status', 'attempt', 'version', 'id', 'timeout_ms',
+local current = redis.call('HMGET', task, 'status', 'attempt', 'version', 'id', 'timeout_ms',
   'type', 'server_id', 'started_ms', 'updated_ms')
 local status, attempt, version, task_id = current[1], current[2], current[3], current[4]
 local task_type, server_id, started_ms = current[6] or '', current[7], tonumber(current[8])
@@ -48,25 +57,25 @@ if not status then
 end
 
 local allowed = false
-for source in string.gmatch(ARGV[1], '([^,]+)') do
+for source in string.gmatch(sources, '([^,]+)') do
   if source == status then allowed = true end
 end
 if not allowed or (expected_attempt ~= '' and expected_attempt ~= attempt) then
   return {0, status, attempt}
 end
 
-redis.call('HSET', task_key, 'status', target, 'version', tonumber(version) + 1,
+redis.call('HSET', task, 'status', target, 'version', tonumber(version) + 1,
   'updated_ms', now_ms, 'from_status', status)
 if attempt_outcome ~= '' then
-  redis.call('HSET', task_key, 'attempt_outcome', attempt_outcome)
+  redis.call('HSET', task, 'attempt_outcome', attempt_outcome)
 else
-  redis.call('HDEL', task_key, 'attempt_outcome')
+  redis.call('HDEL', task, 'attempt_outcome')
 end
 for i = 7, #ARGV, 2 do
   if ARGV[i + 1] == '' then
-    redis.call('HDEL', task_key, ARGV[i])
+    redis.call('HDEL', task, ARGV[i])
   else
-    redis.call('HSET', task_key, ARGV[i], ARGV[i + 1])
+    redis.call('HSET', task, ARGV[i], ARGV[i + 1])
   end
 end
 
@@ -76,7 +85,7 @@ elseif target ~= 'PROCESSING' then
   redis.call('ZREM', deadlines, task_id)
 end
 
-redis.call('PERSIST', task_key)
+redis.call('PERSIST', task)
 redis.call('SADD', unsynced, task_id)
 
 local hour = string.format('%d', math.floor(now_ms / 3600000))
@@ -89,7 +98,7 @@ local function count_task(metric, by)
 end
 local attempt_failed = attempt_outcome == 'FAILED' or attempt_outcome == 'TIMEOUT'
 
-if ARGV[5] == '1' then
+if is_final == '1' then
   count_task(string.lower(target), 1)
   if target == 'COMPLETED' and started_ms then
     count_task('duration_ms', now_ms - started_ms)
@@ -123,4 +132,4 @@ if status == 'PENDING' and target == 'PROCESSING' and current[9] then
   redis.call('HINCRBY', latency, 'count', 1)
 end
 
-return {1, redis.call('HGETALL', task_key)}
+return {1, redis.call('HGETALL', task)}

@@ -3,14 +3,15 @@
 -- scored by priority then age (lower first). The caller passes only the lines that a
 -- freed server can serve, so a task that fits never waits behind one that does not.
 --
--- KEYS[i]  waiting line zset (tf:waiting:<profile>)
--- ARGV[1]  how many tasks to take at most
+-- KEYS[1..] lines: waiting line zsets (tf:waiting:<profile>)
+-- ARGV[1] count: how many tasks to take at most
 --
 -- Returns the task ids taken, best first (each removed from its line).
 
-local wanted = tonumber(ARGV[1])
+local count = tonumber(ARGV[1])
+
 local taken = {}
-while #taken < wanted do
+while #taken < count do
   local best_key, best_member, best_score = nil, nil, nil
   for _, key in ipairs(KEYS) do
     local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')

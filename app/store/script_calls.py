@@ -1,0 +1,316 @@
+"""One small frozen dataclass per Lua script: the call's KEYS and ARGV, by name.
+
+Each field is a ``KEYS`` entry (``key()``) or an ``ARGV`` entry (``arg()``), named as in
+the script's header and declared in the header's order; a script with a variable-length
+tail (repeating keys or field/value pairs) has one ``keys_tail()`` or ``args_tail()``
+field, flattened after the fixed entries. ``tests/store/test_script_contracts.py`` holds
+every class against its script's header, so a caller cannot pass an argument in the
+wrong place without a test failing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
+
+#: The metadata entry that says what a field is (one of the four roles below).
+ROLE = "lua"
+KEY, ARG, KEYS_TAIL, ARGS_TAIL = "key", "arg", "keys_tail", "args_tail"
+
+
+def key() -> Any:
+    """A field that is one ``KEYS`` entry."""
+    return dataclasses.field(metadata={ROLE: KEY})
+
+
+def arg() -> Any:
+    """A field that is one ``ARGV`` entry."""
+    return dataclasses.field(metadata={ROLE: ARG})
+
+
+def keys_tail() -> Any:
+    """A field that is the variable-length tail of ``KEYS`` (flattened last)."""
+    return dataclasses.field(metadata={ROLE: KEYS_TAIL})
+
+
+def args_tail() -> Any:
+    """A field that is the variable-length tail of ``ARGV`` (flattened last)."""
+    return dataclasses.field(metadata={ROLE: ARGS_TAIL})
+
+
+class Layout(NamedTuple):
+    """The names of a call's entries: fixed KEYS, KEYS tail, fixed ARGV, ARGV tail."""
+
+    keys: tuple[str, ...]
+    keys_tail: str | None
+    args: tuple[str, ...]
+    args_tail: str | None
+
+
+#: Script name -> its call class (filled as the classes below are defined).
+CALLS: dict[str, type[ScriptCall]] = {}
+#: Call class -> the names of its entries (filled on first use).
+_LAYOUTS: dict[type[ScriptCall], Layout] = {}
+
+
+def _flatten(tail: Iterable[Any]) -> list[Any]:
+    """A tail's entries: a mapping gives its (name, value) pairs, and a tuple entry (a
+    repeating group such as a pool's three keys) gives its members, in order."""
+    items = tail.items() if isinstance(tail, Mapping) else tail
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
+def _read_layout(cls: type[ScriptCall]) -> Layout:
+    """The entry names of a call class, from its fields."""
+    by_role: dict[str, list[str]] = {KEY: [], ARG: [], KEYS_TAIL: [], ARGS_TAIL: []}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        role = f.metadata.get(ROLE)
+        if role not in by_role:
+            raise TypeError(f"{cls.__name__}.{f.name} is neither key(), arg() nor a tail")
+        by_role[role].append(f.name)
+    for role in (KEYS_TAIL, ARGS_TAIL):
+        if len(by_role[role]) > 1:
+            raise TypeError(f"{cls.__name__} has more than one {role}: {by_role[role]}")
+    return Layout(
+        keys=tuple(by_role[KEY]),
+        keys_tail=next(iter(by_role[KEYS_TAIL]), None),
+        args=tuple(by_role[ARG]),
+        args_tail=next(iter(by_role[ARGS_TAIL]), None),
+    )
+
+
+class ScriptCall:
+    """Base of the call classes: ``SCRIPT`` names the script, fields hold its entries."""
+
+    SCRIPT: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.SCRIPT in CALLS:
+            raise TypeError(f"{cls.__name__}: {CALLS[cls.SCRIPT].__name__} already calls {cls.SCRIPT}")
+        CALLS[cls.SCRIPT] = cls
+
+    @classmethod
+    def layout(cls) -> Layout:
+        """The entry names of this call, in field order (read once per class)."""
+        layout = _LAYOUTS.get(cls)
+        if layout is None:
+            layout = _LAYOUTS[cls] = _read_layout(cls)
+        return layout
+
+    def keys(self) -> list[str]:
+        """``KEYS``: the fixed entries in field order, then the tail."""
+        layout = self.layout()
+        out = [getattr(self, name) for name in layout.keys]
+        if layout.keys_tail:
+            out += _flatten(getattr(self, layout.keys_tail))
+        return out
+
+    def args(self) -> list[Any]:
+        """``ARGV``: the fixed entries in field order, then the tail."""
+        layout = self.layout()
+        out = [getattr(self, name) for name in layout.args]
+        if layout.args_tail:
+            out += _flatten(getattr(self, layout.args_tail))
+        return out
+
+
+def call_class(script: str) -> type[ScriptCall]:
+    """The call class of ``lua/<script>.lua``."""
+    try:
+        return CALLS[script]
+    except KeyError:
+        raise LookupError(f"no call class in app.store.script_calls for script {script!r}") from None
+
+
+# -- the load balancer (lb_*.lua, with lua/lib/pool.lua) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SelectCall(ScriptCall):
+    """``lb_select.lua``: choose a server among candidate pools and reserve its slot."""
+
+    SCRIPT: ClassVar[str] = "lb_select"
+
+    rr_sequence: str = key()
+    algorithm_key: str = key()
+    #: Per candidate pool, region first: (pool hash, avail zset, leases hash).
+    pools: Sequence[tuple[str, str, str]] = keys_tail()
+    lease: str = arg()
+    cost: int = arg()
+    seed: int = arg()
+    in_region: int = arg()
+    avoid: str = arg()
+    penalty_ms: float = arg()
+    per_pool: int = arg()
+    now_ms: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReleaseCall(ScriptCall):
+    """``lb_release.lua``: end an attempt's hold on a server's slot, record the outcome."""
+
+    SCRIPT: ClassVar[str] = "lb_release"
+
+    pool: str = key()
+    avail: str = key()
+    leases: str = key()
+    task: str = key()
+    server: str = key()
+    sleeping: str = key()
+    algorithm_key: str = key()
+    lease: str = arg()
+    attempt: int = arg()
+    server_id: str = arg()
+    outcome: str = arg()
+    duration_ms: int = arg()
+    now_ms: int = arg()
+    ewma_alpha: float = arg()
+    circuit_failures: int = arg()
+    circuit_open_ms: int = arg()
+    busy_ms: int = arg()
+    penalty_ms: float = arg()
+    min_age_ms: int = arg()
+    hold: str = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SyncCall(ScriptCall):
+    """``lb_sync.lua``: publish a server's selection fields into its pool."""
+
+    SCRIPT: ClassVar[str] = "lb_sync"
+
+    pool: str = key()
+    avail: str = key()
+    server: str = key()
+    sleeping: str = key()
+    algorithm_key: str = key()
+    server_id: str = arg()
+    now_ms: int = arg()
+    penalty_ms: float = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RescoreCall(ScriptCall):
+    """``lb_rescore.lua``: re-score a pool's avail zset for a newly chosen algorithm."""
+
+    SCRIPT: ClassVar[str] = "lb_rescore"
+
+    pool: str = key()
+    avail: str = key()
+    alg: str = arg()
+    penalty_ms: float = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RestoreCall(ScriptCall):
+    """``lb_restore.lua``: put back a slot the database says is in use."""
+
+    SCRIPT: ClassVar[str] = "lb_restore"
+
+    pool: str = key()
+    avail: str = key()
+    leases: str = key()
+    algorithm_key: str = key()
+    lease: str = arg()
+    server_id: str = arg()
+    cost: int = arg()
+    now_ms: int = arg()
+    penalty_ms: float = arg()
+
+
+# -- task hot state ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransitionCall(ScriptCall):
+    """``task_transition.lua``: compare-and-set one task's state."""
+
+    SCRIPT: ClassVar[str] = "task_transition"
+
+    task: str = key()
+    deadlines: str = key()
+    stats: str = key()
+    latency: str = key()
+    unsynced: str = key()
+    sources: str = arg()
+    target: str = arg()
+    expected_attempt: str = arg()
+    now_ms: str = arg()
+    is_final: str = arg()
+    attempt_outcome: str = arg()
+    #: Field -> value to set; an empty value deletes the field.
+    fields: Mapping[str, str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HydrateCall(ScriptCall):
+    """``task_hydrate.lua``: write a task's hot state unless Redis has it."""
+
+    SCRIPT: ClassVar[str] = "task_hydrate"
+
+    task: str = key()
+    deadlines: str = key()
+    stats: str = key()
+    ttl_ms: str = arg()
+    deadline_ms: str = arg()
+    new_task_type: str = arg()
+    created_ms: str = arg()
+    #: Field -> value of the task hash (must include 'id').
+    fields: Mapping[str, str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SyncedCall(ScriptCall):
+    """``task_synced.lua``: the database holds a task's version; expire it if final."""
+
+    SCRIPT: ClassVar[str] = "task_synced"
+
+    task: str = key()
+    unsynced: str = key()
+    version: int = arg()
+    ttl_ms: int = arg()
+    task_id: str = arg()
+    final_statuses: str = arg()
+
+
+# -- waiting lines and statistics --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingPopCall(ScriptCall):
+    """``waiting_pop.lua``: take the best waiting tasks across several lines."""
+
+    SCRIPT: ClassVar[str] = "waiting_pop"
+
+    lines: Sequence[str] = keys_tail()
+    count: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StatsCutCall(ScriptCall):
+    """``stats_cut.lua``: hand the live counters to a flush as a batch."""
+
+    SCRIPT: ClassVar[str] = "stats_cut"
+
+    live: str = key()
+    batch: str = key()
+    batch_id: str = arg()
+    now_ms: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StatsDropCall(ScriptCall):
+    """``stats_drop.lua``: delete a flushed batch if it is still the one named."""
+
+    SCRIPT: ClassVar[str] = "stats_drop"
+
+    batch: str = key()
+    batch_id: str = arg()
