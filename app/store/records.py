@@ -114,6 +114,9 @@ class ServerRecord(HashRecord):
     """``tf:server:<id>``. Written by the registry, health checks and heartbeats (here)
     and by ``lb_release.lua`` / ``lb_sync.lua`` (metrics, breaker, busy periods)."""
 
+    #: The field of ``pool`` (read on its own to find a server's pool).
+    POOL_FIELD: ClassVar[str] = "pool"
+
     id: str = ""
     #: The pool it is in (servers sharing capabilities, groups and region).
     pool: str | None = None

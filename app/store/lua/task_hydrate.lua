@@ -3,7 +3,7 @@
 -- restart or once a finished task expired); never overwrites a newer live copy.
 --
 -- A new task (new_task_type not empty) is counted as created in the live counters of the
--- hour of its created_ms, in the same call that writes it (field names: app/store/stats.py).
+-- hour of its created_ms, in the same call that writes it (field names: app/core/tally.py).
 --
 -- KEYS[1] task: task hash (tf:task:<id>)
 -- KEYS[2] deadlines: deadlines zset (tf:deadlines)

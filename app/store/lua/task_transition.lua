@@ -11,7 +11,7 @@
 -- a server at most that long, and an attempt runs at most that long); a progress
 -- update keeps it; any other state has none.
 -- Statistics: the same call counts the event in the live counters of the hour of
--- now_ms (field names: app/store/stats.py), so a counter moves exactly when the state
+-- now_ms (field names: app/core/tally.py), so a counter moves exactly when the state
 -- does.
 --
 -- KEYS[1] task: task hash (tf:task:<id>)

@@ -1,0 +1,180 @@
+"""Reserving and releasing slots: the load balancer's scripts, and what they need to
+know about pools (which serve a task, which have room)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from app.core.balancing import (
+    BUSY_DEFAULT_S,
+    CIRCUIT_FAILURES,
+    CIRCUIT_OPEN_S,
+    EWMA_ALPHA,
+    NO_HISTORY_PENALTY_MS,
+    SCAN_PER_POOL,
+    Verdict,
+)
+from app.store import keys
+from app.store.fleet.pools import FleetBase
+from app.store.records import SlotUse
+from app.store.redis_client import redis_errors
+from app.store.script_calls import ReleaseCall, RestoreCall, SelectCall
+
+
+class Selection(FleetBase):
+    def server_serves(self, server_id: str) -> Callable[[Sequence[str], str | None], bool]:
+        """A test: can this server serve tasks needing (capabilities, group)? (From what
+        was registered up to ``POOL_CACHE_TTL_S`` ago.)"""
+        pool_id = self._server_pool(server_id)
+        meta = self._pool_metas([pool_id])[0] if pool_id else None
+
+        def serves(capabilities: Sequence[str], group: str | None) -> bool:
+            return meta is not None and meta.serves(tuple(capabilities), group)
+
+        return serves
+
+    def has_room(self, capabilities: Sequence[str], group: str | None) -> bool:
+        """Whether any server that fits (capabilities, group) can take a slot now."""
+        pools, _ = self.candidate_pools(capabilities, group, None)
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for pool_id in pools:
+                pipe.zcard(keys.pool_avail(pool_id))
+            return any(pipe.execute())
+
+    def has_healthy(self, capabilities: Sequence[str], group: str | None) -> bool:
+        """Whether any server that fits (capabilities, group) takes tasks at all: online
+        or degraded, not in maintenance or draining (full or resting counts as healthy)."""
+        pools, _ = self.candidate_pools(capabilities, group, None)
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for pool_id in pools:
+                pipe.hgetall(keys.pool(pool_id))
+            raws = pipe.execute()
+        return any(use.ok for raw in raws for use in SlotUse.from_pool_hash(raw).values())
+
+    def reserve(
+        self,
+        task_id: str,
+        attempt: int,
+        capabilities: Sequence[str] = (),
+        group: str | None = None,
+        region: str | None = None,
+        cost: int = 1,
+        avoid: str | None = None,
+        now_ms: int = 0,
+    ) -> str | None:
+        """Choose a server for this task attempt and reserve ``cost`` slots on it, in one
+        Lua call; None when no server can take it now. A slot the attempt already holds
+        is returned as is. ``now_ms`` stamps the lease (0 marks it as old at once)."""
+        pools, in_region = self.candidate_pools(capabilities, group, region)
+        if not pools:
+            return None
+        call = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms)
+        with redis_errors():
+            chosen = self._select(call)
+        return chosen[0] if chosen else None
+
+    def selection_call(
+        self,
+        pools: Sequence[str],
+        in_region: int,
+        task_id: str,
+        attempt: int,
+        cost: int = 1,
+        avoid: str | None = None,
+        now_ms: int = 0,
+    ) -> SelectCall:
+        """The ``lb_select.lua`` call for these candidate pools."""
+        return SelectCall(
+            rr_sequence=keys.RR_SEQUENCE,
+            algorithm_key=keys.ALGORITHM,
+            pools=[(keys.pool(p), keys.pool_avail(p), keys.pool_leases(p)) for p in pools],
+            lease=keys.lease_field(task_id, attempt),
+            cost=cost,
+            seed=self.rng.getrandbits(31),
+            in_region=in_region,
+            avoid=avoid or "",
+            penalty_ms=NO_HISTORY_PENALTY_MS,
+            per_pool=SCAN_PER_POOL,
+            now_ms=now_ms,
+        )
+
+    def release(
+        self,
+        server_id: str,
+        task_id: str,
+        attempt: int,
+        now_ms: int,
+        outcome: Verdict = Verdict.NONE,
+        duration_ms: int = 0,
+        busy_for_s: float | None = None,
+        min_age_ms: int = 0,
+        hold: bool = False,
+    ) -> bool:
+        """Free the slot this task attempt holds and record ``outcome`` in the server's
+        metrics and circuit breaker. False
+        if the attempt held no slot (already freed) or the task is running this attempt
+        on this server right now (only the attempt's end frees it), or if the lease is
+        younger than ``min_age_ms``. With ``hold`` the outcome is recorded but the slot
+        kept (and False returned): the backend may still be serving a call taskfleet gave
+        up on; ``reclaim`` frees it later."""
+
+        def call_in(pool_id: str) -> ReleaseCall:
+            return ReleaseCall(
+                pool=keys.pool(pool_id),
+                avail=keys.pool_avail(pool_id),
+                leases=keys.pool_leases(pool_id),
+                task=keys.task(task_id),
+                server=keys.server(server_id),
+                sleeping=keys.SLEEPING,
+                algorithm_key=keys.ALGORITHM,
+                lease=keys.lease_field(task_id, attempt),
+                attempt=attempt,
+                server_id=server_id,
+                outcome=outcome,
+                duration_ms=duration_ms,
+                now_ms=now_ms,
+                ewma_alpha=EWMA_ALPHA,
+                circuit_failures=CIRCUIT_FAILURES,
+                circuit_open_ms=CIRCUIT_OPEN_S * 1000,
+                busy_ms=int((busy_for_s or BUSY_DEFAULT_S) * 1000),
+                penalty_ms=NO_HISTORY_PENALTY_MS,
+                min_age_ms=min_age_ms,
+                hold="1" if hold else "0",
+            )
+
+        pool_id = self._server_pool(server_id)
+        released = self._release_in(pool_id, call_in)
+        if released == 0:  # no such lease there: the server may have moved to another pool
+            fresh = self._server_pool(server_id, fresh=True)
+            if fresh != pool_id:
+                released = self._release_in(fresh, call_in)
+        return released == 1
+
+    def _release_in(self, pool_id: str | None, call_in: Callable[[str], ReleaseCall]) -> int:
+        """``lb_release.lua`` on one pool: its answer (1 freed, 0 no such lease, ...)."""
+        if not pool_id:
+            return 0
+        with redis_errors():
+            return int(self._release(call_in(pool_id)))
+
+    def restore_lease(self, server_id: str, task_id: str, attempt: int, cost: int, now_ms: int) -> bool:
+        """Put back a slot the database says is in use (after Redis lost it); idempotent."""
+        pool_id = self._pool_of(server_id)
+        if not pool_id:
+            return False
+        with redis_errors():
+            return bool(
+                self._restore(
+                    RestoreCall(
+                        pool=keys.pool(pool_id),
+                        avail=keys.pool_avail(pool_id),
+                        leases=keys.pool_leases(pool_id),
+                        algorithm_key=keys.ALGORITHM,
+                        lease=keys.lease_field(task_id, attempt),
+                        server_id=server_id,
+                        cost=cost,
+                        now_ms=now_ms,
+                        penalty_ms=NO_HISTORY_PENALTY_MS,
+                    )
+                )
+            )
