@@ -123,3 +123,68 @@ def test_only_the_store_runs_redis_hash_commands():
 def test_the_check_would_see_a_raw_field_name():
     tree = ast.parse('live = client.hgetall(k)\nif live.get("offline_reason") == "silent": pass\n')
     assert any(value in hash_field_names() for _, value in string_uses(tree))
+
+
+LUA = ROOT / "app" / "store" / "lua"
+#: Positions of field names among a hash command's arguments after the key.
+FIELD_POSITIONS = {
+    "HGET": "first",
+    "HINCRBY": "first",
+    "HSETNX": "first",
+    "HSET": "even",
+    "HMGET": "all",
+    "HDEL": "all",
+}
+
+
+def redis_calls(text: str) -> Iterator[tuple[str, str, list[str]]]:
+    """(command, key local, arguments after the key) of every ``redis.call`` in ``text``."""
+    start = 0
+    while (at := text.find("redis.call(", start)) != -1:
+        depth, i = 1, at + len("redis.call(")
+        args, current = [], ""
+        while depth:
+            ch = text[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            if ch == "," and depth == 1:
+                args.append(current.strip())
+                current = ""
+            elif depth:
+                current += ch
+            i += 1
+        args.append(current.strip())
+        start = i
+        if len(args) >= 2:
+            yield args[0].strip("'"), args[1], args[2:]
+
+
+def lua_fields(key_local: str) -> dict[str, set[str]]:
+    """Per script: the literal field names it reads or writes on the hash ``key_local``."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(LUA.glob("*.lua")):
+        for command, key, args in redis_calls(path.read_text()):
+            where = FIELD_POSITIONS.get(command)
+            if key != key_local or where is None or not args:
+                continue
+            picked = args[:1] if where == "first" else args[::2] if where == "even" else args
+            names = {a.strip("'") for a in picked if a.startswith("'") and a.endswith("'")}
+            found.setdefault(path.name, set()).update(names)
+    return found
+
+
+def test_the_lua_scripts_use_only_fields_of_the_server_and_task_records():
+    server, task = lua_fields("server"), lua_fields("task")
+    assert server and task  # the scripts were read
+    for script, names in server.items():
+        assert names <= set(ServerRecord.field_names()), (script, names - set(ServerRecord.field_names()))
+    for script, names in task.items():
+        assert names <= set(TaskRecord.field_names()), (script, names - set(TaskRecord.field_names()))
+
+
+def test_the_pool_slot_fields_are_the_same_list_in_python_and_lua():
+    text = (LUA / "lib" / "pool.lua").read_text()
+    line = next(line for line in text.splitlines() if line.startswith("local FIELDS = {"))
+    assert tuple(name.strip(" '") for name in line.split("{")[1].rstrip("}").split(",")) == POOL_SLOT_FIELDS
