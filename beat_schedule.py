@@ -5,6 +5,9 @@ from app import jobs
 SCHEDULE: dict[str, float] = {
     jobs.EXPIRE_DEADLINES: 5.0,
     jobs.DISPATCH_DUE: 1.0,
+    # Polls and batches wait in Redis; these only start the due ones.
+    jobs.POLLS_DUE: 1.0,
+    jobs.BATCHES_DUE: 1.0,
     jobs.WAKE_WAITING: 5.0,
     jobs.RECLAIM_SLOTS: 30.0,
     jobs.RECOVER_ATTEMPTS: 5.0,

@@ -18,8 +18,6 @@ from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
 from app.core.server_health import CHECK_TIMEOUT_S
 from app.core.urls import is_forbidden_address, literal_address
 
-#: Seconds to open a TCP connection to a backend; the rest of predict_timeout_s is for the answer.
-CONNECT_TIMEOUT_S = 5.0
 #: Statuses that mean "not now" rather than "broken": requeue without counting a failure.
 BUSY_STATUSES = frozenset({429, 503})
 #: 4xx answers that are worth another attempt (all other 4xx are the request's fault).
@@ -35,6 +33,8 @@ class PredictCall:
     task_id: str
     request: dict[str, Any]
     callback_url: str
+    #: Seconds the answer may take (what is left of the attempt, or the server's cap).
+    timeout_s: float
 
     def body(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "request": self.request, "callback_url": self.callback_url}
@@ -55,8 +55,8 @@ class BackendClient:
     """Calls backends over one pooled, redirect-refusing ``requests`` session, and only
     at hosts that do not resolve to link-local or metadata addresses."""
 
-    def __init__(self, predict_timeout_s: float, pool_size: int = 256) -> None:
-        self.predict_timeout_s = predict_timeout_s
+    def __init__(self, connect_timeout_s: float, pool_size: int = 256) -> None:
+        self.connect_timeout_s = connect_timeout_s
         self._resolved: dict[str, tuple[float, bool]] = {}
         self.session = requests.Session()
         # Backends are called directly: no HTTP(S)_PROXY or .netrc from the environment
@@ -70,24 +70,47 @@ class BackendClient:
 
     def predict(self, call: PredictCall) -> Any:
         """POST the task; return the parsed JSON answer (the result in sync mode, the
-        acknowledgement in callback mode). Raises ``BackendBusy`` or ``BackendError``."""
-        if not self.allowed(call.url):
+        acknowledgement in callback mode, the job to poll in poll mode). Raises
+        ``BackendBusy`` or ``BackendError``."""
+        return self.exchange("POST", call.url, call.api_key, call.timeout_s, call.body(), "predict")
+
+    def predict_batch(self, url: str, api_key: str | None, calls: list[PredictCall], timeout_s: float) -> Any:
+        """POST several tasks in one call: ``{"batch": [<predict body>, ...]}``."""
+        return self.exchange("POST", url, api_key, timeout_s, {"batch": [c.body() for c in calls]}, "predict")
+
+    def poll(self, url: str, api_key: str | None, timeout_s: float) -> Any:
+        """GET a poll-mode attempt's status; the parsed JSON answer."""
+        return self.exchange("GET", url, api_key, timeout_s, None, "poll")
+
+    def cancel(self, url: str, api_key: str | None, task_id: str, timeout_s: float) -> None:
+        """POST ``{"task_id"}`` to a server's cancel endpoint; raises unless it says 2xx."""
+        self.exchange("POST", url, api_key, timeout_s, {"task_id": task_id}, "cancel")
+
+    def exchange(
+        self, method: str, url: str, api_key: str | None, timeout_s: float, body: Any, what: str
+    ) -> Any:
+        """One JSON request to a backend, answers mapped to errors: 429/503 ->
+        ``BackendBusy``; other failures -> ``BackendError`` by kind."""
+        if not self.allowed(url):
             raise BackendError("backend host resolves to a forbidden address", "forbidden", retryable=False)
-        headers = {"Content-Type": "application/json"}
-        if call.api_key:
-            headers["Authorization"] = f"Bearer {call.api_key}"
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         try:
-            response = self.session.post(
-                call.url,
-                data=json.dumps(call.body()),
+            response = self.session.request(
+                method,
+                url,
+                data=None if body is None else json.dumps(body),
                 headers=headers,
-                timeout=(CONNECT_TIMEOUT_S, self.predict_timeout_s),
+                timeout=(self.connect_timeout_s, timeout_s),
                 allow_redirects=False,
             )
+        except requests.ConnectTimeout as exc:
+            raise BackendError(f"no connection within {self.connect_timeout_s}s", "connection") from exc
         except requests.Timeout as exc:
-            raise BackendError(f"predict timed out after {self.predict_timeout_s}s", "timeout") from exc
+            raise BackendError(f"{what} timed out after {timeout_s:g}s", "timeout") from exc
         except requests.RequestException as exc:
-            raise BackendError(f"predict connection failed: {type(exc).__name__}", "connection") from exc
+            raise BackendError(f"{what} connection failed: {type(exc).__name__}", "connection") from exc
         status = response.status_code
         if status in BUSY_STATUSES:
             raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))

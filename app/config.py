@@ -64,8 +64,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
-    #: Seconds; connect+read timeout of a predict call (the seed protocol's 30 s).
-    predict_timeout_s: int = 30
+    #: Seconds to open a connection to a backend; the answer may take as long as the
+    #: attempt's timeout (or the server's own timeoutSeconds, if lower).
+    connect_timeout_s: int = 5
     #: Seconds a finished task's hot state stays in Redis (the database keeps it forever).
     hot_state_ttl_s: int = 300
     #: Concurrent greenlets per dispatch worker process.
@@ -103,7 +104,7 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
-            predict_timeout_s=_int(env, "PREDICT_TIMEOUT_S", defaults.predict_timeout_s),
+            connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),

@@ -44,7 +44,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
 
     celery = Celery(app.name, task_cls=ContextTask)
     celery.conf.update(settings.celery_config())
-    celery.conf.task_routes = {jobs.DISPATCH: {"queue": DISPATCH_QUEUE}}
+    celery.conf.task_routes = {name: {"queue": DISPATCH_QUEUE} for name in jobs.ON_DISPATCH_QUEUE}
     celery.conf.task_default_queue = MAINTENANCE_QUEUE
     celery.conf.imports = JOB_MODULES
     celery.conf.beat_schedule = beat_schedule()
@@ -63,7 +63,8 @@ class CeleryQueue:
         self._send(jobs.DISPATCH, [task_id, attempt], countdown_s, DISPATCH_QUEUE)
 
     def call_later(self, job: str, args: list[Any], countdown_s: float = 0) -> None:
-        self._send(job, args, countdown_s, MAINTENANCE_QUEUE)
+        queue = DISPATCH_QUEUE if job in jobs.ON_DISPATCH_QUEUE else MAINTENANCE_QUEUE
+        self._send(job, args, countdown_s, queue)
 
     def _send(self, name: str, args: list[Any], countdown_s: float, queue: str) -> None:
         try:

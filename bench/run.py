@@ -174,7 +174,7 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="taskfleet-bench-"))
     ok = False
-    env = {"PREDICT_TIMEOUT_S": str(BLOCK_S + 60)}
+    env: dict[str, str] = {}
     try:
         with BenchStack(workdir, backends(), env=env, worker_processes=args.worker_processes) as stack:
             results["stack"] = {

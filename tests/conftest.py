@@ -156,7 +156,6 @@ def make_settings(database_url: str, redis_url: str = "redis://unused", **overri
         redis_url=redis_url,
         jwt_secret_key=JWT_SECRET,
         port=8000,
-        predict_timeout_s=5,
         **overrides,  # type: ignore[arg-type]
     )
 

@@ -32,7 +32,7 @@ def test_every_variable_is_documented_in_env_example():
         "PUBLIC_URL",
         "MAX_BODY_BYTES",
         "TOKEN_TTL_S",
-        "PREDICT_TIMEOUT_S",
+        "CONNECT_TIMEOUT_S",
         "HOT_STATE_TTL_S",
         "WORKER_CONCURRENCY",
         "LOG_JSON",

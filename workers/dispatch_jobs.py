@@ -1,4 +1,5 @@
-"""The dispatch job: one Celery task per (task id, attempt)."""
+"""The jobs that call backends, on the dispatch queue: a dispatch per (task id,
+attempt), a poll per due poll, a send per batch whose wait is over."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from celery import shared_task
 
 from app import jobs
 from app.extensions import current_context
+from app.services import batching, polling
 from app.services.dispatch import dispatch as run
 
 
@@ -13,3 +15,15 @@ from app.services.dispatch import dispatch as run
 def dispatch(task_id: str, attempt: int) -> str:
     """Dispatch the attempt after ``attempt`` of ``task_id``; stale jobs do nothing."""
     return run(current_context(), task_id, attempt).value
+
+
+@shared_task(name=jobs.POLL, ignore_result=True)
+def poll(task_id: str) -> str:
+    """Read a poll-mode attempt's status once and act on it."""
+    return polling.poll(current_context(), task_id)
+
+
+@shared_task(name=jobs.SEND_BATCH, ignore_result=True)
+def send_batch(batch_id: str) -> int:
+    """Send a batch whose oldest task has waited long enough."""
+    return batching.send_due(current_context(), batch_id)

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from app import jobs
 from app.extensions import current_context
-from app.services import alerts, liveness, maintenance, statistics
+from app.services import alerts, batching, control, liveness, maintenance, polling, statistics
 
 
 @shared_task(name=jobs.EXPIRE_DEADLINES, ignore_result=True)
@@ -55,3 +55,21 @@ def flush_stats() -> dict[str, int]:
 def check_alerts() -> dict[str, int]:
     """Failure rate, backlog, waiting tasks no healthy server serves: announce changes."""
     return alerts.check(current_context())
+
+
+@shared_task(name=jobs.POLLS_DUE, ignore_result=True)
+def polls_due() -> int:
+    """Start a poll job for every poll-mode attempt whose next poll is due."""
+    return polling.claim_due(current_context())
+
+
+@shared_task(name=jobs.BATCHES_DUE, ignore_result=True)
+def batches_due() -> int:
+    """Start a send job for every batch whose oldest task has waited long enough."""
+    return batching.claim_due(current_context())
+
+
+@shared_task(name=jobs.CANCEL_ON_BACKEND, ignore_result=True)
+def cancel_on_backend(task_id: str, attempt: int, server_id: str) -> bool:
+    """Ask the server to stop a cancelled task; its slot is freed when it says it did."""
+    return control.cancel_on_backend(current_context(), task_id, attempt, server_id)

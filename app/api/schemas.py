@@ -11,7 +11,15 @@ from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
 from app.core.states import TaskMode, TaskStatus
-from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+from app.core.task import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_POLL_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    MIN_POLL_INTERVAL_S,
+)
 
 TASK_STATUSES = [status.value for status in TaskStatus]
 TASK_MODES = [mode.value for mode in TaskMode]
@@ -105,6 +113,14 @@ class TaskIn(StrictSchema):
     )
     region = String(load_default=None, validate=Length(min=1, max=64))
     group = String(load_default=None, validate=NAME)
+    poll_interval = StrictInteger(
+        data_key="pollInterval",
+        load_default=DEFAULT_POLL_INTERVAL_S,
+        validate=Range(MIN_POLL_INTERVAL_S, 86_400),
+    )
+    poll_max_attempts = StrictInteger(
+        data_key="pollMaxAttempts", load_default=DEFAULT_POLL_MAX_ATTEMPTS, validate=Range(1, 100_000)
+    )
 
 
 class TaskOut(Schema):
@@ -125,6 +141,8 @@ class TaskOut(Schema):
     attempts = Integer()
     max_retries = Integer(data_key="maxRetries")
     timeout = Integer()
+    poll_interval = Integer(data_key="pollInterval")
+    poll_max_attempts = Integer(data_key="pollMaxAttempts")
     created_at = String(data_key="createdAt")
     updated_at = String(data_key="updatedAt")
     started_at = String(data_key="startedAt", allow_none=True)
@@ -167,6 +185,16 @@ class EndpointsIn(StrictSchema):
     cancel = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
 
 
+class BatchIn(StrictSchema):
+    max_size = StrictInteger(data_key="maxSize", required=True, validate=Range(2, 1000))
+    max_wait_ms = StrictInteger(data_key="maxWaitMs", required=True, validate=Range(0, 300_000))
+
+
+class BatchOut(Schema):
+    max_size = Integer(data_key="maxSize")
+    max_wait_ms = Integer(data_key="maxWaitMs")
+
+
 class ServerIn(StrictSchema):
     id = String(validate=Length(min=1, max=64))
     name = String(required=True, validate=NAME)
@@ -178,6 +206,10 @@ class ServerIn(StrictSchema):
     priority = StrictInteger(load_default=0, validate=Range(0, 100))
     region = String(load_default=None, validate=Length(min=1, max=64))
     weight = StrictInteger(load_default=None, allow_none=True, validate=Range(1, 1000))
+    timeout_s = StrictInteger(
+        data_key="timeoutSeconds", load_default=None, allow_none=True, validate=Range(1, MAX_TIMEOUT_S)
+    )
+    batch = Nested(BatchIn, load_default=None, allow_none=True)
 
 
 class ServerOut(Schema):
@@ -193,6 +225,8 @@ class ServerOut(Schema):
     status = String()
     in_flight = Integer(data_key="inFlight")
     has_api_key = Boolean(data_key="hasApiKey")
+    timeout_s = Integer(data_key="timeoutSeconds", allow_none=True)
+    batch = Nested(BatchOut, allow_none=True)
     created_at = String(data_key="createdAt")
     updated_at = String(data_key="updatedAt")
 

@@ -46,6 +46,8 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
         max_retries=data["max_retries"],
         region=data["region"],
         group=data["group"],
+        poll_interval_s=data["poll_interval"],
+        poll_max_attempts=data["poll_max_attempts"],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from app.core.clock import iso
@@ -31,6 +32,8 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "attempts": state.attempt,
         "max_retries": spec.max_retries,
         "timeout": spec.timeout_s,
+        "poll_interval": spec.poll_interval_s,
+        "poll_max_attempts": spec.poll_max_attempts,
         "created_at": iso(state.created_ms),
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
@@ -72,6 +75,8 @@ def server_view(server: Server, in_flight: int) -> dict[str, Any]:
         "status": server.status.value,
         "in_flight": in_flight,
         "has_api_key": server.has_api_key,
+        "timeout_s": server.timeout_s,
+        "batch": None if server.batch is None else asdict(server.batch),
         "created_at": server.created_at.isoformat(),
         "updated_at": server.updated_at.isoformat(),
     }

@@ -15,6 +15,15 @@ DEFAULT_MAX_CONCURRENT = 10
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """A server that takes tasks in batches: at most ``max_size`` per call, sent once
+    that many gathered or the oldest waited ``max_wait_ms``."""
+
+    max_size: int
+    max_wait_ms: int
+
+
+@dataclass(frozen=True)
 class Server:
     id: str
     name: str
@@ -30,6 +39,9 @@ class Server:
     maintenance: bool
     #: Whether it has an apiKey (the key itself is only read to call the server).
     has_api_key: bool
+    #: Seconds a call to it may take at most (None: the attempt's own timeout).
+    timeout_s: int | None
+    batch: BatchConfig | None
     created_at: datetime
     updated_at: datetime
 
@@ -48,6 +60,8 @@ class ServerConfig:
     weight: int | None = None
     #: Absent (None) keeps the key it had; a registration cannot clear it.
     api_key: str | None = None
+    timeout_s: int | None = None
+    batch: BatchConfig | None = None
 
     @classmethod
     def from_input(cls, data: dict[str, Any]) -> ServerConfig:
@@ -61,4 +75,6 @@ class ServerConfig:
             region=data.get("region"),
             weight=data.get("weight"),
             api_key=data.get("api_key"),
+            timeout_s=data.get("timeout_s"),
+            batch=BatchConfig(**data["batch"]) if data.get("batch") else None,
         )

@@ -19,6 +19,7 @@ class TaskStatus(StrEnum):
 class TaskMode(StrEnum):
     SYNC = "sync"  # the predict response body is the result
     CALLBACK = "callback"  # the backend acknowledges, then PUTs the result to callback_url
+    POLL = "poll"  # the backend answers with a job to poll: taskfleet GETs its status
 
 
 class AttemptOutcome(StrEnum):

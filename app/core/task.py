@@ -15,6 +15,11 @@ MAX_TIMEOUT_S = 7 * 86400
 DEFAULT_MAX_RETRIES = 3
 #: 0-10, larger runs first; the middle so clients can go either way.
 DEFAULT_PRIORITY = 5
+#: Poll mode: seconds between two polls (the original executor's 5), and the fewest.
+DEFAULT_POLL_INTERVAL_S = 5
+MIN_POLL_INTERVAL_S = 1
+#: Poll mode: polls per attempt at most (the original executor's 60).
+DEFAULT_POLL_MAX_ATTEMPTS = 60
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class TaskSpec:
     max_retries: int = DEFAULT_MAX_RETRIES
     region: str | None = None
     group: str | None = None
+    poll_interval_s: int = DEFAULT_POLL_INTERVAL_S
+    poll_max_attempts: int = DEFAULT_POLL_MAX_ATTEMPTS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +49,8 @@ class TaskSpec:
             "max_retries": self.max_retries,
             "region": self.region,
             "group": self.group,
+            "poll_interval_s": self.poll_interval_s,
+            "poll_max_attempts": self.poll_max_attempts,
         }
 
     @classmethod
@@ -56,6 +65,8 @@ class TaskSpec:
             max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)),
             region=data.get("region"),
             group=data.get("group"),
+            poll_interval_s=int(data.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
+            poll_max_attempts=int(data.get("poll_max_attempts", DEFAULT_POLL_MAX_ATTEMPTS)),
         )
 
 

@@ -13,10 +13,12 @@ from app.config import Settings
 from app.core.clock import Clock, SystemClock
 from app.core.tally import Tally
 from app.store.active_alerts import ActiveAlerts
+from app.store.batch_lines import BatchLines
 from app.store.db import Database
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
 from app.store.live_counters import StatsCounters
+from app.store.poll_schedule import PollSchedule
 from app.store.redis_client import connect
 from app.store.servers_repo import EndpointCache
 from app.store.waiting_lines import WaitingLines
@@ -43,6 +45,8 @@ class Context:
     tasks: TaskStateStore
     fleet: FleetStore
     waiting: WaitingLines
+    polls: PollSchedule
+    batches: BatchLines
     stats: StatsCounters
     workers: WorkerPresence
     alerts: ActiveAlerts
@@ -75,10 +79,12 @@ def build_context(
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
         fleet=FleetStore(client),
         waiting=WaitingLines(client),
+        polls=PollSchedule(client),
+        batches=BatchLines(client),
         stats=StatsCounters(client),
         workers=WorkerPresence(client),
         alerts=ActiveAlerts(client),
-        backends=BackendClient(settings.predict_timeout_s),
+        backends=BackendClient(settings.connect_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,
         endpoints=EndpointCache(db),

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from app.core.errors import NotFound
+import logging
+import time
+
+from app import jobs
+from app.core.balancing import Verdict
+from app.core.errors import BackendError, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskState
-from app.services import state_sync
+from app.services import state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_state
+
+log = logging.getLogger("taskfleet.control")
+
+#: Tries of a cancel call to a server, the first wait between them (doubling), and
+#: how long each may take.
+CANCEL_TRIES = 3
+CANCEL_BACKOFF_S = 1.0
+CANCEL_TIMEOUT_S = 10.0
 
 
 def list_tasks(
@@ -31,8 +44,10 @@ def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
 def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     """Any state that is not final -> CANCELLED. A running attempt keeps its slot until
     the backend is done with it (its answer or callback, which is then ignored), or the
-    reclaim job takes it back: the server is never asked for more than it can hold."""
-    visible_task(ctx, task_id, owner)
+    reclaim job takes it back: the server is never asked for more than it can hold. A
+    server with a cancel endpoint is told at once, and its slot freed when it says it
+    stopped."""
+    before = visible_task(ctx, task_id, owner)
     now = ctx.now_ms()
     state = state_sync.apply(
         ctx,
@@ -43,7 +58,34 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
         attempt_end=AttemptEnd(None, AttemptOutcome.CANCELLED, "cancelled", now),
         finished_ms=now,
     )
+    if before.status is TaskStatus.PROCESSING and before.server_id:
+        endpoint = ctx.endpoints.get(before.server_id)
+        if endpoint is not None and endpoint.cancel_url:
+            ctx.queue.call_later(jobs.CANCEL_ON_BACKEND, [task_id, before.attempt, before.server_id])
     return state
+
+
+def cancel_on_backend(ctx: Context, task_id: str, attempt: int, server_id: str) -> bool:
+    """POST ``{"task_id"}`` to the server's cancel endpoint (a few tries, with backoff);
+    a 2xx means it stopped, so the attempt's slot is freed now rather than by the
+    reclaim job. False when it never said so (the slot then waits for reclaim)."""
+    endpoint = ctx.endpoints.get(server_id)
+    if endpoint is None or not endpoint.cancel_url:
+        return False
+    for try_number in range(CANCEL_TRIES):
+        try:
+            ctx.backends.cancel(endpoint.cancel_url, endpoint.api_key, task_id, CANCEL_TIMEOUT_S)
+        except BackendError as exc:
+            log.info(
+                "cancel of task %s on %s failed (%s), try %d", task_id, server_id, exc.message, try_number + 1
+            )
+            if try_number + 1 < CANCEL_TRIES:
+                time.sleep(CANCEL_BACKOFF_S * 2**try_number)
+            continue
+        if ctx.fleet.release(server_id, task_id, attempt, ctx.now_ms(), Verdict.NONE):
+            waiting.wake(ctx, 1, server_id)
+        return True
+    return False
 
 
 def retry(ctx: Context, task_id: str, owner: str | None) -> TaskState:

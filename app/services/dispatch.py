@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 
-from app.backends import PredictCall
-from app.core.balancing import Verdict
 from app.core.errors import BackendBusy, BackendError, Conflict
-from app.core.states import AttemptOutcome, TaskMode, TaskStatus
+from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
-from app.services import liveness, outcomes, state_sync, waiting
+from app.services import batching, liveness, outcomes, polling, state_sync, waiting
+from app.services.attempt_calls import (
+    DispatchResult,
+    fail_quietly,
+    fail_server_gone,
+    predict_call,
+    requeue_busy,
+)
 from app.services.context import Context
-from app.store.tasks_repo import AttemptEnd
+from app.store.servers_repo import Endpoint
 
 log = logging.getLogger("taskfleet.dispatch")
-
-
-class DispatchResult(StrEnum):
-    STALE = "stale"  # the job's attempt already moved on: nothing done
-    WAITING = "waiting"  # no server had room: parked in the waiting set
-    COMPLETED = "completed"  # sync answer stored
-    ACCEPTED = "accepted"  # callback mode: the backend will PUT the result
-    BUSY = "busy"  # the backend said 429/503: requeued without spending the attempt
-    FAILED = "failed"  # the attempt failed; retried later or given up
 
 
 def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
@@ -76,78 +71,39 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
 
 
 def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
-    attempt, server_id = state.attempt, state.server_id
+    server_id = state.server_id
     assert server_id is not None
     endpoint = ctx.endpoints.get(server_id)
     if endpoint is None:
-        _fail_quietly(ctx, state, f"server {server_id} is no longer registered", error_type="server_removed")
+        fail_server_gone(ctx, state)
         return DispatchResult.FAILED
-    call = PredictCall(
-        url=endpoint.predict_url,
-        api_key=endpoint.api_key,
-        task_id=state.id,
-        request={
-            "type": state.spec.type,
-            "payload": state.spec.payload,
-            "async": state.spec.mode is TaskMode.CALLBACK,
-            "priority": state.spec.priority,
-        },
-        callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, attempt),
-    )
+    if endpoint.batch is not None:
+        return batching.join(ctx, state, endpoint)
+    return call_backend(ctx, state, endpoint)
+
+
+def call_backend(ctx: Context, state: TaskState, endpoint: Endpoint) -> DispatchResult:
+    """One predict call for the running attempt, and what its answer means by mode."""
+    attempt, server_id = state.attempt, state.server_id
+    call = predict_call(ctx, state, endpoint)
     try:
         with liveness.heartbeat(ctx, state.id, attempt, state.started_ms):
             answer = ctx.backends.predict(call)
     except BackendBusy as busy:
-        _requeue_busy(ctx, state, busy)
+        requeue_busy(ctx, state, busy)
         return DispatchResult.BUSY
     except BackendError as exc:
         # After a timeout the backend may still be working on the call: keep its slot.
         hold = exc.kind == "timeout"
-        _fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold, exc.kind)
+        fail_quietly(ctx, state, f"server {server_id}: {exc.message}", exc.retryable, hold, exc.kind)
         return DispatchResult.FAILED
     if state.spec.mode is TaskMode.CALLBACK:
         return DispatchResult.ACCEPTED
+    if state.spec.mode is TaskMode.POLL:
+        return polling.start(ctx, state, endpoint, answer)
     try:
         outcomes.complete(ctx, state.id, attempt, answer, current=state)
     except Conflict:
         log.info("task %s attempt %s answered after it moved on", state.id, attempt)
         return DispatchResult.STALE
     return DispatchResult.COMPLETED
-
-
-def _fail_quietly(
-    ctx: Context,
-    state: TaskState,
-    message: str,
-    retryable: bool = True,
-    hold_slot: bool = False,
-    error_type: str = "failed",
-) -> None:
-    try:
-        outcomes.fail(
-            ctx, state.id, state.attempt, message, retryable, hold_slot=hold_slot, error_type=error_type
-        )
-    except Conflict:
-        log.info("task %s attempt %s failed after it moved on", state.id, state.attempt)
-
-
-def _requeue_busy(ctx: Context, state: TaskState, busy: BackendBusy) -> None:
-    """Back to PENDING without spending the attempt (the budget base moves up by one), at
-    the front of the waiting line; the server is skipped until its Retry-After passes."""
-    try:
-        state_sync.apply(
-            ctx,
-            state.id,
-            [TaskStatus.PROCESSING],
-            TaskStatus.PENDING,
-            expect_attempt=state.attempt,
-            retry_base=state.retry_base + 1,
-            server_id=None,
-            attempt_end=AttemptEnd(state.attempt, AttemptOutcome.BUSY, busy.message, ctx.now_ms()),
-        )
-    except Conflict:
-        return
-    finally:
-        outcomes.release_and_wake(ctx, state, state.id, state.attempt, Verdict.BUSY, busy.retry_after_s)
-    waiting.park(ctx, state, front=True)
-    waiting.wake(ctx, 1)

@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from app.core.balancing import Verdict
 from app.core.errors import Conflict, NotFound, StoreUnavailable
 from app.core.states import TaskMode, TaskStatus
+from app.core.task import TaskState
 from app.services import outcomes
 from app.services.context import Context
+from app.store.batch_lines import line_of
 
 log = logging.getLogger("taskfleet.liveness")
 
@@ -57,10 +59,24 @@ def heartbeat(ctx: Context, task_id: str, attempt: int, started_ms: int | None =
             ctx.tasks.stop_heartbeat(task_id, attempt)
 
 
+def _held_elsewhere(ctx: Context, state: TaskState) -> bool:
+    """Whether something other than a worker's call holds the attempt: the backend (a
+    callback attempt), its poll record (a poll attempt being polled), or the batch it
+    gathers in."""
+    if state.spec.mode is TaskMode.CALLBACK:
+        return True
+    if state.spec.mode is TaskMode.POLL:
+        record = ctx.polls.get(state.id)
+        if record is not None and record.attempt == state.attempt:
+            return True
+    return ctx.batches.contains(line_of(state), state.id, state.attempt)
+
+
 def recover_lost_attempts(ctx: Context) -> int:
-    """Retry elsewhere every sync attempt whose worker stopped beating (it was killed
-    mid-call). Callback attempts are held by the backend, not a worker: their deadline
-    governs them."""
+    """Retry elsewhere every attempt a worker held that stopped beating (it was killed
+    mid-call, or before a poll or a batch took the attempt over). Callback attempts are
+    held by the backend, poll attempts by their poll, gathering ones by their batch:
+    their deadline governs them."""
     now, recovered = ctx.now_ms(), 0
     for server_id, task_id, attempt in ctx.fleet.all_leases():
         state = ctx.tasks.get(task_id)
@@ -69,9 +85,9 @@ def recover_lost_attempts(ctx: Context) -> int:
             or state.status is not TaskStatus.PROCESSING
             or state.attempt != attempt
             or state.server_id != server_id
-            or state.spec.mode is not TaskMode.SYNC
             or now - (state.started_ms or now) < LOST_AFTER_S * 1000
             or ctx.tasks.is_alive(task_id, attempt)
+            or _held_elsewhere(ctx, state)
         ):
             continue
         try:

@@ -7,8 +7,8 @@ import logging
 
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
-from app.core.states import TaskStatus
-from app.services import outcomes, servers, state_sync, statistics, waiting
+from app.core.states import TaskMode, TaskStatus
+from app.services import outcomes, polling, servers, state_sync, statistics, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -133,6 +133,8 @@ def _rebuild_tasks(ctx: Context) -> int:
             if state.status is TaskStatus.PROCESSING and state.server_id:
                 cost = ctx.settings.slot_cost(state.spec.type)
                 ctx.fleet.restore_lease(state.server_id, state.id, state.attempt, cost, ctx.now_ms())
+                if state.spec.mode is TaskMode.POLL:
+                    polling.resume_after_loss(ctx, state)
             elif state.status is TaskStatus.PENDING:
                 ctx.queue.enqueue(state.id, state.attempt)
         after = states[-1].id

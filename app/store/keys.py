@@ -39,6 +39,10 @@ RR_SEQUENCE = f"{PREFIX}:lb:seq"
 SLEEPING = f"{PREFIX}:lb:sleeping"
 #: zset server_id -> ms of its next health check.
 HEALTH_DUE = f"{PREFIX}:health:due"
+#: zset task_id -> ms its poll-mode attempt's next poll is due (see due_claim.lua).
+POLLS_DUE = f"{PREFIX}:polls:due"
+#: zset batch id -> ms the oldest attempt of that gathering batch has waited enough.
+BATCHES_DUE = f"{PREFIX}:batches:due"
 
 
 def waiting(profile_id: str) -> str:
@@ -89,6 +93,17 @@ def capability_pools(name: str) -> str:
 def group_pools(name: str) -> str:
     """set: ids of pools whose servers are in group ``name``."""
     return f"{PREFIX}:group:{name}"
+
+
+def poll(task_id: str) -> str:
+    """hash: the poll of a poll-mode attempt (``PollRecord``)."""
+    return f"{PREFIX}:poll:{task_id}"
+
+
+def batch_line(batch_id: str) -> str:
+    """zset: a batch gathering for one (server, task type, mode): '<task>:<attempt>' ->
+    ms it joined."""
+    return f"{PREFIX}:batch:{batch_id}"
 
 
 def lease_field(task_id: str, attempt: int) -> str:

@@ -68,6 +68,9 @@ class TaskRow(Base):
     server_group: Mapped[str | None] = mapped_column(String(100), nullable=True)
     max_retries: Mapped[int] = mapped_column(Integer)
     timeout_s: Mapped[int] = mapped_column(Integer)
+    #: Poll mode: seconds between polls and how many at most (None: the defaults).
+    poll_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    poll_max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger, default=1)
@@ -100,6 +103,8 @@ class TaskAttemptRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Poll mode: the URL this attempt's status is read from.
+    poll_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskTransitionRow(Base):
@@ -137,6 +142,10 @@ class ServerRow(Base):
     weight: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="online")
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Seconds a call to it may take at most (None: the attempt's own timeout).
+    timeout_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: {"max_size", "max_wait_ms"} when it takes tasks in batches.
+    batch: Mapped[dict[str, int] | None] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

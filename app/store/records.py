@@ -167,6 +167,22 @@ class ServerRecord(HashRecord):
 
 
 @dataclass(frozen=True)
+class PollRecord(HashRecord):
+    """``tf:poll:<task_id>``: the poll of a poll-mode attempt, from the backend's answer
+    to the attempt's end."""
+
+    #: The field counting polls (incremented on its own).
+    POLLS_FIELD: ClassVar[str] = "polls"
+
+    attempt: int = 0
+    #: Where its status is read (the answer's statusUrl, or the status endpoint).
+    url: str = ""
+    #: Polls made so far, and how many of the last ones failed in a row.
+    polls: int = 0
+    errors_in_row: int = 0
+
+
+@dataclass(frozen=True)
 class PoolMeta(HashRecord):
     """``tf:pool:<p>:meta``: the profile every server of the pool shares."""
 

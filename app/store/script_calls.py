@@ -314,3 +314,46 @@ class StatsDropCall(ScriptCall):
 
     batch: str = key()
     batch_id: str = arg()
+
+
+# -- schedules and batches to backends ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DueClaimCall(ScriptCall):
+    """``due_claim.lua``: claim the due members of a schedule for a while."""
+
+    SCRIPT: ClassVar[str] = "due_claim"
+
+    schedule: str = key()
+    now_ms: int = arg()
+    lease_ms: int = arg()
+    limit: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchJoinCall(ScriptCall):
+    """``batch_join.lua``: add an attempt to a gathering batch; take it when full."""
+
+    SCRIPT: ClassVar[str] = "batch_join"
+
+    line: str = key()
+    due: str = key()
+    member: str = arg()
+    batch_id: str = arg()
+    now_ms: int = arg()
+    max_size: int = arg()
+    max_wait_ms: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchTakeCall(ScriptCall):
+    """``batch_take.lua``: take the oldest attempts of a batch whose wait is over."""
+
+    SCRIPT: ClassVar[str] = "batch_take"
+
+    line: str = key()
+    due: str = key()
+    batch_id: str = arg()
+    max_size: int = arg()
+    max_wait_ms: int = arg()

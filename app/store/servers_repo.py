@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import ms_to_datetime
 from app.core.server_health import ServerStatus
-from app.core.servers import Server, ServerConfig
+from app.core.servers import BatchConfig, Server, ServerConfig
 from app.store.db import Database
 from app.store.models import ServerRow, SettingRow
 
@@ -34,6 +34,8 @@ def _server(row: ServerRow) -> Server:
         status=ServerStatus(row.status),
         maintenance=row.maintenance,
         has_api_key=bool(row.api_key),
+        timeout_s=row.timeout_s,
+        batch=BatchConfig(**row.batch) if row.batch else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -71,6 +73,8 @@ def put(session: Session, server_id: str, config: ServerConfig, now_ms: int) -> 
     row.priority = config.priority
     row.region = config.region
     row.weight = config.weight
+    row.timeout_s = config.timeout_s
+    row.batch = None if config.batch is None else asdict(config.batch)
     row.updated_at = now
     session.flush()
     return _server(row)
@@ -120,8 +124,30 @@ def put_setting(session: Session, key: str, value: str) -> None:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """How to call one server."""
+
     predict_url: str
     api_key: str | None
+    #: Seconds a call may take at most (None: the attempt's own timeout).
+    timeout_s: int | None = None
+    status_url: str | None = None
+    cancel_url: str | None = None
+    batch: BatchConfig | None = None
+    #: Every URL it registered (a poll's statusUrl must point at one of their origins).
+    urls: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, row: ServerRow) -> Endpoint:
+        endpoints = dict(row.endpoints)
+        return cls(
+            predict_url=endpoints["predict"],
+            api_key=row.api_key,
+            timeout_s=row.timeout_s,
+            status_url=endpoints.get("status"),
+            cancel_url=endpoints.get("cancel"),
+            batch=BatchConfig(**row.batch) if row.batch else None,
+            urls=tuple(endpoints.values()),
+        )
 
 
 class EndpointCache:
@@ -141,7 +167,7 @@ class EndpointCache:
             return cached[1]
         with self.db.session() as session:
             row = session.get(ServerRow, server_id)
-            endpoint = None if row is None else Endpoint(row.endpoints["predict"], row.api_key)
+            endpoint = None if row is None else Endpoint.of(row)
         with self._lock:
             self._entries[server_id] = (now, endpoint)
         return endpoint

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
-from app.core.task import TaskSpec, TaskState
+from app.core.task import DEFAULT_POLL_INTERVAL_S, DEFAULT_POLL_MAX_ATTEMPTS, TaskSpec, TaskState
 from app.store.db import Database, dialect_insert
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 
@@ -37,6 +37,8 @@ def row_to_state(row: TaskRow) -> TaskState:
             max_retries=row.max_retries,
             region=row.region,
             group=row.server_group,
+            poll_interval_s=row.poll_interval_s or DEFAULT_POLL_INTERVAL_S,
+            poll_max_attempts=row.poll_max_attempts or DEFAULT_POLL_MAX_ATTEMPTS,
         ),
         status=TaskStatus(row.status),
         version=row.version,
@@ -100,6 +102,8 @@ def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> 
         "task__server_group": spec.group,
         "task__max_retries": spec.max_retries,
         "task__timeout_s": spec.timeout_s,
+        "task__poll_interval_s": spec.poll_interval_s,
+        "task__poll_max_attempts": spec.poll_max_attempts,
         "task__idempotency_key": idempotency_key,
         "task__created_at": ms_to_datetime(state.created_ms),
         **{f"task__{name}": value for name, value in _snapshot_columns(state).items()},
@@ -350,3 +354,22 @@ def finished_by_status_since(session: Session, since_ms: int) -> dict[str, int]:
         .group_by(TaskTransitionRow.to_status)
     )
     return {status: n for status, n in session.execute(query)}
+
+
+def set_poll_url(db: Database, task_id: str, attempt: int, url: str) -> None:
+    """Record where a poll-mode attempt's status is read (so polling survives Redis)."""
+    attempts = TaskAttemptRow.__table__
+    with db.write_connection() as conn:
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.task_id == task_id, attempts.c.attempt == attempt)
+            .values(poll_url=url)
+        )
+
+
+def poll_url_of(session: Session, task_id: str, attempt: int) -> str | None:
+    return session.scalar(
+        select(TaskAttemptRow.poll_url).where(
+            TaskAttemptRow.task_id == task_id, TaskAttemptRow.attempt == attempt
+        )
+    )

@@ -26,7 +26,9 @@ def register_backend(
     server_id: str = "s1",
     max_concurrent: int = 4,
     capabilities: tuple[str, ...] = ("echo",),
+    **config: Any,
 ) -> None:
+    """Register the demo backend on ``port``; ``config``: more ServerConfig fields."""
     servers.register(
         ctx,
         ServerConfig(
@@ -36,7 +38,9 @@ def register_backend(
             endpoints={
                 "predict": f"http://127.0.0.1:{port}/predict",
                 "health": f"http://127.0.0.1:{port}/health",
+                **config.pop("endpoints", {}),
             },
+            **config,
         ),
         server_id,
     )

@@ -154,10 +154,9 @@ def test_a_predict_timeout_keeps_the_slot_until_it_is_reclaimed(ctx, backend):
     from app.services import maintenance
 
     demo, port = backend
-    register_backend(ctx, port)
-    ctx.backends.predict_timeout_s = 0.2
+    register_backend(ctx, port, timeout_s=1)  # the server's own cap on a call
     ctx.clock = ManualClock(ctx.now_ms())
-    task_id = submit_task(ctx, {"sleep": 1}, max_retries=0)
+    task_id = submit_task(ctx, {"sleep": 2}, max_retries=0)
     assert drain(ctx) == ["failed"]
     assert "timed out" in status(ctx, task_id).error
     assert ctx.fleet.in_flight("s1") == 1  # the backend is still sleeping on it
@@ -239,5 +238,5 @@ def test_the_predict_call_carries_the_seed_protocol_and_api_key(ctx):
     assert seen["auth"] == "Bearer sekret-key"
     body = seen["body"]
     assert body["task_id"] == task_id
-    assert body["request"] == {"type": "echo", "payload": {"q": 1}, "async": False, "priority": 7}
+    assert body["request"] == {"type": "echo", "payload": {"q": 1}, "mode": "sync", "async": False, "priority": 7}
     assert body["callback_url"].startswith(f"{ctx.settings.public_url}/api/task/{task_id}?token=")
