@@ -108,7 +108,7 @@ class BackendClient:
         except requests.ConnectTimeout as exc:
             raise BackendError(f"no connection within {self.connect_timeout_s}s", "connection") from exc
         except requests.Timeout as exc:
-            raise BackendError(f"{what} timed out after {timeout_s:g}s", "timeout") from exc
+            raise BackendError(f"{what} timed out after {round(timeout_s, 1):g}s", "timeout") from exc
         except requests.RequestException as exc:
             raise BackendError(f"{what} connection failed: {type(exc).__name__}", "connection") from exc
         status = response.status_code

@@ -7,8 +7,15 @@ POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``dela
                 ``{"sleep": 2.5}``, ``{"garbage": true}``, and in async mode
                 ``{"duplicate": true}`` (the final callback twice) and ``{"late": true}``
                 (a progress update after the final one).
-GET  /health    ``{"status": "healthy"}``
-GET  /stats     calls, in_flight and max_in_flight seen (it counts its own load).
+                poll (``request.mode == "poll"``): answers 202 ``{"jobId"}`` (or
+                ``{"statusUrl"}`` when the payload says ``{"poll_via": "statusUrl"}``)
+                and works ``delay_s`` in the background.
+                ``{"batch": [<predict body>, ...]}``: each task as above; a sync batch
+                answers ``{"results": [...]}``, each item a callback body.
+GET  /status/<job>  a poll-mode job: PROCESSING with progress, then COMPLETED or FAILED.
+POST /cancel    ``{"task_id"}``: stops counting the task as in flight; 200.
+GET  /health    ``{"status": "healthy", "serverId": name}``
+GET  /stats     calls, in_flight, max_in_flight, batches (sizes) and cancelled.
 """
 
 from __future__ import annotations
@@ -44,6 +51,14 @@ class DemoBackend:
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Sizes of the batches it was sent, task ids it was asked to cancel.
+        self.batches: list[int] = []
+        self.cancelled: list[str] = []
+        #: Poll-mode jobs: job id -> (done at, task id, payload).
+        self.jobs: dict[str, tuple[float, str, Any]] = {}
+        self.polls = 0
+        #: How many times each task id was sent to it (one call or in a batch).
+        self.predicted: dict[str, int] = {}
         self.server: ThreadingHTTPServer | None = None
 
     def enter(self) -> None:
@@ -62,7 +77,45 @@ class DemoBackend:
                 "calls": self.calls,
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
+                "batches": list(self.batches),
+                "cancelled": list(self.cancelled),
+                "polls": self.polls,
+                "predicted": dict(self.predicted),
             }
+
+    def sent(self, task_ids: list[str]) -> None:
+        with self.lock:
+            for task_id in task_ids:
+                self.predicted[task_id] = self.predicted.get(task_id, 0) + 1
+
+    def start_job(self, task_id: str, payload: Any) -> str:
+        """A poll-mode job: done ``delay_s`` (or the payload's sleep) from now."""
+        trouble = payload if isinstance(payload, dict) else {}
+        job_id = f"job-{task_id}"
+        with self.lock:
+            self.jobs[job_id] = (
+                time.monotonic() + float(trouble.get("sleep", self.delay_s)),
+                task_id,
+                payload,
+            )
+        return job_id
+
+    def job_status(self, job_id: str) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.polls += 1
+            job = self.jobs.get(job_id)
+        if job is None:
+            return 404, {"error": "no such job"}
+        done_at, _task_id, payload = job
+        left = done_at - time.monotonic()
+        if left > 0:
+            progress = max(0, min(99, int(100 - left / max(self.delay_s, 0.001) * 100)))
+            return 200, {"status": "PROCESSING", "progress": progress}
+        trouble = payload if isinstance(payload, dict) else {}
+        if "fail" in trouble:
+            return 200, {"status": "FAILED", "error": f"asked to fail ({trouble['fail']})"}
+        result = {"echo": payload, "server": self.name}
+        return 200, {"status": "COMPLETED", "result": result, "metadata": {"model_version": "demo-1"}}
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
         backend = self
@@ -82,7 +135,9 @@ class DemoBackend:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path == "/health":
+                if self.path.startswith("/status/"):
+                    self._send(*backend.job_status(self.path.rsplit("/", 1)[1]))
+                elif self.path == "/health":
                     if backend.healthy:
                         self._send(200, {"status": "healthy", "serverId": backend.name})
                     else:
@@ -95,14 +150,66 @@ class DemoBackend:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path != "/predict":
+                if self.path not in ("/predict", "/cancel"):
                     self._send(404, {"error": "not found"})
                     return
                 if backend.api_key and self.headers.get("Authorization") != f"Bearer {backend.api_key}":
                     self._send(401, {"error": "bad api key"})
                     return
-                backend.enter()  # left when the work is done, before the answer goes out
-                self._predict(body)
+                if self.path == "/cancel":
+                    with backend.lock:
+                        backend.cancelled.append(str(body.get("task_id")))
+                    self._send(200, {"cancelled": True})
+                elif "batch" in body:
+                    backend.sent([str(item.get("task_id")) for item in body["batch"]])
+                    self._batch(body["batch"])
+                else:
+                    backend.sent([str(body.get("task_id"))])
+                    backend.enter()  # left when the work is done, before the answer goes out
+                    self._predict(body)
+
+            def _batch(self, items: list[dict[str, Any]]) -> None:
+                """Every task of the batch at once: one wait, one answer (sync)."""
+                with backend.lock:
+                    backend.batches.append(len(items))
+                if backend.fault == "500":
+                    self._send(500, {"error": "asked to fail"})
+                    return
+                for _ in items:
+                    backend.enter()
+                request = (items[0].get("request") or {}) if items else {}
+                if request.get("mode") == "poll":
+                    jobs = [
+                        backend.start_job(i["task_id"], (i.get("request") or {}).get("payload"))
+                        for i in items
+                    ]
+                    for _ in items:
+                        backend.leave()
+                    self._send(202, {"results": [{"jobId": job} for job in jobs]})
+                    return
+                if request.get("async"):
+                    for item in items:
+                        payload = (item.get("request") or {}).get("payload")
+                        threading.Thread(
+                            target=backend.finish_async, args=(item["callback_url"], payload), daemon=True
+                        ).start()
+                    self._send(202, {"status": "accepted"})
+                    return
+                time.sleep(backend.delay_s)
+                results = []
+                for item in items:
+                    backend.leave()
+                    payload = (item.get("request") or {}).get("payload")
+                    trouble = payload if isinstance(payload, dict) else {}
+                    if "fail" in trouble:
+                        results.append({"status": "FAILED", "error": f"asked to fail ({trouble['fail']})"})
+                    elif trouble.get("garbage"):
+                        results.append("<not a result>")
+                    else:
+                        results.append(
+                            {"status": "COMPLETED", "result": {"echo": payload, "server": backend.name}}
+                        )
+                self._send(200, {"results": results})
 
             def _predict(self, body: dict[str, Any]) -> None:
                 request = body.get("request") or {}
@@ -118,6 +225,15 @@ class DemoBackend:
                         fault or "", {}
                     )
                 )
+                if request.get("mode") == "poll":
+                    job_id = backend.start_job(body["task_id"], payload)
+                    backend.leave()  # its work is counted by its job, not a call
+                    host = self.headers.get("Host", "")
+                    via_url = trouble.get("poll_via") == "statusUrl"
+                    self._send(
+                        202, {"statusUrl": f"http://{host}/status/{job_id}"} if via_url else {"jobId": job_id}
+                    )
+                    return
                 if request.get("async"):
                     threading.Thread(
                         target=backend.finish_async,

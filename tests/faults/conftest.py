@@ -56,7 +56,6 @@ class FaultStack:
             "TASKFLEET_HOME": str(tmp_path),
             "WORKER_CONCURRENCY": "100",
             "WEB_CONCURRENCY": "2",
-            "PREDICT_TIMEOUT_S": "3",
             "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
         }
         self.procfile = read_procfile(ROOT / "Procfile")
@@ -111,8 +110,10 @@ class FaultStack:
     # -- backends and tasks ---------------------------------------------------------
 
     def add_backend(
-        self, name: str, capacity: int, delay_s: float = 0.2, fault: str | None = None
+        self, name: str, capacity: int, delay_s: float = 0.2, fault: str | None = None, **server: Any
     ) -> DemoBackend:
+        """A demo backend registered as server ``name``; ``server``: more registration
+        fields (camelCase, as the API takes them)."""
         demo = DemoBackend(name, delay_s=delay_s, fault=fault)
         port = free_port()
         server = demo.serve("127.0.0.1", port)
@@ -127,7 +128,10 @@ class FaultStack:
             "endpoints": {
                 "predict": f"http://127.0.0.1:{port}/predict",
                 "health": f"http://127.0.0.1:{port}/health",
+                "status": f"http://127.0.0.1:{port}/status",
+                "cancel": f"http://127.0.0.1:{port}/cancel",
             },
+            **server,
         }
         r = requests.post(f"{self.api}/servers", json=body, headers=self.admin, timeout=10)
         assert r.status_code == 201, r.text

@@ -106,7 +106,8 @@ def test_backends_that_fail_hang_or_answer_garbage(stack):
     stack.add_backend("good-1", capacity=8, delay_s=0.05)
     stack.add_backend("good-2", capacity=8, delay_s=0.05)
     for fault in ("500", "hang", "garbage"):
-        stack.add_backend(f"bad-{fault}", capacity=4, fault=fault)
+        # A call may take the task's whole timeout; the hanging server caps its own at 3 s.
+        stack.add_backend(f"bad-{fault}", capacity=4, fault=fault, timeoutSeconds=3)
     ids = stack.submit(300, maxRetries=3)
     elapsed = stack.wait_final(ids, timeout_s=300)
     # Calls that timed out on the hanging backend keep their slots until reclaimed
@@ -164,5 +165,64 @@ def test_a_burst_of_ten_thousand_tasks(stack):
             "submit_s": round(submitted, 1),
             "all_final_s": round(total, 1),
             "tasks_per_s": round(10_000 / total, 1),
+        },
+    )
+
+
+def test_a_worker_killed_while_polling_loses_nothing_and_sends_nothing_twice(stack):
+    """Poll-mode tasks whose jobs run 4 s: the worker is killed while their polls wait
+    in Redis and while poll jobs run; a new worker goes on polling. Each task reached
+    its backend once (its job id was known), and every task completes."""
+    stack.start()
+    demo = stack.add_backend("poller", capacity=40, delay_s=4.0)
+    ids = stack.submit(120, mode="poll", pollInterval=1)
+    time.sleep(3)
+    stack.kill("worker-1")
+    killed_at = time.monotonic()
+    time.sleep(2)
+    stack.start_worker()
+    elapsed = stack.wait_final(ids, timeout_s=240)
+    figures = stack.check(ids, idle_within_s=30)
+    assert figures["statuses"] == {"COMPLETED": 120}
+    sent = demo.stats()["predicted"]
+    assert sum(sent.values()) == 120 and max(sent.values()) == 1, "a task was sent to its backend twice"
+    record(
+        "kill -9 worker while polling",
+        {
+            **figures,
+            "polls": demo.stats()["polls"],
+            "sent_twice": 0,
+            "recovery_s": round(time.monotonic() - killed_at, 1),
+            "final_after_s": round(elapsed, 1),
+        },
+    )
+
+
+def test_a_worker_killed_while_batches_gather_loses_nothing(stack):
+    """A batching server (8 a call, or whatever gathered after 3 s) and a worker killed
+    while batches gather: the gathering batches go out from Redis (beat sends them), no
+    task is completed twice, and only tasks whose batch was on the wire at the kill
+    (the backend's answer unheard) are sent again."""
+    stack.start()
+    demo = stack.add_backend("batcher", capacity=24, delay_s=1.0, batch={"maxSize": 8, "maxWaitMs": 3000})
+    ids = stack.submit(150)
+    time.sleep(2)
+    stack.kill("worker-1")
+    stack.start_worker()
+    elapsed = stack.wait_final(ids, timeout_s=240)
+    figures = stack.check(ids, idle_within_s=RECLAIM_AFTER_S + 45)
+    assert figures["statuses"] == {"COMPLETED": 150}
+    stats = demo.stats()
+    sent_twice = sum(1 for n in stats["predicted"].values() if n > 1)
+    assert max(stats["batches"]) <= 8
+    assert sent_twice <= 24, "more tasks sent again than were on the wire at the kill"
+    record(
+        "kill -9 worker while batches gather",
+        {
+            **figures,
+            "batches": len(stats["batches"]),
+            "largest_batch": max(stats["batches"]),
+            "sent_twice": sent_twice,
+            "final_after_s": round(elapsed, 1),
         },
     )

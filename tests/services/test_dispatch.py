@@ -238,5 +238,11 @@ def test_the_predict_call_carries_the_seed_protocol_and_api_key(ctx):
     assert seen["auth"] == "Bearer sekret-key"
     body = seen["body"]
     assert body["task_id"] == task_id
-    assert body["request"] == {"type": "echo", "payload": {"q": 1}, "mode": "sync", "async": False, "priority": 7}
+    assert body["request"] == {
+        "type": "echo",
+        "payload": {"q": 1},
+        "mode": "sync",
+        "async": False,
+        "priority": 7,
+    }
     assert body["callback_url"].startswith(f"{ctx.settings.public_url}/api/task/{task_id}?token=")
