@@ -16,7 +16,9 @@ from tests.servers import create_database
 
 
 @pytest.fixture
-def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
+def stack(request, tmp_path, postgres_url, real_redis, real_redis_client, token):
+    """The Procfile's stack; ``indirect`` parametrisation sets the worker's concurrency."""
+    real_redis_client.flushall()
     database = create_database(postgres_url.rsplit("/", 1)[0], "taskfleet_stack")
     port, flower_port = free_port(), free_port()
     env = {
@@ -26,7 +28,7 @@ def stack(tmp_path, postgres_url, real_redis, real_redis_client, token):
         "JWT_SECRET_KEY": JWT_SECRET,
         "PORT": str(port),
         "TASKFLEET_HOME": str(tmp_path),
-        "WORKER_CONCURRENCY": "50",
+        "WORKER_CONCURRENCY": str(getattr(request, "param", 50)),
         "WEB_CONCURRENCY": "1",
         "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": "ops:flower-test-pass",
