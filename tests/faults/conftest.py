@@ -110,9 +110,9 @@ class FaultStack:
     # -- backends and tasks ---------------------------------------------------------
 
     def add_backend(
-        self, name: str, capacity: int, delay_s: float = 0.2, fault: str | None = None, **server: Any
+        self, name: str, capacity: int, delay_s: float = 0.2, fault: str | None = None, **fields: Any
     ) -> DemoBackend:
-        """A demo backend registered as server ``name``; ``server``: more registration
+        """A demo backend registered as server ``name``; ``fields``: more registration
         fields (camelCase, as the API takes them)."""
         demo = DemoBackend(name, delay_s=delay_s, fault=fault)
         port = free_port()
@@ -131,7 +131,7 @@ class FaultStack:
                 "status": f"http://127.0.0.1:{port}/status",
                 "cancel": f"http://127.0.0.1:{port}/cancel",
             },
-            **server,
+            **fields,
         }
         r = requests.post(f"{self.api}/servers", json=body, headers=self.admin, timeout=10)
         assert r.status_code == 201, r.text
