@@ -79,6 +79,14 @@ def test_an_oversize_body_is_413_and_stores_nothing(client, auth, ctx):
     assert client.get("/api/tasks", headers=auth()).get_json()["items"] == []
 
 
+def test_a_2_mib_payload_is_under_the_default_limit(client, auth):
+    payload = {"blob": "x" * (2 * 1024 * 1024)}
+    r = client.post("/api/task", json={"type": "echo", "payload": payload}, headers=auth())
+    assert r.status_code == 201, r.get_json()
+    task_id = r.get_json()["id"]
+    assert client.get(f"/api/task/{task_id}", headers=auth()).get_json()["payload"] == payload
+
+
 def test_a_body_that_is_not_json_is_415(client, auth):
     r = client.post("/api/task", data="type=echo", headers={**auth(), "Content-Type": "text/plain"})
     assert_error(r, 415, "unsupported_media_type")
