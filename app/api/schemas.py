@@ -165,6 +165,7 @@ class EndpointsIn(StrictSchema):
     health = String(required=True, validate=Length(min=1, max=2000), metadata=BACKEND_URL)
     status = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
     cancel = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
+    metrics = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
 
 
 class ServerIn(StrictSchema):
