@@ -11,7 +11,14 @@ from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
 from app.core.states import TaskMode, TaskStatus
-from app.core.task import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+from app.core.task import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    METADATA_MAX_BYTES,
+    json_size,
+)
 
 TASK_STATUSES = [status.value for status in TaskStatus]
 TASK_MODES = [mode.value for mode in TaskMode]
@@ -92,6 +99,16 @@ class StrictBoolean(Boolean):
         return value
 
 
+def _small_json(value: Any) -> None:
+    size = json_size(value)
+    if size > METADATA_MAX_BYTES:
+        raise ValidationError(f"must be at most {METADATA_MAX_BYTES} bytes as compact JSON; this is {size}")
+
+
+#: A task's ``metadata``, as the client gives it and as the API returns it.
+TASK_METADATA = {"description": f"Free-form JSON object, at most {METADATA_MAX_BYTES} bytes as compact JSON"}
+
+
 class TaskIn(StrictSchema):
     type = String(required=True, validate=NAME)
     priority = StrictInteger(load_default=DEFAULT_PRIORITY, validate=Range(0, 10))
@@ -105,6 +122,13 @@ class TaskIn(StrictSchema):
     )
     region = String(load_default=None, validate=Length(min=1, max=64))
     group = String(load_default=None, validate=NAME)
+    metadata = Dict(
+        load_default=None,
+        allow_none=True,
+        validate=_small_json,
+        metadata=TASK_METADATA,
+        error_messages={"invalid": "must be a JSON object"},
+    )
 
 
 class TaskOut(Schema):
@@ -118,6 +142,7 @@ class TaskOut(Schema):
     capabilities = List(String())
     region = String(allow_none=True)
     group = String(allow_none=True)
+    metadata = Dict(allow_none=True, metadata=TASK_METADATA)
     progress = Integer()
     server_id = String(data_key="serverId", allow_none=True)
     result = Raw(allow_none=True)

@@ -46,6 +46,7 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
         max_retries=data["max_retries"],
         region=data["region"],
         group=data["group"],
+        metadata=data["metadata"],
     )
 
 

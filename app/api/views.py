@@ -24,6 +24,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "capabilities": list(spec.capabilities),
         "region": spec.region,
         "group": spec.group,
+        "metadata": spec.metadata,
         "progress": state.progress,
         "server_id": state.server_id,
         "result": state.result,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,15 @@ MAX_TIMEOUT_S = 7 * 86400
 DEFAULT_MAX_RETRIES = 3
 #: 0-10, larger runs first; the middle so clients can go either way.
 DEFAULT_PRIORITY = 5
+#: Bytes of JSON (``json_size``); a task's metadata is a label set, not a second payload,
+#: and stays small enough to travel with the task everywhere (Redis, lists, answers).
+METADATA_MAX_BYTES = 16 * 1024
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: the one measure of the JSON size limits."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class TaskSpec:
     max_retries: int = DEFAULT_MAX_RETRIES
     region: str | None = None
     group: str | None = None
+    #: The client's free-form JSON object (at most ``METADATA_MAX_BYTES``), kept and shown.
+    metadata: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +54,7 @@ class TaskSpec:
             "max_retries": self.max_retries,
             "region": self.region,
             "group": self.group,
+            "metadata": self.metadata,
         }
 
     @classmethod
@@ -56,6 +69,7 @@ class TaskSpec:
             max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)),
             region=data.get("region"),
             group=data.get("group"),
+            metadata=data.get("metadata"),
         )
 
 
