@@ -39,13 +39,17 @@ def apply(
     expect_attempt: int | None = None,
     attempt_end: AttemptEnd | None = None,
     now_ms: int | None = None,
+    attempt_metadata: dict[str, Any] | None = None,
     **fields: Any,
 ) -> TaskState:
     """Move the task to ``target`` (raises ``Conflict`` if it is not in ``sources``) and
     record the new version in the database. Hot state lost from Redis is rebuilt from
     the database first. ``now_ms`` (default: the clock; an attempt end's own time) is
     the transition's time; callers pass the same value as any ``started_ms`` or
-    ``finished_ms`` field so the statistics and the records agree to the millisecond."""
+    ``finished_ms`` field so the statistics and the records agree to the millisecond.
+    ``attempt_metadata``: what the backend reported about the running attempt (a
+    progress update's ``metadata``), kept on its record; an ending attempt takes it in
+    ``attempt_end.metadata`` instead."""
     sources = tuple(sources)
     if now_ms is None:
         now_ms = attempt_end.at_ms if attempt_end else ctx.now_ms()
@@ -59,7 +63,7 @@ def apply(
     from_status = state.from_status
     # Until the write below is done the task is in Redis's unsynced set (the script put
     # it there): if it fails, or this process dies first, reconcile writes it.
-    tasks_repo.follow(ctx.db, state, from_status, attempt_end)
+    tasks_repo.follow(ctx.db, state, from_status, attempt_end, attempt_metadata)
     _mark_synced(ctx, state)
     log.info(
         "task %s %s -> %s (attempt %s, server %s)",
