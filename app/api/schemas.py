@@ -10,7 +10,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
-from app.core.states import TaskMode, TaskStatus
+from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -166,6 +166,21 @@ class TaskListQuery(StrictSchema):
 class TaskPage(Schema):
     items = List(Nested(TaskOut))
     next_cursor = String(data_key="nextCursor", allow_none=True)
+
+
+class AttemptOut(Schema):
+    attempt = Integer()
+    server_id = String(data_key="serverId")
+    started_at = String(data_key="startedAt")
+    ended_at = String(data_key="endedAt", allow_none=True)
+    outcome = String(allow_none=True, metadata={"enum": [*(o.value for o in AttemptOutcome), None]})
+    error = String(allow_none=True)
+    duration_ms = Integer(data_key="durationMs", allow_none=True)
+    metadata = Dict(allow_none=True, metadata={"description": "The latest metadata the backend reported"})
+
+
+class AttemptList(Schema):
+    items = List(Nested(AttemptOut))
 
 
 class CallbackQuery(StrictSchema):

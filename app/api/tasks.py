@@ -11,6 +11,7 @@ from flask import g, request
 
 from app.api.auth import current_caller, requires
 from app.api.schemas import (
+    AttemptList,
     CallbackIn,
     CallbackQuery,
     TaskIn,
@@ -18,7 +19,7 @@ from app.api.schemas import (
     TaskOut,
     TaskPage,
 )
-from app.api.views import task_view
+from app.api.views import attempt_view, task_view
 from app.core import signatures
 from app.core.errors import InvalidInput
 from app.core.states import TaskMode
@@ -69,6 +70,19 @@ def create_task(data: dict[str, Any]) -> Any:
 @bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
 def get_task(task_id: str) -> Any:
     return task_view(control.visible_task(ctx(), task_id, current_caller().owner_filter))
+
+
+@bp.get("/task/<task_id>/attempts")
+@requires("client", "admin")
+@bp.output(AttemptList)
+@bp.doc(
+    description="Every attempt of the task, oldest first, with what the backend reported.",
+    responses={404: "No such task (or not yours)"},
+    **BEARER,
+)
+def task_attempts(task_id: str) -> Any:
+    found = control.attempts(ctx(), task_id, current_caller().owner_filter)
+    return {"items": [attempt_view(attempt) for attempt in found]}
 
 
 @bp.get("/tasks")

@@ -7,7 +7,7 @@ from typing import Any
 from app.core.clock import iso
 from app.core.servers import Server
 from app.core.states import TaskMode
-from app.core.task import TaskState
+from app.core.task import TaskAttempt, TaskState
 from app.store.records import ServerRecord
 
 
@@ -36,6 +36,19 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
         "finished_at": iso(state.finished_ms),
+    }
+
+
+def attempt_view(attempt: TaskAttempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "server_id": attempt.server_id,
+        "started_at": iso(attempt.started_ms),
+        "ended_at": iso(attempt.ended_ms),
+        "outcome": attempt.outcome.value if attempt.outcome else None,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "metadata": attempt.metadata,
     }
 
 

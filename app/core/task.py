@@ -98,6 +98,25 @@ class TaskState:
     attempt_outcome: AttemptOutcome | None = None
 
 
+@dataclass(frozen=True)
+class TaskAttempt:
+    """One attempt of a task on a server, as its durable record has it (``ended_ms`` and
+    ``outcome`` None while it runs)."""
+
+    attempt: int
+    server_id: str
+    started_ms: int
+    ended_ms: int | None = None
+    outcome: AttemptOutcome | None = None
+    error: str | None = None
+    #: The latest ``metadata`` the backend reported for it (callbacks, poll answers).
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.ended_ms is None else max(0, self.ended_ms - self.started_ms)
+
+
 def waiting_score(priority: int, created_ms: int) -> float:
     """Order of PENDING tasks waiting for a slot: higher priority first, then oldest.
     Lower scores come first; epoch ms stay below 1e13 until the year 2286."""

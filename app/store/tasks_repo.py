@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
-from app.core.task import TaskSpec, TaskState
+from app.core.task import TaskAttempt, TaskSpec, TaskState
 from app.store.db import Database, dialect_insert
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 
@@ -279,6 +279,23 @@ def _update_open_attempt(binds: dict[str, BindParameter[Any]]) -> Any:
             attempts.c.finished_at.is_(None),
         )
         .values(binds)
+    )
+
+
+def owner_of(session: Session, task_id: str) -> str | None:
+    """The task's owner (None: no such task), without loading the rest of the row."""
+    return session.scalar(select(TaskRow.owner).where(TaskRow.id == task_id))
+
+
+def row_to_attempt(row: TaskAttemptRow) -> TaskAttempt:
+    return TaskAttempt(
+        attempt=row.attempt,
+        server_id=row.server_id,
+        started_ms=datetime_to_ms(row.started_at) or 0,
+        ended_ms=datetime_to_ms(row.finished_at),
+        outcome=AttemptOutcome(row.outcome) if row.outcome else None,
+        error=row.error,
+        metadata=row.meta,
     )
 
 
