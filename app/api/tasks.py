@@ -23,12 +23,17 @@ from app.api.views import attempt_view, task_view
 from app.core import signatures
 from app.core.errors import InvalidInput
 from app.core.states import TaskMode
-from app.core.task import TaskSpec
+from app.core.task import TaskSpec, TaskState
 from app.extensions import current_context as ctx
-from app.services import control, outcomes, submit
+from app.services import control, outcomes, state_sync, submit
 
 bp = APIBlueprint("tasks", __name__, url_prefix="/api", tag="Tasks")
 BEARER = {"security": "BearerAuth"}
+
+
+def _shown(state: TaskState) -> dict[str, Any]:
+    """A task as the API answers with it: whole, even when Redis keeps its payload apart."""
+    return task_view(state_sync.with_payload(ctx(), state))
 
 
 def _spec(data: dict[str, Any]) -> TaskSpec:
@@ -69,7 +74,7 @@ def create_task(data: dict[str, Any]) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
 def get_task(task_id: str) -> Any:
-    return task_view(control.visible_task(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.visible_task(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.get("/task/<task_id>/attempts")
@@ -102,7 +107,7 @@ def list_tasks(query: dict[str, Any]) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task already final"}, **BEARER)
 def cancel_task(task_id: str) -> Any:
-    return task_view(control.cancel(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.cancel(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.post("/task/<task_id>/retry")
@@ -110,7 +115,7 @@ def cancel_task(task_id: str) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task is not FAILED or TIMEOUT"}, **BEARER)
 def retry_task(task_id: str) -> Any:
-    return task_view(control.retry(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.retry(ctx(), task_id, current_caller().owner_filter))
 
 
 def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,4 +151,4 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -> Any:
     signature = request.headers.get(signatures.HEADER)
     body = request.get_data(cache=True)
-    return task_view(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))
+    return _shown(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))

@@ -12,6 +12,8 @@ from app.store.records import ServerRecord
 
 
 def task_view(state: TaskState) -> dict[str, Any]:
+    """The task's JSON; a state read from Redis may lack a large payload
+    (``spec.payload_in_db``): pass it through ``state_sync.with_payload`` first."""
     spec = state.spec
     return {
         "id": state.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.states import AttemptOutcome, TaskMode, TaskStatus
@@ -19,6 +19,10 @@ DEFAULT_PRIORITY = 5
 #: Bytes of JSON (``json_size``); a task's metadata is a label set, not a second payload,
 #: and stays small enough to travel with the task everywhere (Redis, lists, answers).
 METADATA_MAX_BYTES = 16 * 1024
+#: Bytes of JSON (``json_size``); a larger payload is kept in the database only, not in
+#: the task's Redis hash: Redis holds every waiting task in memory, and a backlog of
+#: megabyte payloads would fill it, while only the dispatch and reads need the payload.
+HOT_PAYLOAD_MAX_BYTES = 64 * 1024
 
 
 def json_size(value: Any) -> int:
@@ -42,9 +46,12 @@ class TaskSpec:
     group: str | None = None
     #: The client's free-form JSON object (at most ``METADATA_MAX_BYTES``), kept and shown.
     metadata: dict[str, Any] | None = None
+    #: True in a copy without its payload (the hot state of a payload over
+    #: ``HOT_PAYLOAD_MAX_BYTES``): the database holds it (``state_sync.payload_of``).
+    payload_in_db: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "type": self.type,
             "payload": self.payload,
             "priority": self.priority,
@@ -56,6 +63,9 @@ class TaskSpec:
             "group": self.group,
             "metadata": self.metadata,
         }
+        if self.payload_in_db:
+            data["payload_in_db"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskSpec:
@@ -70,7 +80,18 @@ class TaskSpec:
             region=data.get("region"),
             group=data.get("group"),
             metadata=data.get("metadata"),
+            payload_in_db=bool(data.get("payload_in_db", False)),
         )
+
+    def for_hot_state(self) -> TaskSpec:
+        """This spec as Redis keeps it: without a payload over ``HOT_PAYLOAD_MAX_BYTES``."""
+        if self.payload_in_db or self.payload is None or json_size(self.payload) <= HOT_PAYLOAD_MAX_BYTES:
+            return self
+        return replace(self, payload=None, payload_in_db=True)
+
+    def with_payload(self, payload: Any) -> TaskSpec:
+        """This spec with its payload back (read from the database)."""
+        return replace(self, payload=payload, payload_in_db=False)
 
 
 @dataclass(frozen=True)

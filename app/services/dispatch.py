@@ -88,7 +88,7 @@ def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:
         task_id=state.id,
         request={
             "type": state.spec.type,
-            "payload": state.spec.payload,
+            "payload": state_sync.payload_of(ctx, state),
             "async": state.spec.mode is TaskMode.CALLBACK,
             "priority": state.spec.priority,
         },

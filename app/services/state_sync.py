@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +30,22 @@ def load(ctx: Context, task_id: str) -> TaskState | None:
             return None
         ctx.tasks.put_if_absent(row_to_state(row))
     return ctx.tasks.get(task_id)
+
+
+def payload_of(ctx: Context, state: TaskState) -> Any:
+    """The task's payload: from the hot state, or from the database when it is too large
+    to be kept in Redis (``TaskSpec.payload_in_db``)."""
+    if not state.spec.payload_in_db:
+        return state.spec.payload
+    with ctx.db.session() as session:
+        return tasks_repo.payload_of(session, state.id)
+
+
+def with_payload(ctx: Context, state: TaskState) -> TaskState:
+    """``state`` with its payload, read from the database if Redis does not keep it."""
+    if not state.spec.payload_in_db:
+        return state
+    return dataclasses.replace(state, spec=state.spec.with_payload(payload_of(ctx, state)))
 
 
 def apply(

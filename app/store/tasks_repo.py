@@ -122,6 +122,11 @@ def get_row(session: Session, task_id: str) -> TaskRow | None:
     return session.get(TaskRow, task_id)
 
 
+def payload_of(session: Session, task_id: str) -> Any:
+    """The task's payload alone (the hot state leaves large ones to the database)."""
+    return session.scalar(select(TaskRow.payload).where(TaskRow.id == task_id))
+
+
 def follow(
     db: Database,
     state: TaskState,
