@@ -60,8 +60,9 @@ class Settings:
     jwt_secret_key: str = field(default="", repr=False)
     port: int = 8000
     public_url: str = ""
-    #: Bytes; request bodies above this get 413.
-    max_body_bytes: int = 1_048_576
+    #: Bytes; request bodies above this get 413. 32 MiB: room for the images, audio and
+    #: documents inference payloads carry inline, still a bound on what one request holds.
+    max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
     #: Seconds to open a connection to a backend; the answer may take as long as the

@@ -11,6 +11,12 @@ def test_settings_come_from_the_environment_with_documented_defaults():
     assert Settings.from_env({"PUBLIC_URL": "https://tf.example.com/"}).public_url == "https://tf.example.com"
 
 
+def test_the_body_limit_is_32_mib_unless_set():
+    assert Settings.from_env({}).max_body_bytes == 32 * 1024 * 1024
+    assert Settings.from_env({"MAX_BODY_BYTES": "1024"}).max_body_bytes == 1024
+    assert Settings.from_env({}).flask_config()["MAX_CONTENT_LENGTH"] == 32 * 1024 * 1024
+
+
 def test_a_non_integer_setting_is_refused_with_its_name():
     with pytest.raises(ValueError, match="PORT"):
         Settings.from_env({"PORT": "eighty"})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Response, jsonify, request
+from flask import Request, Response, jsonify, request
 from jwt import PyJWTError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -31,12 +32,47 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return response
 
 
+class JsonBodyRequest(Request):
+    """Flask's request, except that a body ``require_json_body`` found to be a JSON object
+    is JSON whatever its Content-Type says, for the schemas and the JSON parser alike."""
+
+    #: Set by ``require_json_body``: the body is a JSON object under another Content-Type.
+    json_by_content: bool = False
+
+    @property
+    def mimetype(self) -> str:
+        return "application/json" if self.json_by_content else super().mimetype
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body.decode("utf-8")), dict)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deeply
+        return False
+
+
 def require_json_body() -> Response | None:
-    """415 for a body that is not JSON (an empty body is left to the schema)."""
-    has_body = request.content_length or request.data
-    if request.method in BODY_METHODS and has_body and not request.is_json:
-        return error_response(415, "unsupported_media_type", "request body must be application/json")
-    return None
+    """415 for a body that is not JSON (an empty body is left to the schema). A body that
+    parses as a JSON object is JSON whatever its Content-Type says: ``curl -d '{...}'``
+    sends application/x-www-form-urlencoded, and nothing else could be meant."""
+    if request.method not in BODY_METHODS or request.is_json:
+        return None
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        return _not_json()  # declared too large to read: not looked at
+    body = request.get_data(cache=True)
+    if not body:
+        return None
+    if isinstance(request, JsonBodyRequest) and _is_json_object(body):
+        request.json_by_content = True
+        return None
+    return _not_json()
+
+
+def _not_json() -> Response:
+    return error_response(
+        415, "unsupported_media_type", "request body must be application/json (or a JSON object)"
+    )
 
 
 def refuse_nul_in_path() -> Response | None:
@@ -52,7 +88,7 @@ def refuse_nul_in_path() -> Response | None:
 BODY_ERRORS = (
     ("400", "Malformed JSON body", True),
     ("413", "Request body larger than MAX_BODY_BYTES", False),
-    ("415", "Request body is not application/json", False),
+    ("415", "Request body is neither application/json nor a JSON object", False),
 )
 
 
@@ -131,6 +167,7 @@ def complete_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def register_error_handlers(app: APIFlask) -> None:
+    app.request_class = JsonBodyRequest
     app.before_request(require_json_body)
     app.before_request(refuse_nul_in_path)
     app.spec_processor(complete_spec)

@@ -10,7 +10,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
-from app.core.states import TaskMode, TaskStatus
+from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL_INTERVAL_S,
@@ -18,7 +18,9 @@ from app.core.task import (
     DEFAULT_PRIORITY,
     DEFAULT_TIMEOUT_S,
     MAX_TIMEOUT_S,
+    METADATA_MAX_BYTES,
     MIN_POLL_INTERVAL_S,
+    json_size,
 )
 
 TASK_STATUSES = [status.value for status in TaskStatus]
@@ -100,6 +102,16 @@ class StrictBoolean(Boolean):
         return value
 
 
+def _small_json(value: Any) -> None:
+    size = json_size(value)
+    if size > METADATA_MAX_BYTES:
+        raise ValidationError(f"must be at most {METADATA_MAX_BYTES} bytes as compact JSON; this is {size}")
+
+
+#: A task's ``metadata``, as the client gives it and as the API returns it.
+TASK_METADATA = {"description": f"Free-form JSON object, at most {METADATA_MAX_BYTES} bytes as compact JSON"}
+
+
 class TaskIn(StrictSchema):
     type = String(required=True, validate=NAME)
     priority = StrictInteger(load_default=DEFAULT_PRIORITY, validate=Range(0, 10))
@@ -121,6 +133,13 @@ class TaskIn(StrictSchema):
     poll_max_attempts = StrictInteger(
         data_key="pollMaxAttempts", load_default=DEFAULT_POLL_MAX_ATTEMPTS, validate=Range(1, 100_000)
     )
+    metadata = Dict(
+        load_default=None,
+        allow_none=True,
+        validate=_small_json,
+        metadata=TASK_METADATA,
+        error_messages={"invalid": "must be a JSON object"},
+    )
 
 
 class TaskOut(Schema):
@@ -134,6 +153,7 @@ class TaskOut(Schema):
     capabilities = List(String())
     region = String(allow_none=True)
     group = String(allow_none=True)
+    metadata = Dict(allow_none=True, metadata=TASK_METADATA)
     progress = Integer()
     server_id = String(data_key="serverId", allow_none=True)
     result = Raw(allow_none=True)
@@ -161,6 +181,21 @@ class TaskPage(Schema):
     next_cursor = String(data_key="nextCursor", allow_none=True)
 
 
+class AttemptOut(Schema):
+    attempt = Integer()
+    server_id = String(data_key="serverId")
+    started_at = String(data_key="startedAt")
+    ended_at = String(data_key="endedAt", allow_none=True)
+    outcome = String(allow_none=True, metadata={"enum": [*(o.value for o in AttemptOutcome), None]})
+    error = String(allow_none=True)
+    duration_ms = Integer(data_key="durationMs", allow_none=True)
+    metadata = Dict(allow_none=True, metadata={"description": "The latest metadata the backend reported"})
+
+
+class AttemptList(Schema):
+    items = List(Nested(AttemptOut))
+
+
 class CallbackQuery(StrictSchema):
     token = String(required=True, validate=Length(min=1, max=500))
 
@@ -183,6 +218,7 @@ class EndpointsIn(StrictSchema):
     health = String(required=True, validate=Length(min=1, max=2000), metadata=BACKEND_URL)
     status = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
     cancel = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
+    metrics = String(validate=Length(min=1, max=2000), metadata=BACKEND_URL)
 
 
 class BatchIn(StrictSchema):

@@ -11,6 +11,7 @@ from flask import g, request
 
 from app.api.auth import current_caller, requires
 from app.api.schemas import (
+    AttemptList,
     CallbackIn,
     CallbackQuery,
     TaskIn,
@@ -18,16 +19,21 @@ from app.api.schemas import (
     TaskOut,
     TaskPage,
 )
-from app.api.views import task_view
+from app.api.views import attempt_view, task_view
 from app.core import signatures
 from app.core.errors import InvalidInput
 from app.core.states import TaskMode
-from app.core.task import TaskSpec
+from app.core.task import TaskSpec, TaskState
 from app.extensions import current_context as ctx
-from app.services import control, outcomes, submit
+from app.services import control, outcomes, state_sync, submit
 
 bp = APIBlueprint("tasks", __name__, url_prefix="/api", tag="Tasks")
 BEARER = {"security": "BearerAuth"}
+
+
+def _shown(state: TaskState) -> dict[str, Any]:
+    """A task as the API answers with it: whole, even when Redis keeps its payload apart."""
+    return task_view(state_sync.with_payload(ctx(), state))
 
 
 def _spec(data: dict[str, Any]) -> TaskSpec:
@@ -48,6 +54,7 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
         group=data["group"],
         poll_interval_s=data["poll_interval"],
         poll_max_attempts=data["poll_max_attempts"],
+        metadata=data["metadata"],
     )
 
 
@@ -69,7 +76,20 @@ def create_task(data: dict[str, Any]) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
 def get_task(task_id: str) -> Any:
-    return task_view(control.visible_task(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.visible_task(ctx(), task_id, current_caller().owner_filter))
+
+
+@bp.get("/task/<task_id>/attempts")
+@requires("client", "admin")
+@bp.output(AttemptList)
+@bp.doc(
+    description="Every attempt of the task, oldest first, with what the backend reported.",
+    responses={404: "No such task (or not yours)"},
+    **BEARER,
+)
+def task_attempts(task_id: str) -> Any:
+    found = control.attempts(ctx(), task_id, current_caller().owner_filter)
+    return {"items": [attempt_view(attempt) for attempt in found]}
 
 
 @bp.get("/tasks")
@@ -89,7 +109,7 @@ def list_tasks(query: dict[str, Any]) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task already final"}, **BEARER)
 def cancel_task(task_id: str) -> Any:
-    return task_view(control.cancel(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.cancel(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.post("/task/<task_id>/retry")
@@ -97,7 +117,7 @@ def cancel_task(task_id: str) -> Any:
 @bp.output(TaskOut)
 @bp.doc(responses={404: "No such task", 409: "Task is not FAILED or TIMEOUT"}, **BEARER)
 def retry_task(task_id: str) -> Any:
-    return task_view(control.retry(ctx(), task_id, current_caller().owner_filter))
+    return _shown(control.retry(ctx(), task_id, current_caller().owner_filter))
 
 
 def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,4 +153,4 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -> Any:
     signature = request.headers.get(signatures.HEADER)
     body = request.get_data(cache=True)
-    return task_view(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))
+    return _shown(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))

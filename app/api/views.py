@@ -8,11 +8,13 @@ from typing import Any
 from app.core.clock import iso
 from app.core.servers import Server
 from app.core.states import TaskMode
-from app.core.task import TaskState
+from app.core.task import TaskAttempt, TaskState
 from app.store.records import ServerRecord
 
 
 def task_view(state: TaskState) -> dict[str, Any]:
+    """The task's JSON; a state read from Redis may lack a large payload
+    (``spec.payload_in_db``): pass it through ``state_sync.with_payload`` first."""
     spec = state.spec
     return {
         "id": state.id,
@@ -25,6 +27,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "capabilities": list(spec.capabilities),
         "region": spec.region,
         "group": spec.group,
+        "metadata": spec.metadata,
         "progress": state.progress,
         "server_id": state.server_id,
         "result": state.result,
@@ -38,6 +41,19 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
         "finished_at": iso(state.finished_ms),
+    }
+
+
+def attempt_view(attempt: TaskAttempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "server_id": attempt.server_id,
+        "started_at": iso(attempt.started_ms),
+        "ended_at": iso(attempt.ended_ms),
+        "outcome": attempt.outcome.value if attempt.outcome else None,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "metadata": attempt.metadata,
     }
 
 

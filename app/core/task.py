@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.states import AttemptOutcome, TaskMode, TaskStatus
@@ -20,6 +21,19 @@ DEFAULT_POLL_INTERVAL_S = 5
 MIN_POLL_INTERVAL_S = 1
 #: Poll mode: polls per attempt at most (the original executor's 60).
 DEFAULT_POLL_MAX_ATTEMPTS = 60
+#: Bytes of JSON (``json_size``); a task's metadata is a label set, not a second payload,
+#: and stays small enough to travel with the task everywhere (Redis, lists, answers).
+METADATA_MAX_BYTES = 16 * 1024
+#: Bytes of JSON (``json_size``); a larger payload is kept in the database only, not in
+#: the task's Redis hash: Redis holds every waiting task in memory, and a backlog of
+#: megabyte payloads would fill it, while only the dispatch and reads need the payload.
+HOT_PAYLOAD_MAX_BYTES = 64 * 1024
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: the one measure of the JSON size limits."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -37,9 +51,14 @@ class TaskSpec:
     group: str | None = None
     poll_interval_s: int = DEFAULT_POLL_INTERVAL_S
     poll_max_attempts: int = DEFAULT_POLL_MAX_ATTEMPTS
+    #: The client's free-form JSON object (at most ``METADATA_MAX_BYTES``), kept and shown.
+    metadata: dict[str, Any] | None = None
+    #: True in a copy without its payload (the hot state of a payload over
+    #: ``HOT_PAYLOAD_MAX_BYTES``): the database holds it (``state_sync.payload_of``).
+    payload_in_db: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "type": self.type,
             "payload": self.payload,
             "priority": self.priority,
@@ -51,7 +70,11 @@ class TaskSpec:
             "group": self.group,
             "poll_interval_s": self.poll_interval_s,
             "poll_max_attempts": self.poll_max_attempts,
+            "metadata": self.metadata,
         }
+        if self.payload_in_db:
+            data["payload_in_db"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskSpec:
@@ -67,7 +90,19 @@ class TaskSpec:
             group=data.get("group"),
             poll_interval_s=int(data.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
             poll_max_attempts=int(data.get("poll_max_attempts", DEFAULT_POLL_MAX_ATTEMPTS)),
+            metadata=data.get("metadata"),
+            payload_in_db=bool(data.get("payload_in_db", False)),
         )
+
+    def for_hot_state(self) -> TaskSpec:
+        """This spec as Redis keeps it: without a payload over ``HOT_PAYLOAD_MAX_BYTES``."""
+        if self.payload_in_db or self.payload is None or json_size(self.payload) <= HOT_PAYLOAD_MAX_BYTES:
+            return self
+        return replace(self, payload=None, payload_in_db=True)
+
+    def with_payload(self, payload: Any) -> TaskSpec:
+        """This spec with its payload back (read from the database)."""
+        return replace(self, payload=payload, payload_in_db=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +128,25 @@ class TaskState:
     from_status: TaskStatus | None = None
     #: How the running attempt ended, when the last transition ended one.
     attempt_outcome: AttemptOutcome | None = None
+
+
+@dataclass(frozen=True)
+class TaskAttempt:
+    """One attempt of a task on a server, as its durable record has it (``ended_ms`` and
+    ``outcome`` None while it runs)."""
+
+    attempt: int
+    server_id: str
+    started_ms: int
+    ended_ms: int | None = None
+    outcome: AttemptOutcome | None = None
+    error: str | None = None
+    #: The latest ``metadata`` the backend reported for it (callbacks, poll answers).
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.ended_ms is None else max(0, self.ended_ms - self.started_ms)
 
 
 def waiting_score(priority: int, created_ms: int) -> float:

@@ -40,7 +40,7 @@ def predict_call(ctx: Context, state: TaskState, endpoint: Endpoint) -> PredictC
         task_id=state.id,
         request={
             "type": state.spec.type,
-            "payload": state.spec.payload,
+            "payload": state_sync.payload_of(ctx, state),
             "mode": state.spec.mode.value,
             "async": state.spec.mode is TaskMode.CALLBACK,
             "priority": state.spec.priority,

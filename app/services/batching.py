@@ -140,11 +140,18 @@ def _end_by_item(ctx: Context, state: TaskState, endpoint: Endpoint, item: Any, 
     status = item.get("status") if isinstance(item, dict) else None
     try:
         if status == TaskStatus.COMPLETED:
-            outcomes.complete(ctx, state.id, state.attempt, item.get("result"), current=state)
+            outcomes.complete(
+                ctx, state.id, state.attempt, item.get("result"), current=state, metadata=_metadata(item)
+            )
         elif status == TaskStatus.FAILED:
             error = item.get("error")
             outcomes.fail(
-                ctx, state.id, state.attempt, str(error or "backend reported failure"), error_type="reported"
+                ctx,
+                state.id,
+                state.attempt,
+                str(error or "backend reported failure"),
+                error_type="reported",
+                metadata=_metadata(item),
             )
         else:
             fail_quietly(
@@ -155,6 +162,11 @@ def _end_by_item(ctx: Context, state: TaskState, endpoint: Endpoint, item: Any, 
             )
     except (Conflict, NotFound):
         log.info("task %s attempt %s answered after it moved on", state.id, state.attempt)
+
+
+def _metadata(item: dict[str, Any]) -> dict[str, Any] | None:
+    metadata = item.get("metadata")
+    return metadata if isinstance(metadata, dict) else None
 
 
 def _send_alone(ctx: Context, state: TaskState, endpoint: Endpoint) -> None:

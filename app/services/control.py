@@ -1,4 +1,5 @@
-"""What a task's owner (or an admin) can do to it: cancel it, retry it."""
+"""What a task's owner (or an admin) can do to it: read it and its attempts, cancel it,
+retry it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from app import jobs
 from app.core.balancing import Verdict
 from app.core.errors import BackendError, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
-from app.core.task import TaskState
+from app.core.task import TaskAttempt, TaskState
 from app.services import state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
-from app.store.tasks_repo import AttemptEnd, row_to_state
+from app.store.tasks_repo import AttemptEnd, row_to_attempt, row_to_state
 
 log = logging.getLogger("taskfleet.control")
 
@@ -39,6 +40,16 @@ def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     if state is None or (owner is not None and state.owner != owner):
         raise NotFound(f"task {task_id} not found")
     return state
+
+
+def attempts(ctx: Context, task_id: str, owner: str | None) -> list[TaskAttempt]:
+    """The task's attempts, oldest first, if ``owner`` may see the task (None = admin);
+    else ``NotFound``. Read from the database only: nothing is rebuilt or written."""
+    with ctx.db.session() as session:
+        task_owner = tasks_repo.owner_of(session, task_id)
+        if task_owner is None or (owner is not None and task_owner != owner):
+            raise NotFound(f"task {task_id} not found")
+        return [row_to_attempt(row) for row in tasks_repo.attempts_of(session, task_id)]
 
 
 def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:

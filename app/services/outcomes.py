@@ -46,11 +46,17 @@ def release_and_wake(
 
 
 def complete(
-    ctx: Context, task_id: str, attempt: int, result: Any, current: TaskState | None = None
+    ctx: Context,
+    task_id: str,
+    attempt: int,
+    result: Any,
+    current: TaskState | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TaskState:
     """PROCESSING at ``attempt`` -> COMPLETED with ``result``; raises ``Conflict`` if the
     task moved on (cancelled, timed out, superseded). ``current``: the task as its
-    attempt started, when the caller has it (it says which slot to free)."""
+    attempt started, when the caller has it (it says which slot to free); ``metadata``:
+    what the backend reported about the attempt, for its record."""
     if current is None or current.attempt != attempt:
         current = ctx.tasks.get(task_id)
     verdict = Verdict.NONE
@@ -62,7 +68,7 @@ def complete(
             [TaskStatus.PROCESSING],
             TaskStatus.COMPLETED,
             expect_attempt=attempt,
-            attempt_end=AttemptEnd(attempt, AttemptOutcome.COMPLETED, None, now),
+            attempt_end=AttemptEnd(attempt, AttemptOutcome.COMPLETED, None, now, metadata),
             result=result,
             progress=100,
             finished_ms=now,
@@ -84,18 +90,20 @@ def fail(
     verdict: Verdict = Verdict.FAILURE,
     hold_slot: bool = False,
     error_type: str = "failed",
+    metadata: dict[str, Any] | None = None,
 ) -> TaskState:
     """End a PROCESSING attempt as failed: back to PENDING, dispatched again after a
     backoff, while the budget allows and the failure is worth retrying; else to
     ``outcome`` (FAILED or TIMEOUT). ``verdict`` is what the server's metrics and breaker
     record (``Verdict.NONE`` when the server is not to blame, e.g. it went away); ``hold_slot``
     keeps the slot taken after a call that timed out (the backend may still be on it).
-    The failure is counted in the error log under (``error_type``, ``message``)."""
+    The failure is counted in the error log under (``error_type``, ``message``);
+    ``metadata`` (what the backend reported) goes on the attempt's record."""
     current = ctx.tasks.get(task_id) or state_sync.load(ctx, task_id)
     if current is None:
         raise NotFound(f"task {task_id} not found")
     now = ctx.now_ms()
-    end = AttemptEnd(attempt, AttemptOutcome(outcome.value), message, now)
+    end = AttemptEnd(attempt, AttemptOutcome(outcome.value), message, now, metadata)
     recorded = Verdict.NONE
     try:
         if retryable and attempts_left(attempt, current.retry_base, current.spec.max_retries):
@@ -184,15 +192,21 @@ def callback(
         raise Conflict(f"task {task_id} is already {state.status}", state.status.value)
     if state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
         raise Conflict(f"attempt {attempt} of task {task_id} is no longer running", state.status.value)
+    metadata = update.get("metadata")
     if status == TaskStatus.COMPLETED.value:
-        return complete(ctx, task_id, attempt, update.get("result"))
+        return complete(ctx, task_id, attempt, update.get("result"), metadata=metadata)
     if status == TaskStatus.FAILED.value:
-        return fail(
-            ctx, task_id, attempt, update.get("error") or "backend reported failure", error_type="reported"
-        )
+        message = update.get("error") or "backend reported failure"
+        return fail(ctx, task_id, attempt, message, error_type="reported", metadata=metadata)
     fields: dict[str, Any] = {}
     if update.get("progress") is not None:
         fields["progress"] = update["progress"]
     return state_sync.apply(
-        ctx, task_id, [TaskStatus.PROCESSING], TaskStatus.PROCESSING, expect_attempt=attempt, **fields
+        ctx,
+        task_id,
+        [TaskStatus.PROCESSING],
+        TaskStatus.PROCESSING,
+        expect_attempt=attempt,
+        attempt_metadata=metadata,
+        **fields,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,22 @@ def load(ctx: Context, task_id: str) -> TaskState | None:
     return ctx.tasks.get(task_id)
 
 
+def payload_of(ctx: Context, state: TaskState) -> Any:
+    """The task's payload: from the hot state, or from the database when it is too large
+    to be kept in Redis (``TaskSpec.payload_in_db``)."""
+    if not state.spec.payload_in_db:
+        return state.spec.payload
+    with ctx.db.session() as session:
+        return tasks_repo.payload_of(session, state.id)
+
+
+def with_payload(ctx: Context, state: TaskState) -> TaskState:
+    """``state`` with its payload, read from the database if Redis does not keep it."""
+    if not state.spec.payload_in_db:
+        return state
+    return dataclasses.replace(state, spec=state.spec.with_payload(payload_of(ctx, state)))
+
+
 def apply(
     ctx: Context,
     task_id: str,
@@ -39,13 +56,17 @@ def apply(
     expect_attempt: int | None = None,
     attempt_end: AttemptEnd | None = None,
     now_ms: int | None = None,
+    attempt_metadata: dict[str, Any] | None = None,
     **fields: Any,
 ) -> TaskState:
     """Move the task to ``target`` (raises ``Conflict`` if it is not in ``sources``) and
     record the new version in the database. Hot state lost from Redis is rebuilt from
     the database first. ``now_ms`` (default: the clock; an attempt end's own time) is
     the transition's time; callers pass the same value as any ``started_ms`` or
-    ``finished_ms`` field so the statistics and the records agree to the millisecond."""
+    ``finished_ms`` field so the statistics and the records agree to the millisecond.
+    ``attempt_metadata``: what the backend reported about the running attempt (a
+    progress update's ``metadata``), kept on its record; an ending attempt takes it in
+    ``attempt_end.metadata`` instead."""
     sources = tuple(sources)
     if now_ms is None:
         now_ms = attempt_end.at_ms if attempt_end else ctx.now_ms()
@@ -59,7 +80,7 @@ def apply(
     from_status = state.from_status
     # Until the write below is done the task is in Redis's unsynced set (the script put
     # it there): if it fails, or this process dies first, reconcile writes it.
-    tasks_repo.follow(ctx.db, state, from_status, attempt_end)
+    tasks_repo.follow(ctx.db, state, from_status, attempt_end, attempt_metadata)
     _mark_synced(ctx, state)
     log.info(
         "task %s %s -> %s (attempt %s, server %s)",

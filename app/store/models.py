@@ -62,6 +62,8 @@ class TaskRow(Base):
     type: Mapped[str] = mapped_column(String(100))
     priority: Mapped[int] = mapped_column(Integer, default=5)
     payload: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    #: The client's free-form object (column ``metadata``, a name Declarative reserves).
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType, nullable=True)
     capabilities: Mapped[list[str]] = mapped_column(JsonType, default=list)
     mode: Mapped[str] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -105,6 +107,8 @@ class TaskAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: Poll mode: the URL this attempt's status is read from.
     poll_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The latest ``metadata`` the backend reported for this attempt (column ``metadata``).
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType, nullable=True)
 
 
 class TaskTransitionRow(Base):

@@ -209,6 +209,8 @@ class PoolMeta(HashRecord):
 @dataclass(frozen=True)
 class TaskRecord:
     """``tf:task:<id>``: a task's ``TaskState`` plus what the dispatcher keeps beside it.
+    The spec is kept as ``TaskSpec.for_hot_state`` has it: a payload over
+    ``HOT_PAYLOAD_MAX_BYTES`` stays in the database, and the spec says so.
 
     ``task_transition.lua`` reads ``status``, ``attempt``, ``version``, ``id``,
     ``timeout_ms``, ``type``, ``server_id``, ``started_ms`` and ``updated_ms``, and
@@ -269,7 +271,7 @@ class TaskRecord:
         out = {
             "id": state.id,
             "owner": state.owner,
-            "spec": json.dumps(spec.to_json()),
+            "spec": json.dumps(spec.for_hot_state().to_json()),
             "type": spec.type,
             "timeout_ms": str(spec.timeout_s * 1000),
             "status": state.status.value,

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
-from app.core.task import DEFAULT_POLL_INTERVAL_S, DEFAULT_POLL_MAX_ATTEMPTS, TaskSpec, TaskState
+from app.core.task import DEFAULT_POLL_INTERVAL_S, DEFAULT_POLL_MAX_ATTEMPTS, TaskAttempt, TaskSpec, TaskState
 from app.store.db import Database, dialect_insert
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 
@@ -39,6 +39,7 @@ def row_to_state(row: TaskRow) -> TaskState:
             group=row.server_group,
             poll_interval_s=row.poll_interval_s or DEFAULT_POLL_INTERVAL_S,
             poll_max_attempts=row.poll_max_attempts or DEFAULT_POLL_MAX_ATTEMPTS,
+            metadata=row.meta,
         ),
         status=TaskStatus(row.status),
         version=row.version,
@@ -78,12 +79,14 @@ def _snapshot_columns(state: TaskState) -> dict[str, Any]:
 @dataclass(frozen=True)
 class AttemptEnd:
     """How an attempt ended, for its durable record (``attempt`` None: the task's
-    current attempt)."""
+    current attempt). ``metadata``: what the backend reported with the end (a callback's
+    or poll answer's ``metadata``); None keeps what the attempt has."""
 
     attempt: int | None
     outcome: AttemptOutcome
     error: str | None
     at_ms: int
+    metadata: dict[str, Any] | None = None
 
 
 def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> None:
@@ -96,6 +99,7 @@ def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> 
         "task__type": spec.type,
         "task__priority": spec.priority,
         "task__payload": spec.payload,
+        "task__metadata": spec.metadata,
         "task__capabilities": list(spec.capabilities),
         "task__mode": spec.mode.value,
         "task__region": spec.region,
@@ -122,13 +126,24 @@ def get_row(session: Session, task_id: str) -> TaskRow | None:
     return session.get(TaskRow, task_id)
 
 
+def payload_of(session: Session, task_id: str) -> Any:
+    """The task's payload alone (the hot state leaves large ones to the database)."""
+    return session.scalar(select(TaskRow.payload).where(TaskRow.id == task_id))
+
+
 def follow(
-    db: Database, state: TaskState, from_status: TaskStatus | None, attempt_end: AttemptEnd | None = None
+    db: Database,
+    state: TaskState,
+    from_status: TaskStatus | None,
+    attempt_end: AttemptEnd | None = None,
+    attempt_metadata: dict[str, Any] | None = None,
 ) -> bool:
     """Bring the row up to ``state`` unless it already holds a newer version, and record
-    the transition (and the attempt it starts or ends). Returns False when the row was
-    newer (nothing moved backwards). Every part is idempotent, so following the same
-    state twice records it once. On Postgres this is one statement, one round trip."""
+    the transition (and the attempt it starts or ends; ``attempt_metadata``: what the
+    backend reported about the running attempt, kept on its row while it is open).
+    Returns False when the row was newer (nothing moved backwards). Every part is
+    idempotent, so following the same state twice records it once. On Postgres this is
+    one statement, one round trip."""
     values = {"task": {"id": state.id, **_snapshot_columns(state)}}
     if state.status is TaskStatus.PROCESSING and from_status is TaskStatus.PENDING:
         values["attempt_start"] = {
@@ -145,10 +160,18 @@ def follow(
             "outcome": attempt_end.outcome.value,
             "error": attempt_end.error,
         }
+        if attempt_end.metadata is not None:
+            values["attempt_end"]["metadata"] = attempt_end.metadata
+    if attempt_metadata is not None:
+        values["attempt_note"] = {"task_id": state.id, "attempt": state.attempt, "metadata": attempt_metadata}
     params = {f"{part}__{name}": value for part, columns in values.items() for name, value in columns.items()}
     params.update(_transition_params(state, from_status, state.updated_ms))
     statements = _follow_statements(
-        db.engine.dialect.name, "attempt_start" in values, "attempt_end" in values
+        db.engine.dialect.name,
+        "attempt_start" in values,
+        "attempt_end" in values,
+        "metadata" in values.get("attempt_end", {}),
+        "attempt_note" in values,
     )
     try:
         return bool(_run(db, statements, params))
@@ -228,8 +251,10 @@ def _binds(part: str, table: Table, names: Iterable[str]) -> dict[str, BindParam
 
 
 @functools.cache
-def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -> Select[Any] | list[Any]:
-    """The statements of ``follow``, built once."""
+def _follow_statements(
+    dialect: str, starts_attempt: bool, ends_attempt: bool, end_metadata: bool, notes_attempt: bool
+) -> Select[Any] | list[Any]:
+    """The statements of ``follow``, built once for each combination of parts."""
     tasks, attempts = TaskRow.__table__, TaskAttemptRow.__table__
     task = _binds("task", tasks, ["id", *_SNAPSHOT])
     advance = (
@@ -240,17 +265,47 @@ def _follow_statements(dialect: str, starts_attempt: bool, ends_attempt: bool) -
         start = _binds("attempt_start", attempts, ["task_id", "attempt", "server_id", "started_at"])
         parts.append(dialect_insert(dialect)(attempts).values(start).on_conflict_do_nothing())
     if ends_attempt:
-        end = _binds("attempt_end", attempts, ["task_id", "attempt", "finished_at", "outcome", "error"])
+        names = ["task_id", "attempt", "finished_at", "outcome", "error"] + (
+            ["metadata"] if end_metadata else []
+        )
+        parts.append(_update_open_attempt(_binds("attempt_end", attempts, names)))
+    if notes_attempt:
         parts.append(
-            update(attempts)
-            .where(
-                attempts.c.task_id == end.pop("task_id"),
-                attempts.c.attempt == end.pop("attempt"),
-                attempts.c.finished_at.is_(None),
-            )
-            .values(end)
+            _update_open_attempt(_binds("attempt_note", attempts, ["task_id", "attempt", "metadata"]))
         )
     return _combine(dialect, advance, tasks.c.id, parts)
+
+
+def _update_open_attempt(binds: dict[str, BindParameter[Any]]) -> Any:
+    """The UPDATE of an attempt that has not ended yet (``binds``: its task_id and
+    attempt, then the columns to set)."""
+    attempts = TaskAttemptRow.__table__
+    return (
+        update(attempts)
+        .where(
+            attempts.c.task_id == binds.pop("task_id"),
+            attempts.c.attempt == binds.pop("attempt"),
+            attempts.c.finished_at.is_(None),
+        )
+        .values(binds)
+    )
+
+
+def owner_of(session: Session, task_id: str) -> str | None:
+    """The task's owner (None: no such task), without loading the rest of the row."""
+    return session.scalar(select(TaskRow.owner).where(TaskRow.id == task_id))
+
+
+def row_to_attempt(row: TaskAttemptRow) -> TaskAttempt:
+    return TaskAttempt(
+        attempt=row.attempt,
+        server_id=row.server_id,
+        started_ms=datetime_to_ms(row.started_at) or 0,
+        ended_ms=datetime_to_ms(row.finished_at),
+        outcome=AttemptOutcome(row.outcome) if row.outcome else None,
+        error=row.error,
+        metadata=row.meta,
+    )
 
 
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:

@@ -3,7 +3,7 @@ task's poll settings, and the status URL a poll-mode attempt follows (so polling
 on after Redis lost its copy).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -28,11 +28,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("task_attempts") as batch:
-        batch.drop_column("poll_url")
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("poll_max_attempts")
-        batch.drop_column("poll_interval_s")
-    with op.batch_alter_table("servers") as batch:
-        batch.drop_column("batch")
-        batch.drop_column("timeout_s")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy of these tables would cascade-delete
+    # their attempts and transitions through SQLite's foreign keys.
+    op.drop_column("task_attempts", "poll_url")
+    op.drop_column("tasks", "poll_max_attempts")
+    op.drop_column("tasks", "poll_interval_s")
+    op.drop_column("servers", "batch")
+    op.drop_column("servers", "timeout_s")

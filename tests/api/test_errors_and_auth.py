@@ -79,9 +79,60 @@ def test_an_oversize_body_is_413_and_stores_nothing(client, auth, ctx):
     assert client.get("/api/tasks", headers=auth()).get_json()["items"] == []
 
 
+def test_a_2_mib_payload_is_under_the_default_limit(client, auth):
+    payload = {"blob": "x" * (2 * 1024 * 1024)}
+    r = client.post("/api/task", json={"type": "echo", "payload": payload}, headers=auth())
+    assert r.status_code == 201, r.get_json()
+    task_id = r.get_json()["id"]
+    assert client.get(f"/api/task/{task_id}", headers=auth()).get_json()["payload"] == payload
+
+
 def test_a_body_that_is_not_json_is_415(client, auth):
     r = client.post("/api/task", data="type=echo", headers={**auth(), "Content-Type": "text/plain"})
     assert_error(r, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "text/plain; charset=utf-8", "application/octet-stream", None],
+)
+def test_a_json_object_body_is_accepted_whatever_its_content_type(client, auth, content_type):
+    """curl -d '{...}' without -H 'Content-Type: application/json' sends form-urlencoded."""
+    headers = {**auth(), **({"Content-Type": content_type} if content_type else {})}
+    r = client.post("/api/task", data='{"type": "echo", "payload": {"a": 1}}', headers=headers)
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["payload"] == {"a": 1}
+    invalid = client.post("/api/task", data='{"type": 5}', headers=headers)
+    assert_error(invalid, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ("type=echo", "application/x-www-form-urlencoded"),
+        ('["type", "echo"]', "application/x-www-form-urlencoded"),
+        ('"echo"', "text/plain"),
+        ('{"type": "echo"', "text/plain"),
+        (b'{"type": "\xff"}', "application/octet-stream"),
+        ("[" * 10_000 + "]" * 10_000, "text/plain"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_keeps_its_415(client, auth, body, content_type):
+    r = client.post("/api/task", data=body, headers={**auth(), "Content-Type": content_type})
+    assert_error(r, 415, "unsupported_media_type")
+    assert client.get("/api/tasks", headers=auth()).get_json()["items"] == []
+
+
+def test_every_json_endpoint_takes_a_form_typed_json_object(client, auth):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    admin = {**auth("root", ("admin",)), **form}
+    endpoints = {"predict": "http://10.0.0.1/p", "health": "http://10.0.0.1/h"}
+    server = json.dumps({"id": "s1", "name": "s1", "endpoints": endpoints})
+    assert client.post("/api/servers", data=server, headers=admin).status_code == 201
+    maintenance = client.put("/api/servers/s1/maintenance", data='{"enabled": true}', headers=admin)
+    assert maintenance.status_code == 200
+    algorithm = client.put("/api/loadbalancer/algorithm", data='{"algorithm": "random"}', headers=admin)
+    assert algorithm.status_code == 200 and algorithm.get_json()["algorithm"] == "random"
 
 
 @pytest.mark.parametrize(

@@ -85,9 +85,29 @@ def test_the_algorithm_is_switchable_at_run_time_and_unknown_ones_are_422(client
         {"predict": "http://169.254.169.254/x", "health": "http://10.0.0.1/h"},
         {"predict": "http://10.0.0.1/p", "health": "http://metadata.google.internal/h"},
         {"predict": "gopher://10.0.0.1/p", "health": "http://10.0.0.1/h"},
+        {**SERVER["endpoints"], "metrics": "http://169.254.169.254/metrics"},
+        {**SERVER["endpoints"], "metrics": "ftp://10.0.0.5/metrics"},
+        {**SERVER["endpoints"], "metrics": ""},
     ],
 )
 def test_link_local_metadata_and_odd_urls_are_refused(client, admin, endpoints):
     r = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
     assert r.status_code == 422
     assert client.get("/api/servers", headers=admin).get_json()["items"] == []
+
+
+def test_a_metrics_endpoint_is_stored_and_shown(client, admin):
+    endpoints = {**SERVER["endpoints"], "metrics": "http://10.0.0.5:9100/metrics"}
+    created = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
+    assert created.status_code == 201 and created.get_json()["endpoints"] == endpoints
+    assert client.get("/api/servers/gpu-1", headers=admin).get_json()["endpoints"] == endpoints
+    listed = client.get("/api/servers", headers=admin).get_json()["items"]
+    assert listed[0]["endpoints"]["metrics"] == "http://10.0.0.5:9100/metrics"
+    again = client.post("/api/servers", json=SERVER, headers=admin).get_json()
+    assert "metrics" not in again["endpoints"]  # a registration sets the endpoints it gives
+
+
+def test_an_unknown_endpoint_name_is_422(client, admin):
+    endpoints = {**SERVER["endpoints"], "stats": "http://10.0.0.5:9100/stats"}
+    r = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
+    assert r.status_code == 422 and r.get_json()["error"] == "validation_error"

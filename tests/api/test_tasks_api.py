@@ -213,3 +213,12 @@ def test_health_and_openapi_are_served(client):
     spec = client.get("/openapi.json").get_json()
     assert {"/api/task", "/api/task/{task_id}", "/api/tasks", "/api/servers"} <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_a_callback_with_a_form_content_type_is_read_as_json(ctx, client, auth, backend):
+    _, port = backend
+    task_id, url = _running_callback_task(ctx, client, auth, port)
+    body = '{"status": "COMPLETED", "result": {"ok": true}}'
+    r = client.put(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.get_json()["status"] == "COMPLETED"
+    assert r.get_json()["result"] == {"ok": True}
