@@ -74,6 +74,21 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
     run(host, port, name, delay_s, api_key)
 
 
+@main.command("demo-model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9002, show_default=True)
+@click.option("--name", default="model-1", show_default=True)
+@click.option("--dataset", type=click.Choice(["iris", "digits"]), default="iris", show_default=True)
+@click.option("--api-key", default=None, help="Require this bearer key on /predict.")
+def demo_model(host: str, port: int, name: str, dataset: str, api_key: str | None) -> None:
+    """Serve a backend that classifies with a scikit-learn model trained at start (sync calls)."""
+    from app.demo_model import available, run
+
+    if not available():
+        raise click.ClickException("scikit-learn is missing: pip install 'taskfleet[demo]'")
+    run(host, port, name, dataset, api_key)
+
+
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, path_type=Path), default="Procfile")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
