@@ -1,18 +1,26 @@
 """The demo backend that does real inference: a scikit-learn model trained at start on
 data scikit-learn ships. It answers real predictions over the seed protocol, in-process;
-and on the Procfile's real stack it takes batches of classify tasks."""
+on the Procfile's real stack it takes batches of classify tasks; and ``taskfleet up``
+starts it, registers it and prints a classify task completing."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 import requests
 
 from app.demo_model import IRIS_EXAMPLE, ModelBackend, available, train
 from app.devstack import free_port
-from tests.conftest import _unavailable
+from tests.conftest import ROOT, _unavailable
 from tests.test_stack import stack, wait_final  # noqa: F401 - the fixture is used by name
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
@@ -159,3 +167,67 @@ def test_a_batching_model_server_completes_classify_tasks_on_the_procfile_stack(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.timeout(300)
+def test_taskfleet_up_starts_the_model_backend_and_prints_a_classify_task_completing(tmp_path, iris):
+    """What ``make run`` shows: the real command, embedded Redis and SQLite, the Procfile's
+    processes, both demo backends and their tasks; SIGTERM stops all it started."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "DATABASE_URL", "JWT_SECRET_KEY", "TASKFLEET_HOME", "PUBLIC_URL")
+    }
+    env.update(PORT=str(free_port()), PYTHONUNBUFFERED="1", WORKER_CONCURRENCY="20", WEB_CONCURRENCY="1")
+    command = [str(ROOT / ".venv" / "bin" / "taskfleet"), "up", "--no-flower", "--home", str(tmp_path)]
+    if not os.path.exists(command[0]):
+        command[0] = os.path.join(os.path.dirname(sys.executable), "taskfleet")
+    up = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert up.stdout is not None
+        for line in up.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops everything"):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        ready.wait(240)
+        output = "\n".join(lines)
+        assert ready.is_set(), output
+        assert "model backend registered: model-1" in output, output
+        assert "(capability 'classify'; logistic regression on iris, held-out accuracy" in output
+        classify = [line for line in lines if line.startswith("  classify task ")]
+        assert classify and classify[-1].endswith(": COMPLETED"), output
+        result = lines[lines.index(classify[-1]) + 1]
+        assert result.startswith("  result: {") and "'label': 'versicolor'" in result, output
+        assert "'server': 'model-1'" in result
+        assert sum(line.endswith(": COMPLETED") for line in lines) == 3  # sync, callback, classify
+        assert "demo-model.log" in os.listdir(tmp_path / "logs")
+    finally:
+        with suppress(ProcessLookupError):
+            up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+        reader.join(5)
+    assert up.returncode == 0 and "stopping..." in lines
+    model_port = int(re.search(r"model-1 at 127\.0\.0\.1:(\d+)", output).group(1))
+    for port in (int(env["PORT"]), model_port):  # the API and the model backend are gone
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
