@@ -74,10 +74,25 @@ def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str |
     run(host, port, name, delay_s, api_key)
 
 
+@main.command("demo-model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9002, show_default=True)
+@click.option("--name", default="model-1", show_default=True)
+@click.option("--dataset", type=click.Choice(["iris", "digits"]), default="iris", show_default=True)
+@click.option("--api-key", default=None, help="Require this bearer key on /predict.")
+def demo_model(host: str, port: int, name: str, dataset: str, api_key: str | None) -> None:
+    """Serve a backend that classifies with a scikit-learn model trained at start (sync calls)."""
+    from app.demo_model import available, run
+
+    if not available():
+        raise click.ClickException("scikit-learn is missing: pip install 'taskfleet[demo]'")
+    run(host, port, name, dataset, api_key)
+
+
 @main.command()
 @click.option("--procfile", type=click.Path(exists=True, path_type=Path), default="Procfile")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_VAR_DIR, show_default=True)
-@click.option("--demo/--no-demo", default=True, show_default=True, help="Start a demo backend and task.")
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Start the demo backends and tasks.")
 @click.option("--flower/--no-flower", default=True, show_default=True)
 @click.option(
     "--workers",
@@ -151,6 +166,7 @@ class _given:
 def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
     from app.devstack import free_port, wait_for_port
 
+    model = _start_demo_model(supervisor)  # it imports scikit-learn while the echo tasks run
     port = free_port()
     supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0")
     wait_for_port(port)
@@ -178,6 +194,48 @@ def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
         created = requests.post(f"{api}/task", json=task, headers=headers, timeout=10)
         created.raise_for_status()
         _watch(api, created.json()["id"], headers, mode)
+    if model is not None:
+        _demo_model(api, headers, *model)
+
+
+def _start_demo_model(supervisor: Any) -> tuple[int, Any] | None:
+    """Start the backend that does real inference (scikit-learn, the ``demo`` extra), if
+    installed: (port, process)."""
+    from app.demo_model import available
+    from app.devstack import free_port
+
+    if not available():
+        click.echo("model backend skipped: scikit-learn is missing (pip install -e '.[demo]')")
+        return None
+    port = free_port()
+    return port, supervisor.start("demo-model", f"taskfleet demo-model --port {port} --name model-1")
+
+
+def _demo_model(api: str, headers: dict[str, str], port: int, process: Any) -> None:
+    """Register the model backend and give it one task: an iris flower to classify."""
+    from app.demo_model import IRIS_EXAMPLE
+    from app.devstack import wait_for_port
+
+    wait_for_port(port, 120, process=process)  # importing scikit-learn takes seconds
+    base = f"http://127.0.0.1:{port}"
+    model = requests.get(f"{base}/health", timeout=10).json()["model"]
+    server = {
+        "id": "model-1",
+        "name": "demo model backend",
+        "endpoints": {"predict": f"{base}/predict", "health": f"{base}/health"},
+        "maxConcurrent": 4,
+        "capabilities": ["classify"],
+    }
+    requests.post(f"{api}/servers", json=server, headers=headers, timeout=10).raise_for_status()
+    click.echo(
+        f"model backend registered: model-1 at 127.0.0.1:{port} "
+        f"(capability 'classify'; {model['description']})"
+    )
+    task = {"type": "classify", "payload": {"features": IRIS_EXAMPLE}, "capabilities": ["classify"]}
+    created = requests.post(f"{api}/task", json=task, headers=headers, timeout=10)
+    created.raise_for_status()
+    click.echo(f"  classify {IRIS_EXAMPLE} (sepal length, sepal width, petal length, petal width in cm)")
+    _watch(api, created.json()["id"], headers, "classify")
 
 
 def _watch(api: str, task_id: str, headers: dict[str, str], mode: str) -> None:
