@@ -54,6 +54,7 @@ def server_metrics_view(live: ServerRecord, in_flight: int) -> dict[str, Any]:
         "circuit_state": live.circuit,
         "maintenance": live.maintenance,
         "effective_weight": live.weight or None,
+        "reported": {**live.reported(), "reported_at": iso(live.reported_at_ms)},
     }
 
 

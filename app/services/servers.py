@@ -117,10 +117,12 @@ def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> Server:
 
 
 def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> Server:
-    """A sign of life from the server itself, optionally with its own load figures."""
+    """A sign of life from the server itself, optionally with its own load figures: a
+    heartbeat with any figure replaces every figure of the last one (a figure it leaves
+    out is unknown from now on), so all of them share one time."""
     server = get(ctx, server_id)
-    figures = {f"reported_{k}": v for k, v in load.items() if v is not None}
-    ctx.fleet.touch(server_id, ctx.now_ms(), **figures)
+    figures = {name: value for name, value in load.items() if value is not None}
+    ctx.fleet.touch(server_id, ctx.now_ms(), figures)
     went_silent = ctx.fleet.state(server_id).offline_reason == "silent"
     if server.status is ServerStatus.OFFLINE and went_silent:
         set_status(ctx, server_id, ServerStatus.ONLINE)

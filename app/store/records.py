@@ -14,6 +14,7 @@ Python, and one holds the Lua scripts' field names against these classes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self, get_type_hints
 
@@ -59,6 +60,13 @@ def _decode(kind: Any, raw: str) -> Any:
     if isinstance(kind, type) and issubclass(kind, str) and kind is not str:
         return kind(raw)  # a str Enum
     return raw
+
+
+def _is_number(raw: str) -> bool:
+    try:
+        return math.isfinite(float(raw))
+    except ValueError:
+        return False
 
 
 def _encode(value: Any) -> str:
@@ -147,10 +155,53 @@ class ServerRecord(HashRecord):
     resp_total_ms: int = 0
     ewma_ms: float | None = None
     last_active_ms: int | None = None
-    # Load the server reported in its last heartbeat.
+    # What the server reported in its last heartbeat that carried figures (one snapshot:
+    # such a heartbeat replaces every one of them), and when. Fractions from 0 to 1.
     reported_in_flight: int | None = None
     reported_queue_depth: int | None = None
-    reported_gpu_utilization: str | None = None
+    reported_cpu: float | None = None
+    reported_memory: float | None = None
+    reported_disk: float | None = None
+    reported_network: float | None = None
+    reported_gpu_utilization: float | None = None
+    reported_gpu_memory: float | None = None
+    reported_at_ms: int | None = None
+
+    #: The fields of one heartbeat's figures (all written together), by their API names
+    #: in snake_case (``HeartbeatIn``): 'cpu' is ``reported_cpu``.
+    REPORTED: ClassVar[tuple[str, ...]] = (
+        "in_flight",
+        "queue_depth",
+        "cpu",
+        "memory",
+        "disk",
+        "network",
+        "gpu_utilization",
+        "gpu_memory",
+    )
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Self:
+        # Before heartbeats checked it, gpuUtilization was stored as sent (any JSON): a
+        # value that is not a number reads as not reported.
+        gpu = raw.get("reported_gpu_utilization")
+        if gpu and not _is_number(gpu):
+            raw = {k: v for k, v in raw.items() if k != "reported_gpu_utilization"}
+        return super().from_hash(raw)
+
+    @classmethod
+    def reported_patch(cls, figures: dict[str, Any], now_ms: int) -> dict[str, str]:
+        """Hash fields for a heartbeat's figures (``REPORTED`` names, None or absent: not
+        reported), stamped ``now_ms``; every figure not given is cleared."""
+        unknown = set(figures) - set(cls.REPORTED)
+        if unknown:
+            raise TypeError(f"not a reported figure: {sorted(unknown)}")
+        changes = {f"reported_{name}": figures.get(name) for name in cls.REPORTED}
+        return cls.patch(**changes, reported_at_ms=now_ms)
+
+    def reported(self) -> dict[str, Any]:
+        """The last heartbeat's figures by their ``REPORTED`` names (None: not reported)."""
+        return {name: getattr(self, f"reported_{name}") for name in self.REPORTED}
 
     @property
     def known(self) -> bool:

@@ -58,6 +58,43 @@ def test_heartbeat_needs_the_server_or_admin_role(client, admin, auth):
     assert client.post("/api/servers/gpu-1/heartbeat", json={"bogus": 1}, headers=admin).status_code == 422
 
 
+def test_heartbeat_figures_show_in_the_metrics_and_a_new_heartbeat_replaces_them(client, admin):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    reported = client.get("/api/servers/gpu-1", headers=admin).get_json()["metrics"]["reported"]
+    assert set(reported.values()) == {None}  # nothing reported yet
+    beat = {"cpu": 0.5, "memory": 0.25, "disk": 0.9, "network": 0, "gpuUtilization": 1, "gpuMemory": 0.75}
+    r = client.post(
+        "/api/servers/gpu-1/heartbeat", json={**beat, "inFlight": 3, "queueDepth": 7}, headers=admin
+    )
+    assert r.status_code == 200
+    reported = r.get_json()["metrics"]["reported"]
+    assert {k: reported[k] for k in beat} == beat
+    assert (reported["inFlight"], reported["queueDepth"]) == (3, 7)
+    assert reported["reportedAt"].endswith("Z")
+    again = client.post("/api/servers/gpu-1/heartbeat", json={"cpu": 0.1}, headers=admin)
+    reported = again.get_json()["metrics"]["reported"]
+    assert reported["cpu"] == 0.1 and reported["memory"] is None and reported["inFlight"] is None
+    alive = client.post("/api/servers/gpu-1/heartbeat", json={}, headers=admin)  # no figures: kept
+    assert alive.get_json()["metrics"]["reported"] == reported
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        {"cpu": 1.5},
+        {"memory": -0.1},
+        {"disk": "0.5"},
+        {"network": True},
+        {"gpuUtilization": "high"},
+        {"gpuMemory": [0.5]},
+    ],
+)
+def test_heartbeat_figures_are_fractions_from_0_to_1(client, admin, beat):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    r = client.post("/api/servers/gpu-1/heartbeat", json=beat, headers=admin)
+    assert r.status_code == 422 and r.get_json()["error"] == "validation_error"
+
+
 def test_maintenance_and_drain(client, admin):
     client.post("/api/servers", json=SERVER, headers=admin)
     on = client.put("/api/servers/gpu-1/maintenance", json={"enabled": True}, headers=admin)

@@ -8,6 +8,7 @@ import pytest
 from app.core.balancing import CIRCUIT_FAILURES, CIRCUIT_OPEN_S, Algorithm
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
+from app.store import keys
 from app.store.fleet import FleetStore, ServerProfile
 from app.store.hot_state import TaskStateStore
 
@@ -254,3 +255,10 @@ def test_a_removed_server_is_never_chosen(fleet):
     fleet.remove_server("a")
     assert set(picks(fleet, 10)) == {"b"}
     assert fleet.server_ids() == ["b"]
+
+
+def test_a_gpu_figure_stored_before_heartbeats_checked_it_reads_as_not_reported(fleet, redis):
+    add(fleet, "a")
+    redis.hset(keys.server("a"), mapping={"reported_gpu_utilization": "high", "reported_in_flight": "2"})
+    state = fleet.state("a")
+    assert state.reported_gpu_utilization is None and state.reported_in_flight == 2

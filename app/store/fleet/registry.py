@@ -82,10 +82,13 @@ class Registry(FleetBase):
             self.client.hset(keys.server(server_id), mapping=ServerRecord.patch(**fields))
         self.sync(server_id, now_ms)
 
-    def touch(self, server_id: str, now_ms: int, **fields: Any) -> None:
-        """Record a sign of life (heartbeat or successful check), with optional figures."""
+    def touch(self, server_id: str, now_ms: int, figures: dict[str, Any] | None = None) -> None:
+        """Record a sign of life (heartbeat or successful check). ``figures`` (the
+        heartbeat's, by ``ServerRecord.REPORTED`` names) replace the last ones, stamped now."""
+        changes = ServerRecord.patch(last_seen_ms=now_ms)
+        if figures:
+            changes.update(ServerRecord.reported_patch(figures, now_ms))
         with redis_errors():
-            changes = ServerRecord.patch(last_seen_ms=now_ms, **fields)
             self.client.hset(keys.server(server_id), mapping=changes)
 
     def sync(self, server_id: str, now_ms: int) -> bool:
