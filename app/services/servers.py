@@ -37,6 +37,7 @@ def profile_of(server: Server) -> ServerProfile:
         region=server.region,
         weight=float(server.weight or 1),
         maintenance=server.maintenance,
+        priority=server.priority,
     )
 
 

@@ -23,7 +23,7 @@ from app.core.states import AttemptOutcome, TaskStatus
 from app.core.task import TaskSpec, TaskState
 
 #: Per-server selection fields of a pool hash ('<sid>|<name>'): see lua/lib/pool.lua.
-POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe")
+POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe", "prio")
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,8 @@ class ServerRecord(HashRecord):
     max_concurrent: int = 0
     #: Effective weight for selection (configured, or from its metrics).
     weight: float | None = None
+    #: Configured priority (0..100): among servers that score the same, the higher first.
+    priority: int = 0
     last_seen_ms: int | None = None
     #: Why it went offline: 'silent' (a heartbeat undoes it) or 'health' (only checks).
     offline_reason: str | None = None

@@ -20,10 +20,21 @@ def fleet(redis):
     return FleetStore(redis, rng=random.Random(42))
 
 
-def add(fleet, sid, max_concurrent=3, caps=("gpu",), groups=(), region=None, weight=1.0, status="online"):
-    fleet.put_server(
-        ServerProfile(sid, status, max_concurrent, tuple(caps), tuple(groups), region, weight), NOW
+def add(
+    fleet,
+    sid,
+    max_concurrent=3,
+    caps=("gpu",),
+    groups=(),
+    region=None,
+    weight=1.0,
+    status="online",
+    priority=0,
+):
+    profile = ServerProfile(
+        sid, status, max_concurrent, tuple(caps), tuple(groups), region, weight, priority=priority
     )
+    fleet.put_server(profile, NOW)
 
 
 def picks(fleet, n, caps=("gpu",), release=True, **kw):
@@ -262,3 +273,39 @@ def test_a_gpu_figure_stored_before_heartbeats_checked_it_reads_as_not_reported(
     redis.hset(keys.server("a"), mapping={"reported_gpu_utilization": "high", "reported_in_flight": "2"})
     state = fleet.state("a")
     assert state.reported_gpu_utilization is None and state.reported_in_flight == 2
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        Algorithm.LEAST_CONNECTIONS,
+        Algorithm.RESPONSE_TIME,
+        Algorithm.ROUND_ROBIN,
+        Algorithm.WEIGHTED_ROUND_ROBIN,
+    ],
+)
+def test_priority_breaks_ties_even_behind_many_equal_servers(fleet, algorithm):
+    fleet.set_algorithm(algorithm)
+    for i in range(12):  # more equal servers than selection reads from the front of a pool
+        add(fleet, f"s{i:02}", 10)
+    add(fleet, "z-high", 10, priority=60)
+    add(fleet, "z-low", 10, caps=("gpu", "llm"), priority=30)  # another pool
+    assert picks(fleet, 1) == ["z-high"]
+    assert fleet.state("z-high").priority == 60
+
+
+def test_priority_orders_only_equal_scores(fleet):
+    fleet.set_algorithm(Algorithm.LEAST_CONNECTIONS)
+    add(fleet, "a", 10)
+    add(fleet, "b", 10, priority=100)
+    assert picks(fleet, 3) == ["b", "b", "b"]  # released each time: still the best
+    assert picks(fleet, 4, release=False) == ["b", "a", "b", "a"]  # load first, then priority
+
+
+def test_priority_leads_each_weighted_round_robin_round_and_keeps_the_shares(fleet):
+    add(fleet, "a", 100)
+    add(fleet, "b", 100, priority=1)
+    fleet.set_algorithm(Algorithm.WEIGHTED_ROUND_ROBIN)
+    assert picks(fleet, 6) == ["b", "a"] * 3
+    add(fleet, "c", 100, weight=2)
+    assert Counter(picks(fleet, 400)) == {"a": 100, "b": 100, "c": 200}

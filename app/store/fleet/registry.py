@@ -31,6 +31,7 @@ class Registry(FleetBase):
                         maintenance=profile.maintenance,
                         max_concurrent=profile.max_concurrent,
                         weight=profile.weight,
+                        priority=profile.priority,
                     ),
                 )
                 for name, value in ServerRecord.patch(last_seen_ms=now_ms, circuit="closed").items():

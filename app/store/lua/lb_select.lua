@@ -95,6 +95,8 @@ local function candidates(first, last)
   return found
 end
 
+-- The best-scored candidate. Scores carry the servers' priorities (lib/pool.lua), so a
+-- tie here is between servers of the same priority: it is broken at random.
 local function lowest(found)
   local best, ties = nil, {}
   for _, c in ipairs(found) do
@@ -127,7 +129,8 @@ local function floor_lagging(found)
   end
   local virtual_time = top.s - STRIDE / top.w
   for _, c in ipairs(found) do
-    c.s = math.max(c.s, virtual_time - 2 * STRIDE / c.w)
+    c.floor = virtual_time - 2 * STRIDE / c.w
+    c.s = math.max(c.s, c.floor)
   end
 end
 
@@ -180,7 +183,9 @@ end
 if alg == 'round-robin' then
   redis.call('HSET', pool, sid .. '|rr', redis.call('INCR', rr_sequence))
 elseif alg == 'weighted-round-robin' then
-  redis.call('HSET', pool, sid .. '|pass', pick.s + STRIDE / pick.w)
+  -- From its pass (the score also holds the priority term), raised to the floor.
+  local pass = math.max(pick.state.pass or 0, pick.floor or 0)
+  redis.call('HSET', pool, sid .. '|pass', pass + STRIDE / pick.w)
 end
 reindex(pool, avail, sid, alg, penalty_ms)
 return {sid, pick.p}

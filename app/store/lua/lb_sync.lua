@@ -1,5 +1,5 @@
 -- lb_sync.lua: publish one server's selection fields into its pool from its server
--- hash (status, maintenance, capacity, weight, breaker, busy), and put it in or out of
+-- hash (status, maintenance, capacity, weight, priority, breaker, busy), and put it in or out of
 -- the pool's avail zset. A circuit whose open period has passed turns half-open here
 -- (one probe allowed); a busy period that has passed ends here.
 --
@@ -25,7 +25,7 @@ local penalty_ms = tonumber(ARGV[3])
 
 local alg = algorithm(algorithm_key)
 local s = redis.call('HMGET', server, 'status', 'maintenance', 'max_concurrent', 'weight',
-  'circuit', 'circuit_until_ms', 'busy_until_ms')
+  'circuit', 'circuit_until_ms', 'busy_until_ms', 'priority')
 local status, maintenance = s[1], s[2]
 if not status then
   return 0
@@ -53,11 +53,14 @@ local weight = tonumber(s[4] or '1')
 if status == 'degraded' then weight = weight / 2 end
 redis.call('HSET', pool, server_id .. '|ok', ok and 1 or 0,
   server_id .. '|deg', status == 'degraded' and 1 or 0, server_id .. '|max', s[3],
-  server_id .. '|w', math.max(weight, 0.01), server_id .. '|sleep', sleep)
+  server_id .. '|w', math.max(weight, 0.01), server_id .. '|sleep', sleep,
+  server_id .. '|prio', tonumber(s[8] or '0'))
 redis.call('HSETNX', pool, server_id .. '|used', 0)
 if alg == 'weighted-round-robin' and not pf(pool, server_id, 'pass') then
-  local first = redis.call('ZRANGE', avail, 0, 0, 'WITHSCORES')
-  redis.call('HSET', pool, server_id .. '|pass', tonumber(first[2] or '0'))
+  -- The front's pass (not its score, which holds the front's priority term).
+  local first = redis.call('ZRANGE', avail, 0, 0)[1]
+  local pass = first and tonumber(pf(pool, first, 'pass') or '0') or 0
+  redis.call('HSET', pool, server_id .. '|pass', pass)
 end
 local state = reindex(pool, avail, server_id, alg, penalty_ms)
 return can_take(state, 1) and 1 or 0

@@ -7,6 +7,7 @@
 --   ok    1 if online/degraded, not in maintenance or draining
 --   deg   1 if degraded                  sleep 1 while the circuit is open or it said busy
 --   probe 1 half-open (one probe allowed), 2 probe in flight
+--   prio  its priority (0..100): among servers that score the same, the higher first
 -- Its 'avail' zset holds exactly the servers that can take a slot now, scored for the
 -- algorithm in use (lower first): selection reads the front of it and trusts the score.
 
@@ -14,7 +15,14 @@
 local DEFAULT_ALGORITHM = 'weighted-round-robin'
 -- Stride-scheduling constant: pass grows by STRIDE / weight per pick.
 local STRIDE = 1000000
-local FIELDS = {'max', 'used', 'w', 'ewma', 'pass', 'rr', 'ok', 'deg', 'sleep', 'probe'}
+local FIELDS = {'max', 'used', 'w', 'ewma', 'pass', 'rr', 'ok', 'deg', 'sleep', 'probe', 'prio'}
+-- Highest server priority; a server's term below is (MAX_PRIORITY - prio) steps.
+local MAX_PRIORITY = 100
+-- Relative size of one priority step in a score: far below any difference between two
+-- real costs (least-connections' used/max ratios differ by at least 1e-8 with
+-- maxConcurrent <= 10000; the term is at most 1e-10 of the cost), far above a double's
+-- precision (2e-16).
+local PRIORITY_STEP = 1e-12
 
 local function algorithm(key)
   return redis.call('GET', key) or DEFAULT_ALGORITHM
@@ -37,8 +45,8 @@ local function pf(pool, sid, name)
   return redis.call('HGET', pool, sid .. '|' .. name)
 end
 
--- The cost a picker compares for a server under 'alg' (lower is better).
-local function score(s, alg, penalty_ms)
+-- The cost of a server under 'alg' (lower is better), before its priority term.
+local function cost_of(s, alg, penalty_ms)
   local deg = s.deg == 1
   if alg == 'least-connections' then
     if deg then return (s.used + 1) * 2 / math.max(s.max, 1) end
@@ -54,6 +62,14 @@ local function score(s, alg, penalty_ms)
     return s.rr or 0
   end
   return 0
+end
+
+-- The score a picker compares (lower is better): the cost, plus a priority term so small
+-- that it only orders servers whose costs are equal, higher priority first. Being in the
+-- score, it also decides which of many equal servers come first in an avail zset.
+local function score(s, alg, penalty_ms)
+  local cost = cost_of(s, alg, penalty_ms)
+  return cost + (MAX_PRIORITY - (s.prio or 0)) * PRIORITY_STEP * math.max(1, math.abs(cost))
 end
 
 -- Whether a server can take a slot of 'cost' now.
