@@ -23,7 +23,22 @@ from app.core.states import AttemptOutcome, TaskStatus
 from app.core.task import TaskSpec, TaskState
 
 #: Per-server selection fields of a pool hash ('<sid>|<name>'): see lua/lib/pool.lua.
-POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe", "prio")
+POOL_SLOT_FIELDS = (
+    "max",
+    "used",
+    "w",
+    "ewma",
+    "pass",
+    "rr",
+    "ok",
+    "deg",
+    "sleep",
+    "probe",
+    "prio",
+    "cpu",
+    "mem",
+    "rep_ms",
+)
 
 
 @dataclass(frozen=True)

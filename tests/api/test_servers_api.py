@@ -111,6 +111,8 @@ def test_the_algorithm_is_switchable_at_run_time_and_unknown_ones_are_422(client
     r = client.put("/api/loadbalancer/algorithm", json={"algorithm": "p2c-ewma"}, headers=admin)
     assert r.status_code == 200 and r.get_json()["algorithm"] == "p2c-ewma"
     assert client.get("/api/loadbalancer/algorithm", headers=admin).get_json()["algorithm"] == "p2c-ewma"
+    aware = client.put("/api/loadbalancer/algorithm", json={"algorithm": "resource-aware"}, headers=admin)
+    assert aware.status_code == 200 and aware.get_json()["algorithm"] == "resource-aware"
     bad = client.put("/api/loadbalancer/algorithm", json={"algorithm": "fastest"}, headers=admin)
     assert bad.status_code == 422 and bad.get_json()["error"] == "validation_error"
     assert client.get("/api/loadbalancer/algorithm", headers=auth()).status_code == 403

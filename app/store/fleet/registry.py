@@ -62,6 +62,7 @@ class Registry(FleetBase):
                 pipe.hdel(keys.pool_leases(old_pool), *leases)
                 pipe.hset(keys.pool_leases(new_pool), mapping=leases)
             pipe.zrem(keys.pool_avail(old_pool), server_id)
+            pipe.zrem(keys.pool_fresh(old_pool), server_id)
             pipe.execute()
 
     def remove_server(self, server_id: str) -> None:
@@ -71,6 +72,7 @@ class Registry(FleetBase):
             if pool_id:
                 pipe.hdel(keys.pool(pool_id), *(f"{server_id}|{name}" for name in POOL_SLOT_FIELDS))
                 pipe.zrem(keys.pool_avail(pool_id), server_id)
+                pipe.zrem(keys.pool_fresh(pool_id), server_id)
             pipe.delete(keys.server(server_id))
             pipe.srem(keys.SERVERS, server_id)
             pipe.zrem(keys.SLEEPING, server_id)
@@ -103,6 +105,7 @@ class Registry(FleetBase):
             server=keys.server(server_id),
             sleeping=keys.SLEEPING,
             algorithm_key=keys.ALGORITHM,
+            fresh_set=keys.pool_fresh(pool_id),
             server_id=server_id,
             now_ms=now_ms,
             penalty_ms=NO_HISTORY_PENALTY_MS,
@@ -115,8 +118,8 @@ class Registry(FleetBase):
             value = self.client.get(keys.ALGORITHM)
         return Algorithm(value) if value else DEFAULT_ALGORITHM
 
-    def set_algorithm(self, algorithm: Algorithm) -> None:
-        """Switch the algorithm and re-score every pool for it."""
+    def set_algorithm(self, algorithm: Algorithm, now_ms: int) -> None:
+        """Switch the algorithm and re-score every pool for it (at ``now_ms``)."""
         with redis_errors():
             self.client.set(keys.ALGORITHM, algorithm.value)
             for pool_id in self.client.smembers(keys.POOLS):
@@ -124,7 +127,9 @@ class Registry(FleetBase):
                     RescoreCall(
                         pool=keys.pool(pool_id),
                         avail=keys.pool_avail(pool_id),
+                        fresh_set=keys.pool_fresh(pool_id),
                         alg=algorithm.value,
                         penalty_ms=NO_HISTORY_PENALTY_MS,
+                        now_ms=now_ms,
                     )
                 )
