@@ -7,7 +7,8 @@ POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``dela
                 ``{"sleep": 2.5}``, ``{"garbage": true}``, and in async mode
                 ``{"duplicate": true}`` (the final callback twice) and ``{"late": true}``
                 (a progress update after the final one).
-GET  /health    ``{"status": "healthy"}``
+GET  /health    ``{"status": "healthy"}``, with ``"serverId"`` when it was told the id it is
+                registered under (taskfleet fails a check whose serverId is another's)
 GET  /stats     calls, in_flight and max_in_flight seen (it counts its own load).
 """
 
@@ -31,9 +32,16 @@ class DemoBackend:
     """Counts its own concurrent calls so tests can check taskfleet's slot limits."""
 
     def __init__(
-        self, name: str, delay_s: float = 0.2, api_key: str | None = None, fault: str | None = None
+        self,
+        name: str,
+        delay_s: float = 0.2,
+        api_key: str | None = None,
+        fault: str | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.name = name
+        #: The id taskfleet knows it by, named in its health answer (None: not named).
+        self.server_id = server_id
         #: A broken backend for fault tests: '500' (always), 'hang' (answers after 30 s),
         #: 'garbage' (not JSON), 'silent' (accepts callback tasks, never calls back).
         self.fault = fault
@@ -83,10 +91,11 @@ class DemoBackend:
 
             def do_GET(self) -> None:
                 if self.path == "/health":
+                    named = {"serverId": backend.server_id} if backend.server_id else {}
                     if backend.healthy:
-                        self._send(200, {"status": "healthy", "serverId": backend.name})
+                        self._send(200, {"status": "healthy", **named})
                     else:
-                        self._send(503, {"status": "unhealthy", "serverId": backend.name})
+                        self._send(503, {"status": "unhealthy", **named})
                 elif self.path == "/stats":
                     self._send(200, backend.stats())
                 else:
@@ -174,8 +183,10 @@ class DemoBackend:
                 self.leave()
 
 
-def run(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:
-    server = DemoBackend(name, delay_s, api_key).serve(host, port)
+def run(
+    host: str, port: int, name: str, delay_s: float, api_key: str | None, server_id: str | None = None
+) -> None:
+    server = DemoBackend(name, delay_s, api_key, server_id=server_id).serve(host, port)
     try:
         server.serve_forever()
     finally:

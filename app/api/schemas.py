@@ -224,6 +224,9 @@ class ServerMetricsOut(Schema):
     circuit_state = String(data_key="circuitState")
     maintenance = Boolean()
     effective_weight = Raw(data_key="effectiveWeight", allow_none=True)
+    last_check_time = String(data_key="lastCheckTime", allow_none=True)
+    #: Why the last health check failed, e.g. 'timeout', 'http_503', 'server_id_mismatch'.
+    last_check_error = String(data_key="lastCheckError", allow_none=True)
     reported = Nested(ReportedLoadOut)
 
 

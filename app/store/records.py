@@ -160,6 +160,8 @@ class ServerRecord(HashRecord):
     ok_in_row: int = 0
     bad_in_row: int = 0
     last_check_ms: int | None = None
+    #: Why the last check failed (``app.backends.HealthAnswer.reason``); None after a success.
+    last_check_error: str | None = None
     # Circuit breaker and busy periods (lb_release.lua, lb_sync.lua).
     circuit: str = "closed"
     circuit_until_ms: int | None = None

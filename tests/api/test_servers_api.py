@@ -130,3 +130,16 @@ def test_link_local_metadata_and_odd_urls_are_refused(client, admin, endpoints):
     r = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
     assert r.status_code == 422
     assert client.get("/api/servers", headers=admin).get_json()["items"] == []
+
+
+def test_the_metrics_show_why_the_last_health_check_failed(client, admin, ctx, backend):
+    from app.services import fleet_health
+
+    demo, port = backend
+    demo.server_id = "someone-else"  # another server answers at this address
+    endpoints = {"predict": f"http://127.0.0.1:{port}/predict", "health": f"http://127.0.0.1:{port}/health"}
+    client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
+    fleet_health.check(ctx, "gpu-1")
+    metrics = client.get("/api/servers/gpu-1", headers=admin).get_json()["metrics"]
+    assert metrics["lastCheckError"] == "server_id_mismatch" and metrics["lastCheckTime"].endswith("Z")
+    assert client.get("/api/servers/gpu-1", headers=admin).get_json()["status"] == "degraded"
