@@ -8,8 +8,8 @@ max_line_length = 110
 -- are in scope there, and unused in the library itself.
 -- (tests/store/test_script_contracts.py keeps this list equal to the library's.)
 local pool_lib = {
-  "DEFAULT_ALGORITHM", "STRIDE", "FIELDS",
-  "algorithm", "load", "pf", "score", "can_take", "reindex",
+  "DEFAULT_ALGORITHM", "STRIDE", "FIELDS", "FRESH_MS", "UNKNOWN_LOAD", "MAX_PRIORITY", "PRIORITY_STEP",
+  "algorithm", "load", "pf", "fresh", "resource_score", "cost_of", "score", "can_take", "reindex",
 }
 
 local unused_in_lib = {}

@@ -50,6 +50,29 @@ def _retry_after_s(response: requests.Response) -> float | None:
 #: Seconds a host's resolved addresses are trusted by the call-time address check.
 RESOLVE_TTL_S = 60.0
 
+#: A health check's failure reason: the answer named another server (``serverId``).
+SERVER_ID_MISMATCH = "server_id_mismatch"
+
+
+@dataclass(frozen=True)
+class HealthAnswer:
+    """What a health check found: healthy or not, and why not."""
+
+    ok: bool
+    #: Why it failed: 'forbidden_address', 'timeout', 'connection', 'http_<status>' or
+    #: ``SERVER_ID_MISMATCH``; None when healthy.
+    reason: str | None = None
+
+
+def _answered_id(response: requests.Response) -> str | None:
+    """The ``serverId`` a JSON object answer names, if any."""
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        return None
+    value = body.get("serverId") if isinstance(body, dict) else None
+    return None if value is None else str(value)
+
 
 class BackendClient:
     """Calls backends over one pooled, redirect-refusing ``requests`` session, and only
@@ -145,15 +168,24 @@ class BackendClient:
         self._resolved[host] = (now, ok)
         return ok
 
-    def health(self, url: str) -> bool:
-        """GET the health endpoint: healthy on a 2xx within ``CHECK_TIMEOUT_S``."""
+    def health(self, url: str, server_id: str | None = None) -> HealthAnswer:
+        """GET the health endpoint: healthy on a 2xx within ``CHECK_TIMEOUT_S``, unless
+        its JSON names a ``serverId`` other than ``server_id`` (another server answers
+        at that address). An answer that names none, or is not JSON, is healthy."""
         if not self.allowed(url):
-            return False
+            return HealthAnswer(False, "forbidden_address")
         try:
             response = self.session.get(url, timeout=CHECK_TIMEOUT_S, allow_redirects=False)
+        except requests.Timeout:
+            return HealthAnswer(False, "timeout")
         except requests.RequestException:
-            return False
-        return 200 <= response.status_code < 300
+            return HealthAnswer(False, "connection")
+        if not 200 <= response.status_code < 300:
+            return HealthAnswer(False, f"http_{response.status_code}")
+        answered = _answered_id(response)
+        if server_id is not None and answered is not None and answered != server_id:
+            return HealthAnswer(False, SERVER_ID_MISMATCH)
+        return HealthAnswer(True)
 
     def notify(self, url: str, body: dict[str, Any], timeout_s: float = 5.0) -> bool:
         """POST ``body`` as JSON to an operator's webhook; True on a 2xx."""

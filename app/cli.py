@@ -66,12 +66,15 @@ def migrate() -> None:
 @click.option("--name", default="demo-1", show_default=True)
 @click.option("--delay", "delay_s", type=float, default=0.5, show_default=True)
 @click.option("--api-key", default=None, help="Require this bearer key on /predict.")
-def demo_backend(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:
+@click.option("--server-id", default=None, help="The id it is registered under, named in /health.")
+def demo_backend(
+    host: str, port: int, name: str, delay_s: float, api_key: str | None, server_id: str | None
+) -> None:
     """Serve a backend that speaks the seed protocol (sync and callback modes)."""
     from app.demo_backend import run
 
     click.echo(f"demo backend {name} on http://{host}:{port}/predict")
-    run(host, port, name, delay_s, api_key)
+    run(host, port, name, delay_s, api_key, server_id)
 
 
 @main.command("demo-model")
@@ -168,7 +171,7 @@ def _demo(supervisor: Any, settings: Settings, admin: str) -> None:
 
     model = _start_demo_model(supervisor)  # it imports scikit-learn while the echo tasks run
     port = free_port()
-    supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0")
+    supervisor.start("demo-backend", f"taskfleet demo-backend --port {port} --delay 1.0 --server-id demo-1")
     wait_for_port(port)
     api = f"{settings.public_url}/api"
     headers = {"Authorization": f"Bearer {admin}"}

@@ -28,6 +28,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a fraction from 0 to 1, got {raw!r}")
+    return value
+
+
 def _costs(raw: str) -> dict[str, int]:
     """'video=4,image=2' -> {'video': 4, 'image': 2}."""
     costs: dict[str, int] = {}
@@ -87,6 +100,12 @@ class Settings:
     alert_window_s: int = 300
     #: PENDING tasks above which the backlog alerts.
     alert_backlog: int = 1000
+    #: Fractions (0..1) of cpu, memory, disk and network in use that alert when a
+    #: server reports more in a heartbeat under a minute old.
+    alert_cpu: float = 0.8
+    alert_memory: float = 0.85
+    alert_disk: float = 0.9
+    alert_network: float = 0.8
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -116,6 +135,10 @@ class Settings:
             alert_failure_min=_int(env, "ALERT_FAILURE_MIN", defaults.alert_failure_min),
             alert_window_s=_int(env, "ALERT_WINDOW_S", defaults.alert_window_s),
             alert_backlog=_int(env, "ALERT_BACKLOG", defaults.alert_backlog),
+            alert_cpu=_fraction(env, "ALERT_CPU", defaults.alert_cpu),
+            alert_memory=_fraction(env, "ALERT_MEMORY", defaults.alert_memory),
+            alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
+            alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
         )
 
     def slot_cost(self, task_type: str) -> int:

@@ -14,7 +14,8 @@ POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``dela
                 answers ``{"results": [...]}``, each item a callback body.
 GET  /status/<job>  a poll-mode job: PROCESSING with progress, then COMPLETED or FAILED.
 POST /cancel    ``{"task_id"}``: stops counting the task as in flight; 200.
-GET  /health    ``{"status": "healthy", "serverId": name}``
+GET  /health    ``{"status": "healthy"}``, with ``"serverId"`` when it was told the id it is
+                registered under (taskfleet fails a check whose serverId is another's)
 GET  /stats     calls, in_flight, max_in_flight, batches (sizes) and cancelled.
 """
 
@@ -38,9 +39,16 @@ class DemoBackend:
     """Counts its own concurrent calls so tests can check taskfleet's slot limits."""
 
     def __init__(
-        self, name: str, delay_s: float = 0.2, api_key: str | None = None, fault: str | None = None
+        self,
+        name: str,
+        delay_s: float = 0.2,
+        api_key: str | None = None,
+        fault: str | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.name = name
+        #: The id taskfleet knows it by, named in its health answer (None: not named).
+        self.server_id = server_id
         #: A broken backend for fault tests: '500' (always), 'hang' (answers after 30 s),
         #: 'garbage' (not JSON), 'silent' (accepts callback tasks, never calls back).
         self.fault = fault
@@ -138,10 +146,11 @@ class DemoBackend:
                 if self.path.startswith("/status/"):
                     self._send(*backend.job_status(self.path.rsplit("/", 1)[1]))
                 elif self.path == "/health":
+                    named = {"serverId": backend.server_id} if backend.server_id else {}
                     if backend.healthy:
-                        self._send(200, {"status": "healthy", "serverId": backend.name})
+                        self._send(200, {"status": "healthy", **named})
                     else:
-                        self._send(503, {"status": "unhealthy", "serverId": backend.name})
+                        self._send(503, {"status": "unhealthy", **named})
                 elif self.path == "/stats":
                     self._send(200, backend.stats())
                 else:
@@ -290,8 +299,10 @@ class DemoBackend:
                 self.leave()
 
 
-def run(host: str, port: int, name: str, delay_s: float, api_key: str | None) -> None:
-    server = DemoBackend(name, delay_s, api_key).serve(host, port)
+def run(
+    host: str, port: int, name: str, delay_s: float, api_key: str | None, server_id: str | None = None
+) -> None:
+    server = DemoBackend(name, delay_s, api_key, server_id=server_id).serve(host, port)
     try:
         server.serve_forever()
     finally:

@@ -478,7 +478,7 @@ def run(args: argparse.Namespace, url: str) -> tuple[dict[str, Any], list[dict[s
             switch_s = None
             if algorithm != fleet.algorithm():
                 start = time.perf_counter()
-                fleet.set_algorithm(algorithm)
+                fleet.set_algorithm(algorithm, int(time.time() * 1000))
                 switch_s = time.perf_counter() - start
             tag = f"n{count}-{algorithm.value}"
             log(f"  {count:,} servers, {algorithm.value} ...")

@@ -99,7 +99,7 @@ def test_sixty_four_dispatchers_never_exceed_capacity_and_free_every_slot(real_c
     ctx = real_ctx
     for demo, port in ten_backends:
         register_backend(ctx, port, server_id=demo.name, max_concurrent=3)
-    ctx.fleet.set_algorithm(Algorithm(algorithm))
+    ctx.fleet.set_algorithm(Algorithm(algorithm), ctx.now_ms())
     task_ids = [submit_task(ctx, {"i": i}) for i in range(400)]
     stop = time.monotonic() + 90
     peak = {"redis": 0}

@@ -22,6 +22,14 @@ def test_a_non_integer_setting_is_refused_with_its_name():
         Settings.from_env({"PORT": "eighty"})
 
 
+def test_resource_alert_thresholds_are_fractions():
+    s = Settings.from_env({"ALERT_CPU": "0.7", "ALERT_DISK": "1"})
+    assert (s.alert_cpu, s.alert_memory, s.alert_disk, s.alert_network) == (0.7, 0.85, 1.0, 0.8)
+    for bad in ("80", "-0.1", "high", "nan"):
+        with pytest.raises(ValueError, match="ALERT_MEMORY"):
+            Settings.from_env({"ALERT_MEMORY": bad})
+
+
 def test_the_secret_never_shows_in_repr():
     assert "hunter2" not in repr(Settings.from_env({"JWT_SECRET_KEY": "hunter2" * 6}))
 
@@ -42,6 +50,10 @@ def test_every_variable_is_documented_in_env_example():
         "HOT_STATE_TTL_S",
         "WORKER_CONCURRENCY",
         "LOG_JSON",
+        "ALERT_CPU",
+        "ALERT_MEMORY",
+        "ALERT_DISK",
+        "ALERT_NETWORK",
     ):
         assert f"\n{name}=" in documented, name
 

@@ -140,3 +140,59 @@ def check_transition_log_lines(text, ids):
     completed = [m for m in moves if m["message"].split(" (")[0].endswith("-> COMPLETED")]
     assert {m["task_id"] for m in completed} == set(ids)
     assert all(m["attempt"] == 1 and m["server_id"] == "b1" for m in completed)
+
+
+def test_the_real_stack_routes_by_reported_load_and_fails_an_impostors_health_check(stack, backend, token):
+    """Heartbeats over HTTP steer resource-aware selection in the gevent worker; beat's
+    health check fails a server whose address answers with another serverId."""
+    import threading
+
+    from app.demo_backend import DemoBackend
+
+    api, _logs, _flower, _database = stack
+    busy, busy_port = backend
+    busy.server_id = "busy"
+    idle = DemoBackend("idle", delay_s=0.05, server_id="idle")
+    idle_port = free_port()
+    idle_server = idle.serve("127.0.0.1", idle_port)
+    threading.Thread(target=idle_server.serve_forever, args=(0.05,), daemon=True).start()
+    admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
+    client = {"Authorization": f"Bearer {token('alice')}"}
+    try:
+        for sid, port in (("busy", busy_port), ("idle", idle_port), ("impostor", busy_port)):
+            server = {
+                "id": sid,
+                "name": sid,
+                "maxConcurrent": 10,
+                "capabilities": ["echo"],
+                "endpoints": {
+                    "predict": f"http://127.0.0.1:{port}/predict",
+                    "health": f"http://127.0.0.1:{port}/health",
+                },
+            }
+            assert requests.post(f"{api}/servers", json=server, headers=admin, timeout=5).status_code == 201
+        body = {"algorithm": "resource-aware"}
+        assert requests.put(f"{api}/loadbalancer/algorithm", json=body, headers=admin, timeout=5).ok
+        beats = {"busy": {"cpu": 0.95, "memory": 0.9}, "idle": {"cpu": 0.1, "memory": 0.2}}
+        beats["impostor"] = beats["busy"]
+        for sid, beat in beats.items():
+            srv = {"Authorization": f"Bearer {token(sid, ('server',))}"}
+            r = requests.post(f"{api}/servers/{sid}/heartbeat", json=beat, headers=srv, timeout=5)
+            assert r.status_code == 200 and r.json()["metrics"]["reported"]["cpu"] == beat["cpu"]
+        ids = []
+        for i in range(4):
+            task = {"type": "echo", "payload": {"i": i}, "capabilities": ["echo"]}
+            ids.append(requests.post(f"{api}/task", json=task, headers=client, timeout=5).json()["id"])
+        finished = [wait_final(api, client, task_id) for task_id in ids]
+        assert {(t["status"], t["serverId"]) for t in finished} == {("COMPLETED", "idle")}
+
+        deadline = time.monotonic() + 20  # beat checks a new server at once
+        metrics = {}
+        while time.monotonic() < deadline and metrics.get("lastCheckError") != "server_id_mismatch":
+            metrics = requests.get(f"{api}/servers/impostor", headers=admin, timeout=5).json()["metrics"]
+            time.sleep(0.2)
+        assert metrics["lastCheckError"] == "server_id_mismatch"
+        assert requests.get(f"{api}/servers/busy", headers=admin, timeout=5).json()["status"] == "online"
+    finally:
+        idle_server.shutdown()
+        idle_server.server_close()

@@ -4,6 +4,7 @@ in the store, and a Redis hash's field names appear only in its record class."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,5 +187,13 @@ def test_the_lua_scripts_use_only_fields_of_the_server_and_task_records():
 
 def test_the_pool_slot_fields_are_the_same_list_in_python_and_lua():
     text = (LUA / "lib" / "pool.lua").read_text()
-    line = next(line for line in text.splitlines() if line.startswith("local FIELDS = {"))
-    assert tuple(name.strip(" '") for name in line.split("{")[1].rstrip("}").split(",")) == POOL_SLOT_FIELDS
+    (table,) = re.findall(r"^local FIELDS = \{([^}]*)\}", text, re.M)
+    assert tuple(name.strip(" '\n") for name in table.split(",")) == POOL_SLOT_FIELDS
+
+
+def test_the_lua_resource_constants_are_the_cores():
+    from app.core.balancing import REPORT_FRESH_S, UNKNOWN_LOAD
+
+    text = (LUA / "lib" / "pool.lua").read_text()
+    assert re.findall(r"^local FRESH_MS = (\d+)$", text, re.M) == [str(REPORT_FRESH_S * 1000)]
+    assert re.findall(r"^local UNKNOWN_LOAD = ([\d.]+)$", text, re.M) == [str(UNKNOWN_LOAD)]

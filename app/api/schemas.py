@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Dict, Integer, List, Nested, Raw, String
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load
 
@@ -267,6 +267,20 @@ class ServerOut(Schema):
     updated_at = String(data_key="updatedAt")
 
 
+class ReportedLoadOut(Schema):
+    """The figures of the server's last heartbeat that carried any (null: not reported)."""
+
+    cpu = Float(allow_none=True)
+    memory = Float(allow_none=True)
+    disk = Float(allow_none=True)
+    network = Float(allow_none=True)
+    gpu_utilization = Float(data_key="gpuUtilization", allow_none=True)
+    gpu_memory = Float(data_key="gpuMemory", allow_none=True)
+    in_flight = Integer(data_key="inFlight", allow_none=True)
+    queue_depth = Integer(data_key="queueDepth", allow_none=True)
+    reported_at = String(data_key="reportedAt", allow_none=True)
+
+
 class ServerMetricsOut(Schema):
     in_flight = Integer(data_key="inFlight")
     health_score = Integer(data_key="healthScore")
@@ -280,6 +294,10 @@ class ServerMetricsOut(Schema):
     circuit_state = String(data_key="circuitState")
     maintenance = Boolean()
     effective_weight = Raw(data_key="effectiveWeight", allow_none=True)
+    last_check_time = String(data_key="lastCheckTime", allow_none=True)
+    #: Why the last health check failed, e.g. 'timeout', 'http_503', 'server_id_mismatch'.
+    last_check_error = String(data_key="lastCheckError", allow_none=True)
+    reported = Nested(ReportedLoadOut)
 
 
 class ServerDetailOut(ServerOut):
@@ -296,14 +314,39 @@ class ServerListQuery(StrictSchema):
     capability = String(load_default=None, validate=NAME)
 
 
+class StrictFraction(Float):
+    """A JSON number from 0 to 1 (a share of a resource in use): not a string, a boolean,
+    NaN or infinity."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, validate=Range(0, 1), **kwargs)
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+def _fraction(data_key: str | None = None) -> StrictFraction:
+    return StrictFraction(data_key=data_key, load_default=None, allow_none=True)
+
+
 class HeartbeatIn(StrictSchema):
+    """A server's own figures: each optional; fractions from 0 to 1. A heartbeat that
+    carries any of them replaces all of the last one's (one not given is unknown)."""
+
     in_flight = StrictInteger(
         data_key="inFlight", load_default=None, allow_none=True, validate=Range(0, 1_000_000)
     )
     queue_depth = StrictInteger(
         data_key="queueDepth", load_default=None, allow_none=True, validate=Range(0, 10_000_000)
     )
-    gpu_utilization = Raw(data_key="gpuUtilization", load_default=None, allow_none=True)
+    cpu = _fraction()
+    memory = _fraction()
+    disk = _fraction()
+    network = _fraction()
+    gpu_utilization = _fraction("gpuUtilization")
+    gpu_memory = _fraction("gpuMemory")
 
 
 class MaintenanceIn(StrictSchema):

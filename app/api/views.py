@@ -73,6 +73,9 @@ def server_metrics_view(live: ServerRecord, in_flight: int) -> dict[str, Any]:
         "circuit_state": live.circuit,
         "maintenance": live.maintenance,
         "effective_weight": live.weight or None,
+        "last_check_time": iso(live.last_check_ms),
+        "last_check_error": live.last_check_error,
+        "reported": {**live.reported(), "reported_at": iso(live.reported_at_ms)},
     }
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: The figures servers report in heartbeats that alert above a threshold (AlertRules).
+RESOURCES = ("cpu", "memory", "disk", "network")
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,11 @@ class AlertRules:
     failure_min: int = 20
     #: PENDING tasks above which the backlog alerts.
     backlog: int = 1000
+    #: Fractions (0..1) of a resource in use, reported by a server, above which it alerts.
+    cpu: float = 0.8
+    memory: float = 0.85
+    disk: float = 0.9
+    network: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,8 @@ class Observation:
     pending: int
     #: Requirement profiles ("capabilities|group") with waiting tasks and no healthy server.
     unserved: tuple[str, ...] = ()
+    #: Fresh figures servers reported: server id -> figure (one of RESOURCES) -> fraction.
+    reported: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def firing(rules: AlertRules, seen: Observation) -> dict[str, str]:
@@ -40,4 +51,11 @@ def firing(rules: AlertRules, seen: Observation) -> dict[str, str]:
         capabilities, _, group = profile.partition("|")
         needs = f"capabilities [{capabilities}]" + (f" in group {group}" if group else "")
         alerts[f"no_server:{profile}"] = f"tasks wait for {needs} and no healthy server offers them"
+    for server_id, figures in sorted(seen.reported.items()):
+        for name in RESOURCES:
+            value, limit = figures.get(name), getattr(rules, name)
+            if value is not None and value > limit:
+                alerts[f"resource:{server_id}:{name}"] = (
+                    f"server {server_id} reports {name} at {value * 100:.3g}% (threshold {limit * 100:.3g}%)"
+                )
     return alerts

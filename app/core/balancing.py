@@ -13,6 +13,7 @@ class Algorithm(StrEnum):
     RESPONSE_TIME = "response-time"  # lowest latency EWMA
     RANDOM = "random"  # weighted by the servers' weights
     P2C_EWMA = "p2c-ewma"  # power of two choices on EWMA x (in-flight + 1)
+    RESOURCE_AWARE = "resource-aware"  # reported cpu/memory (or GPU) and slots in use
 
 
 class Verdict(StrEnum):
@@ -40,6 +41,32 @@ CIRCUIT_FAILURES = 5
 CIRCUIT_OPEN_S = 60
 #: Seconds to leave a server alone after it said busy without a Retry-After.
 BUSY_DEFAULT_S = 1.0
+
+
+#: Seconds a server's reported figures count for, in routing and alerts; older ones are
+#: unknown (lua/lib/pool.lua's FRESH_MS agrees).
+REPORT_FRESH_S = 60
+#: What an unknown cpu or memory figure (stale or not reported) counts as in
+#: resource-aware: the middle, so such a server is neither sought nor shunned and ranks
+#: by the slots it has in use (lua/lib/pool.lua's UNKNOWN_LOAD agrees).
+UNKNOWN_LOAD = 0.5
+
+
+def is_fresh(reported_at_ms: int | None, now_ms: int) -> bool:
+    """Whether figures reported at ``reported_at_ms`` still count at ``now_ms``."""
+    return reported_at_ms is not None and now_ms - reported_at_ms <= REPORT_FRESH_S * 1000
+
+
+def resource_score(cpu: float | None, memory: float | None, in_use: int, degraded: bool = False) -> float:
+    """resource-aware's score, higher is better: 0.4 x (1 - cpu) + 0.4 x (1 - memory) +
+    0.2 / (1 + slots in use), halved for a degraded server. ``cpu`` and ``memory`` are
+    fractions (GPU utilization and memory in their place when the server reports them),
+    None when unknown. The choice itself runs in lua/lib/pool.lua; a test holds the two
+    to the same numbers."""
+    cpu = UNKNOWN_LOAD if cpu is None else cpu
+    memory = UNKNOWN_LOAD if memory is None else memory
+    score = 0.4 * (1 - cpu) + 0.4 * (1 - memory) + 0.2 / (1 + in_use)
+    return score / 2 if degraded else score
 
 
 def seed_weight(success_rate: float | None, avg_response_ms: float | None) -> int:

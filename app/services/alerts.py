@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.core.alerts import AlertRules, Observation, firing
+from app.core.alerts import RESOURCES, AlertRules, Observation, firing
+from app.core.balancing import is_fresh
 from app.core.clock import iso
 from app.core.states import RETRYABLE_FINAL_STATUSES, TaskStatus
 from app.services.context import Context
@@ -21,7 +22,13 @@ PEEK = 20
 def rules(ctx: Context) -> AlertRules:
     s = ctx.settings
     return AlertRules(
-        failure_rate=s.alert_failure_percent / 100, failure_min=s.alert_failure_min, backlog=s.alert_backlog
+        failure_rate=s.alert_failure_percent / 100,
+        failure_min=s.alert_failure_min,
+        backlog=s.alert_backlog,
+        cpu=s.alert_cpu,
+        memory=s.alert_memory,
+        disk=s.alert_disk,
+        network=s.alert_network,
     )
 
 
@@ -40,6 +47,19 @@ def _unserved(ctx: Context) -> tuple[str, ...]:
     return tuple(sorted(unserved))
 
 
+def _reported(ctx: Context) -> dict[str, dict[str, float]]:
+    """The resource figures each server reported within the last minute."""
+    now = ctx.now_ms()
+    found = {}
+    for live in ctx.fleet.states(ctx.fleet.server_ids()):
+        if live.known and is_fresh(live.reported_at_ms, now):
+            reported = live.reported()
+            figures = {name: value for name in RESOURCES if (value := reported[name]) is not None}
+            if figures:
+                found[live.id] = figures
+    return found
+
+
 def observe(ctx: Context) -> Observation:
     window_s = ctx.settings.alert_window_s
     with ctx.db.session() as session:
@@ -51,6 +71,7 @@ def observe(ctx: Context) -> Observation:
         failed=sum(finished.get(status, 0) for status in RETRYABLE_FINAL_STATUSES),
         pending=pending,
         unserved=_unserved(ctx),
+        reported=_reported(ctx),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from app.backends import SERVER_ID_MISMATCH
 from app.core.balancing import seed_weight
 from app.core.errors import NotFound
 from app.core.server_health import Health, ServerStatus, after_check, is_expired, is_silent
@@ -38,11 +39,15 @@ def check(ctx: Context, server_id: str) -> Health | None:
     before = _health_of(live, server.status)
     # Scheduled first: a check that crashes (or a lost job) must not end all checks.
     ctx.fleet.schedule_health(server_id, ctx.now_ms() + int(before.interval_s * 1000))
-    ok = ctx.backends.health(server.endpoints["health"])
-    after = after_check(before, ok)
+    answer = ctx.backends.health(server.endpoints["health"], server.id)
+    after = after_check(before, answer.ok)
     now = ctx.now_ms()
-    if ok:
+    if answer.ok:
         ctx.fleet.touch(server_id, now)
+    elif answer.reason == SERVER_ID_MISMATCH:
+        log.warning(
+            "health check of %s answered by another server", server_id, extra={"server_id": server_id}
+        )
     # A configured weight stays; otherwise it follows the metrics.
     weight = {} if server.weight is not None else {"weight": weight_from_metrics(live)}
     ctx.fleet.update(
@@ -53,6 +58,7 @@ def check(ctx: Context, server_id: str) -> Health | None:
         ok_in_row=after.successes_in_row,
         bad_in_row=after.failures_in_row,
         last_check_ms=now,
+        last_check_error=answer.reason,
         **weight,
     )
     if after.status is not before.status:

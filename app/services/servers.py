@@ -37,6 +37,7 @@ def profile_of(server: Server) -> ServerProfile:
         region=server.region,
         weight=float(server.weight or 1),
         maintenance=server.maintenance,
+        priority=server.priority,
     )
 
 
@@ -117,10 +118,14 @@ def set_maintenance(ctx: Context, server_id: str, enabled: bool) -> Server:
 
 
 def heartbeat(ctx: Context, server_id: str, load: dict[str, Any]) -> Server:
-    """A sign of life from the server itself, optionally with its own load figures."""
+    """A sign of life from the server itself, optionally with its own load figures: a
+    heartbeat with any figure replaces every figure of the last one (a figure it leaves
+    out is unknown from now on), so all of them share one time."""
     server = get(ctx, server_id)
-    figures = {f"reported_{k}": v for k, v in load.items() if v is not None}
-    ctx.fleet.touch(server_id, ctx.now_ms(), **figures)
+    figures = {name: value for name, value in load.items() if value is not None}
+    ctx.fleet.touch(server_id, ctx.now_ms(), figures)
+    if figures:  # published for resource-aware selection
+        ctx.fleet.sync(server_id, ctx.now_ms())
     went_silent = ctx.fleet.state(server_id).offline_reason == "silent"
     if server.status is ServerStatus.OFFLINE and went_silent:
         set_status(ctx, server_id, ServerStatus.ONLINE)
@@ -180,7 +185,7 @@ def set_algorithm(ctx: Context, algorithm: Algorithm) -> None:
     """Switch the load-balancing algorithm, durably and for every pool at once."""
     with ctx.db.session() as session:
         servers_repo.put_setting(session, ALGORITHM_SETTING, algorithm.value)
-    ctx.fleet.set_algorithm(algorithm)
+    ctx.fleet.set_algorithm(algorithm, ctx.now_ms())
 
 
 def republish_all(ctx: Context) -> int:
@@ -188,7 +193,7 @@ def republish_all(ctx: Context) -> int:
     with ctx.db.session() as session:
         chosen = servers_repo.get_setting(session, ALGORITHM_SETTING)
     if chosen:
-        ctx.fleet.set_algorithm(Algorithm(chosen))
+        ctx.fleet.set_algorithm(Algorithm(chosen), ctx.now_ms())
     servers = list_servers(ctx)
     for server in servers:
         ctx.fleet.put_server(profile_of(server), ctx.now_ms())

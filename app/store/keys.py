@@ -80,6 +80,12 @@ def pool_leases(pool_id: str) -> str:
     return f"{PREFIX}:pool:{pool_id}:leases"
 
 
+def pool_fresh(pool_id: str) -> str:
+    """zset: the pool's servers scored on fresh reported figures (resource-aware), by the
+    ms those figures go stale."""
+    return f"{PREFIX}:pool:{pool_id}:fresh"
+
+
 def pool_meta(pool_id: str) -> str:
     """hash: the pool's profile: capabilities, groups, region."""
     return f"{PREFIX}:pool:{pool_id}:meta"

@@ -14,6 +14,7 @@ Python, and one holds the Lua scripts' field names against these classes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self, get_type_hints
 
@@ -22,7 +23,22 @@ from app.core.states import AttemptOutcome, TaskStatus
 from app.core.task import TaskSpec, TaskState
 
 #: Per-server selection fields of a pool hash ('<sid>|<name>'): see lua/lib/pool.lua.
-POOL_SLOT_FIELDS = ("max", "used", "w", "ewma", "pass", "rr", "ok", "deg", "sleep", "probe")
+POOL_SLOT_FIELDS = (
+    "max",
+    "used",
+    "w",
+    "ewma",
+    "pass",
+    "rr",
+    "ok",
+    "deg",
+    "sleep",
+    "probe",
+    "prio",
+    "cpu",
+    "mem",
+    "rep_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,13 @@ def _decode(kind: Any, raw: str) -> Any:
     if isinstance(kind, type) and issubclass(kind, str) and kind is not str:
         return kind(raw)  # a str Enum
     return raw
+
+
+def _is_number(raw: str) -> bool:
+    try:
+        return math.isfinite(float(raw))
+    except ValueError:
+        return False
 
 
 def _encode(value: Any) -> str:
@@ -125,6 +148,8 @@ class ServerRecord(HashRecord):
     max_concurrent: int = 0
     #: Effective weight for selection (configured, or from its metrics).
     weight: float | None = None
+    #: Configured priority (0..100): among servers that score the same, the higher first.
+    priority: int = 0
     last_seen_ms: int | None = None
     #: Why it went offline: 'silent' (a heartbeat undoes it) or 'health' (only checks).
     offline_reason: str | None = None
@@ -135,6 +160,8 @@ class ServerRecord(HashRecord):
     ok_in_row: int = 0
     bad_in_row: int = 0
     last_check_ms: int | None = None
+    #: Why the last check failed (``app.backends.HealthAnswer.reason``); None after a success.
+    last_check_error: str | None = None
     # Circuit breaker and busy periods (lb_release.lua, lb_sync.lua).
     circuit: str = "closed"
     circuit_until_ms: int | None = None
@@ -147,10 +174,53 @@ class ServerRecord(HashRecord):
     resp_total_ms: int = 0
     ewma_ms: float | None = None
     last_active_ms: int | None = None
-    # Load the server reported in its last heartbeat.
+    # What the server reported in its last heartbeat that carried figures (one snapshot:
+    # such a heartbeat replaces every one of them), and when. Fractions from 0 to 1.
     reported_in_flight: int | None = None
     reported_queue_depth: int | None = None
-    reported_gpu_utilization: str | None = None
+    reported_cpu: float | None = None
+    reported_memory: float | None = None
+    reported_disk: float | None = None
+    reported_network: float | None = None
+    reported_gpu_utilization: float | None = None
+    reported_gpu_memory: float | None = None
+    reported_at_ms: int | None = None
+
+    #: The fields of one heartbeat's figures (all written together), by their API names
+    #: in snake_case (``HeartbeatIn``): 'cpu' is ``reported_cpu``.
+    REPORTED: ClassVar[tuple[str, ...]] = (
+        "in_flight",
+        "queue_depth",
+        "cpu",
+        "memory",
+        "disk",
+        "network",
+        "gpu_utilization",
+        "gpu_memory",
+    )
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Self:
+        # Before heartbeats checked it, gpuUtilization was stored as sent (any JSON): a
+        # value that is not a number reads as not reported.
+        gpu = raw.get("reported_gpu_utilization")
+        if gpu and not _is_number(gpu):
+            raw = {k: v for k, v in raw.items() if k != "reported_gpu_utilization"}
+        return super().from_hash(raw)
+
+    @classmethod
+    def reported_patch(cls, figures: dict[str, Any], now_ms: int) -> dict[str, str]:
+        """Hash fields for a heartbeat's figures (``REPORTED`` names, None or absent: not
+        reported), stamped ``now_ms``; every figure not given is cleared."""
+        unknown = set(figures) - set(cls.REPORTED)
+        if unknown:
+            raise TypeError(f"not a reported figure: {sorted(unknown)}")
+        changes = {f"reported_{name}": figures.get(name) for name in cls.REPORTED}
+        return cls.patch(**changes, reported_at_ms=now_ms)
+
+    def reported(self) -> dict[str, Any]:
+        """The last heartbeat's figures by their ``REPORTED`` names (None: not reported)."""
+        return {name: getattr(self, f"reported_{name}") for name in self.REPORTED}
 
     @property
     def known(self) -> bool:

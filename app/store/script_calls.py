@@ -141,8 +141,8 @@ class SelectCall(ScriptCall):
 
     rr_sequence: str = key()
     algorithm_key: str = key()
-    #: Per candidate pool, region first: (pool hash, avail zset, leases hash).
-    pools: Sequence[tuple[str, str, str]] = keys_tail()
+    #: Per candidate pool, region first: (pool hash, avail zset, leases hash, fresh zset).
+    pools: Sequence[tuple[str, str, str, str]] = keys_tail()
     lease: str = arg()
     cost: int = arg()
     seed: int = arg()
@@ -166,6 +166,7 @@ class ReleaseCall(ScriptCall):
     server: str = key()
     sleeping: str = key()
     algorithm_key: str = key()
+    fresh_set: str = key()
     lease: str = arg()
     attempt: int = arg()
     server_id: str = arg()
@@ -192,6 +193,7 @@ class SyncCall(ScriptCall):
     server: str = key()
     sleeping: str = key()
     algorithm_key: str = key()
+    fresh_set: str = key()
     server_id: str = arg()
     now_ms: int = arg()
     penalty_ms: float = arg()
@@ -205,8 +207,10 @@ class RescoreCall(ScriptCall):
 
     pool: str = key()
     avail: str = key()
+    fresh_set: str = key()
     alg: str = arg()
     penalty_ms: float = arg()
+    now_ms: int = arg()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -219,6 +223,7 @@ class RestoreCall(ScriptCall):
     avail: str = key()
     leases: str = key()
     algorithm_key: str = key()
+    fresh_set: str = key()
     lease: str = arg()
     server_id: str = arg()
     cost: int = arg()

@@ -58,6 +58,43 @@ def test_heartbeat_needs_the_server_or_admin_role(client, admin, auth):
     assert client.post("/api/servers/gpu-1/heartbeat", json={"bogus": 1}, headers=admin).status_code == 422
 
 
+def test_heartbeat_figures_show_in_the_metrics_and_a_new_heartbeat_replaces_them(client, admin):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    reported = client.get("/api/servers/gpu-1", headers=admin).get_json()["metrics"]["reported"]
+    assert set(reported.values()) == {None}  # nothing reported yet
+    beat = {"cpu": 0.5, "memory": 0.25, "disk": 0.9, "network": 0, "gpuUtilization": 1, "gpuMemory": 0.75}
+    r = client.post(
+        "/api/servers/gpu-1/heartbeat", json={**beat, "inFlight": 3, "queueDepth": 7}, headers=admin
+    )
+    assert r.status_code == 200
+    reported = r.get_json()["metrics"]["reported"]
+    assert {k: reported[k] for k in beat} == beat
+    assert (reported["inFlight"], reported["queueDepth"]) == (3, 7)
+    assert reported["reportedAt"].endswith("Z")
+    again = client.post("/api/servers/gpu-1/heartbeat", json={"cpu": 0.1}, headers=admin)
+    reported = again.get_json()["metrics"]["reported"]
+    assert reported["cpu"] == 0.1 and reported["memory"] is None and reported["inFlight"] is None
+    alive = client.post("/api/servers/gpu-1/heartbeat", json={}, headers=admin)  # no figures: kept
+    assert alive.get_json()["metrics"]["reported"] == reported
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        {"cpu": 1.5},
+        {"memory": -0.1},
+        {"disk": "0.5"},
+        {"network": True},
+        {"gpuUtilization": "high"},
+        {"gpuMemory": [0.5]},
+    ],
+)
+def test_heartbeat_figures_are_fractions_from_0_to_1(client, admin, beat):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    r = client.post("/api/servers/gpu-1/heartbeat", json=beat, headers=admin)
+    assert r.status_code == 422 and r.get_json()["error"] == "validation_error"
+
+
 def test_maintenance_and_drain(client, admin):
     client.post("/api/servers", json=SERVER, headers=admin)
     on = client.put("/api/servers/gpu-1/maintenance", json={"enabled": True}, headers=admin)
@@ -74,6 +111,8 @@ def test_the_algorithm_is_switchable_at_run_time_and_unknown_ones_are_422(client
     r = client.put("/api/loadbalancer/algorithm", json={"algorithm": "p2c-ewma"}, headers=admin)
     assert r.status_code == 200 and r.get_json()["algorithm"] == "p2c-ewma"
     assert client.get("/api/loadbalancer/algorithm", headers=admin).get_json()["algorithm"] == "p2c-ewma"
+    aware = client.put("/api/loadbalancer/algorithm", json={"algorithm": "resource-aware"}, headers=admin)
+    assert aware.status_code == 200 and aware.get_json()["algorithm"] == "resource-aware"
     bad = client.put("/api/loadbalancer/algorithm", json={"algorithm": "fastest"}, headers=admin)
     assert bad.status_code == 422 and bad.get_json()["error"] == "validation_error"
     assert client.get("/api/loadbalancer/algorithm", headers=auth()).status_code == 403
@@ -111,3 +150,16 @@ def test_an_unknown_endpoint_name_is_422(client, admin):
     endpoints = {**SERVER["endpoints"], "stats": "http://10.0.0.5:9100/stats"}
     r = client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
     assert r.status_code == 422 and r.get_json()["error"] == "validation_error"
+
+
+def test_the_metrics_show_why_the_last_health_check_failed(client, admin, ctx, backend):
+    from app.services import fleet_health
+
+    demo, port = backend
+    demo.server_id = "someone-else"  # another server answers at this address
+    endpoints = {"predict": f"http://127.0.0.1:{port}/predict", "health": f"http://127.0.0.1:{port}/health"}
+    client.post("/api/servers", json={**SERVER, "endpoints": endpoints}, headers=admin)
+    fleet_health.check(ctx, "gpu-1")
+    metrics = client.get("/api/servers/gpu-1", headers=admin).get_json()["metrics"]
+    assert metrics["lastCheckError"] == "server_id_mismatch" and metrics["lastCheckTime"].endswith("Z")
+    assert client.get("/api/servers/gpu-1", headers=admin).get_json()["status"] == "degraded"

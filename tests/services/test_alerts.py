@@ -12,7 +12,7 @@ import pytest
 from app.config import Settings
 from app.core.clock import ManualClock
 from app.devstack import free_port
-from app.services import alerts, control
+from app.services import alerts, control, servers
 from app.services.context import build_context
 from tests.services.helpers import drain, register_backend, submit_task
 
@@ -86,6 +86,40 @@ def test_failure_rate_fires_once_and_two_concurrent_checks_announce_it_once(actx
     assert [(r["status"], r["alert"]) for r in received] == [("firing", "failure_rate")]
     actx.clock.advance(actx.settings.alert_window_s + 1)  # the failures leave the window
     assert alerts.check(actx)["resolved"] == 1
+
+
+def test_a_reported_resource_above_its_threshold_fires_once_and_resolves_once(actx, webhook, backend):
+    _, received = webhook
+    _, port = backend
+    register_backend(actx, port, "s1")
+    register_backend(actx, port, "s2")
+    servers.heartbeat(actx, "s1", {"cpu": 0.95, "memory": 0.85, "disk": 0.91, "network": 0.2})
+    servers.heartbeat(actx, "s2", {"cpu": 0.8, "gpu_utilization": 1.0})  # at the threshold: fine
+    assert alerts.check(actx) == {"started": 2, "resolved": 0, "firing": 2}
+    assert alerts.check(actx) == {"started": 0, "resolved": 0, "firing": 2}
+    assert sorted((r["status"], r["alert"]) for r in received) == [
+        ("firing", "resource:s1:cpu"),
+        ("firing", "resource:s1:disk"),
+    ]
+    assert "server s1 reports cpu at 95% (threshold 80%)" in {r["message"] for r in received}
+
+    servers.heartbeat(actx, "s1", {"cpu": 0.5, "disk": 0.95})  # cpu fine again; disk still full
+    assert alerts.check(actx) == {"started": 0, "resolved": 1, "firing": 1}
+    assert alerts.check(actx)["resolved"] == 0
+    assert received[-1]["status"] == "resolved" and received[-1]["alert"] == "resource:s1:cpu"
+    actx.clock.advance(61)  # no heartbeat for a minute: its figures no longer count
+    assert alerts.check(actx) == {"started": 0, "resolved": 1, "firing": 0}
+    assert [r["status"] for r in received] == ["firing", "firing", "resolved", "resolved"]
+
+
+def test_resource_thresholds_come_from_the_settings(ctx, backend):
+    _, port = backend
+    settings = Settings(**{**ctx.settings.__dict__, "alert_network": 0.5})
+    actx = build_context(settings, ctx.queue, clock=ManualClock(), redis_client=ctx.redis, db=ctx.db)
+    register_backend(actx, port)
+    servers.heartbeat(actx, "s1", {"network": 0.6})
+    assert set(ctx.alerts.all()) == set()
+    assert alerts.check(actx)["started"] == 1 and set(actx.alerts.all()) == {"resource:s1:network"}
 
 
 def test_an_unreachable_webhook_is_logged_and_does_not_break_the_check(ctx, caplog):

@@ -158,3 +158,34 @@ def test_weights_derive_from_metrics_unless_configured(ctx, clock, backend):
         ctx.fleet.release("s1", f"t{i}", 1, clock.now_ms(), "success" if i else "failure", 2000)
     fleet_health.check(ctx, "s1")
     assert ctx.fleet.state("s1").weight == 8  # (0.75*10 + (10-2)) / 2 = 7.75
+
+
+def test_a_health_answer_from_another_server_fails_the_check(ctx, clock):
+    demo = DemoBackend("impostor", delay_s=0.01, server_id="s9")  # another server took the address
+    port = free_port()
+    server = demo.serve("127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        register_backend(ctx, port)
+        after = fleet_health.check(ctx, "s1")
+        assert after.status is ServerStatus.DEGRADED and after.failures_in_row == 1
+        state = ctx.fleet.state("s1")
+        assert state.last_check_error == "server_id_mismatch" and state.health_score == 90
+        assert ctx.fleet.reserve("t", 1, ("echo",)) is not None  # degraded: still chosen, at half weight
+        demo.server_id = "s1"  # the right server answers again
+        assert fleet_health.check(ctx, "s1").successes_in_row == 1
+        assert ctx.fleet.state("s1").last_check_error is None
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_reason_of_a_failed_check_is_kept_until_a_check_succeeds(ctx, clock, backend):
+    demo, port = backend
+    register_backend(ctx, port)
+    demo.healthy = False
+    fleet_health.check(ctx, "s1")
+    assert ctx.fleet.state("s1").last_check_error == "http_503"
+    demo.healthy = True
+    fleet_health.check(ctx, "s1")
+    assert ctx.fleet.state("s1").last_check_error is None

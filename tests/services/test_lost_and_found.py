@@ -138,7 +138,7 @@ def test_a_health_check_that_crashes_does_not_stop_future_checks(ctx, backend, m
     _, port = backend
     register_backend(ctx, port)
     assert fleet_health.due_checks(ctx) == ["s1"]
-    monkeypatch.setattr(ctx.backends, "health", lambda url: 1 / 0)
+    monkeypatch.setattr(ctx.backends, "health", lambda url, server_id=None: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         fleet_health.check(ctx, "s1")
     assert ctx.redis.zscore(keys.HEALTH_DUE, "s1") is not None

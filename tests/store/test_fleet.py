@@ -5,9 +5,10 @@ from collections import Counter
 
 import pytest
 
-from app.core.balancing import CIRCUIT_FAILURES, CIRCUIT_OPEN_S, Algorithm
+from app.core.balancing import CIRCUIT_FAILURES, CIRCUIT_OPEN_S, Algorithm, resource_score
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
+from app.store import keys
 from app.store.fleet import FleetStore, ServerProfile
 from app.store.hot_state import TaskStateStore
 
@@ -19,10 +20,21 @@ def fleet(redis):
     return FleetStore(redis, rng=random.Random(42))
 
 
-def add(fleet, sid, max_concurrent=3, caps=("gpu",), groups=(), region=None, weight=1.0, status="online"):
-    fleet.put_server(
-        ServerProfile(sid, status, max_concurrent, tuple(caps), tuple(groups), region, weight), NOW
+def add(
+    fleet,
+    sid,
+    max_concurrent=3,
+    caps=("gpu",),
+    groups=(),
+    region=None,
+    weight=1.0,
+    status="online",
+    priority=0,
+):
+    profile = ServerProfile(
+        sid, status, max_concurrent, tuple(caps), tuple(groups), region, weight, priority=priority
     )
+    fleet.put_server(profile, NOW)
 
 
 def picks(fleet, n, caps=("gpu",), release=True, **kw):
@@ -89,7 +101,7 @@ def test_region_prefers_its_servers_until_they_are_full(fleet):
 def test_smooth_weighted_round_robin_follows_the_weights_closely(fleet, weights):
     for i, w in enumerate(weights):
         add(fleet, f"s{i}", 100, weight=w)
-    fleet.set_algorithm(Algorithm.WEIGHTED_ROUND_ROBIN)
+    fleet.set_algorithm(Algorithm.WEIGHTED_ROUND_ROBIN, NOW)
     counts = Counter(picks(fleet, 800))
     total = sum(weights)
     for i, w in enumerate(weights):
@@ -101,7 +113,7 @@ def test_smooth_weighted_round_robin_follows_the_weights_closely(fleet, weights)
 def test_round_robin_takes_turns(fleet):
     for sid in ("a", "b", "c"):
         add(fleet, sid, 100)
-    fleet.set_algorithm(Algorithm.ROUND_ROBIN)
+    fleet.set_algorithm(Algorithm.ROUND_ROBIN, NOW)
     got = picks(fleet, 9)
     assert Counter(got) == {"a": 3, "b": 3, "c": 3}
     assert len(set(got[:3])) == 3
@@ -110,7 +122,7 @@ def test_round_robin_takes_turns(fleet):
 def test_random_is_weighted_and_covers_every_server(fleet):
     add(fleet, "light", 100, weight=1)
     add(fleet, "heavy", 100, weight=3)
-    fleet.set_algorithm(Algorithm.RANDOM)
+    fleet.set_algorithm(Algorithm.RANDOM, NOW)
     counts = Counter(picks(fleet, 2000))
     assert 0.70 < counts["heavy"] / 2000 < 0.80
 
@@ -119,7 +131,7 @@ def simulate_latency(fleet, algorithm, n=600):
     """Two servers, one slow: hold tasks as if in flight, finishing by latency."""
     add(fleet, "fast", 50)
     add(fleet, "slow", 50)
-    fleet.set_algorithm(algorithm)
+    fleet.set_algorithm(algorithm, NOW)
     latency = {"fast": 20, "slow": 200}
     running, counts, now = [], Counter(), NOW
     for i in range(n):
@@ -147,7 +159,7 @@ def test_latency_aware_algorithms_send_less_to_a_slow_server(fleet, algorithm):
 def test_least_connections_picks_the_emptiest_server(fleet):
     add(fleet, "a", 10)
     add(fleet, "b", 10)
-    fleet.set_algorithm(Algorithm.LEAST_CONNECTIONS)
+    fleet.set_algorithm(Algorithm.LEAST_CONNECTIONS, NOW)
     got = picks(fleet, 10, release=False)
     assert Counter(got) == {"a": 5, "b": 5}
 
@@ -243,7 +255,7 @@ def test_switching_algorithms_rescores_and_keeps_selecting(fleet):
     for sid in ("a", "b"):
         add(fleet, sid, 10)
     for algorithm in Algorithm:
-        fleet.set_algorithm(algorithm)
+        fleet.set_algorithm(algorithm, NOW)
         assert fleet.algorithm() is algorithm
         assert set(picks(fleet, 20)) == {"a", "b"}
 
@@ -254,3 +266,161 @@ def test_a_removed_server_is_never_chosen(fleet):
     fleet.remove_server("a")
     assert set(picks(fleet, 10)) == {"b"}
     assert fleet.server_ids() == ["b"]
+
+
+def test_a_gpu_figure_stored_before_heartbeats_checked_it_reads_as_not_reported(fleet, redis):
+    add(fleet, "a")
+    redis.hset(keys.server("a"), mapping={"reported_gpu_utilization": "high", "reported_in_flight": "2"})
+    state = fleet.state("a")
+    assert state.reported_gpu_utilization is None and state.reported_in_flight == 2
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        Algorithm.LEAST_CONNECTIONS,
+        Algorithm.RESPONSE_TIME,
+        Algorithm.ROUND_ROBIN,
+        Algorithm.WEIGHTED_ROUND_ROBIN,
+    ],
+)
+def test_priority_breaks_ties_even_behind_many_equal_servers(fleet, algorithm):
+    fleet.set_algorithm(algorithm, NOW)
+    for i in range(12):  # more equal servers than selection reads from the front of a pool
+        add(fleet, f"s{i:02}", 10)
+    add(fleet, "z-high", 10, priority=60)
+    add(fleet, "z-low", 10, caps=("gpu", "llm"), priority=30)  # another pool
+    assert picks(fleet, 1) == ["z-high"]
+    assert fleet.state("z-high").priority == 60
+
+
+def test_priority_orders_only_equal_scores(fleet):
+    fleet.set_algorithm(Algorithm.LEAST_CONNECTIONS, NOW)
+    add(fleet, "a", 10)
+    add(fleet, "b", 10, priority=100)
+    assert picks(fleet, 3) == ["b", "b", "b"]  # released each time: still the best
+    assert picks(fleet, 4, release=False) == ["b", "a", "b", "a"]  # load first, then priority
+
+
+def test_priority_leads_each_weighted_round_robin_round_and_keeps_the_shares(fleet):
+    add(fleet, "a", 100)
+    add(fleet, "b", 100, priority=1)
+    fleet.set_algorithm(Algorithm.WEIGHTED_ROUND_ROBIN, NOW)
+    assert picks(fleet, 6) == ["b", "a"] * 3
+    add(fleet, "c", 100, weight=2)
+    assert Counter(picks(fleet, 400)) == {"a": 100, "b": 100, "c": 200}
+
+
+def report(fleet, sid, at_ms, **figures):
+    """A heartbeat's figures (ServerRecord.REPORTED names), as the heartbeat service
+    stores and publishes them."""
+    fleet.touch(sid, at_ms, figures)
+    fleet.sync(sid, at_ms)
+
+
+def pick_at(fleet, now_ms, n=1, caps=("gpu",)):
+    """``n`` selections at ``now_ms``, each released at once."""
+    got = []
+    for i in range(n):
+        sid = fleet.reserve(f"r{now_ms}-{i}", 1, caps, now_ms=now_ms)
+        got.append(sid)
+        if sid:
+            fleet.release(sid, f"r{now_ms}-{i}", 1, now_ms, "none")
+    return got
+
+
+@pytest.fixture
+def aware(fleet):
+    fleet.set_algorithm(Algorithm.RESOURCE_AWARE, NOW)
+    return fleet
+
+
+def test_resource_aware_picks_the_least_loaded_server(aware):
+    for sid in ("busy", "idle", "quiet"):
+        add(aware, sid, 10)
+    report(aware, "busy", NOW, cpu=0.9, memory=0.9)
+    report(aware, "idle", NOW, cpu=0.2, memory=0.3)
+    # "quiet" reports nothing: 0.5 and 0.5, below "idle" whatever its slots in use
+    assert picks(aware, 5, release=False, now_ms=NOW) == ["idle"] * 5
+
+
+def test_resource_aware_spreads_equal_servers_by_slots_in_use(aware):
+    for sid in ("a", "b"):
+        add(aware, sid, 10)
+        report(aware, sid, NOW, cpu=0.5, memory=0.5)
+    assert Counter(picks(aware, 6, release=False, now_ms=NOW)) == {"a": 3, "b": 3}
+
+
+def test_resource_aware_scores_are_the_core_rule(aware, redis):
+    add(aware, "a", 10, priority=100)  # no priority term: the score is the rule itself
+    add(aware, "b", 10, priority=100)
+    add(aware, "c", 10, priority=100)
+    report(aware, "a", NOW, cpu=0.3, memory=0.6)
+    report(aware, "b", NOW, cpu=0.1, memory=0.2, gpu_utilization=0.7, gpu_memory=0.4)
+    aware.update("c", NOW, status="degraded")
+    assert aware.reserve("t1", 1, now_ms=NOW) == "a"  # 0.64, b 0.56, c 0.3
+    avail = keys.pool_avail(ServerProfile("a", "online", 10, ("gpu",)).pool_id)
+    assert redis.zscore(avail, "a") == pytest.approx(-resource_score(0.3, 0.6, 1), abs=1e-12)
+    assert redis.zscore(avail, "b") == pytest.approx(-resource_score(0.7, 0.4, 0), abs=1e-12)
+    assert redis.zscore(avail, "c") == pytest.approx(-resource_score(None, None, 0, degraded=True), abs=1e-12)
+
+
+def test_gpu_figures_stand_in_for_cpu_and_memory(aware):
+    add(aware, "gpu-busy", 10)
+    add(aware, "cpu-busy", 10)
+    report(aware, "gpu-busy", NOW, cpu=0.1, memory=0.1, gpu_utilization=0.95, gpu_memory=0.9)
+    report(aware, "cpu-busy", NOW, cpu=0.8, memory=0.8)
+    assert pick_at(aware, NOW, 3) == ["cpu-busy"] * 3
+    report(aware, "gpu-busy", NOW, cpu=0.1, memory=0.1)  # no GPU figures this time
+    assert pick_at(aware, NOW, 3) == ["gpu-busy"] * 3
+
+
+def test_stale_figures_count_as_unknown_as_time_passes_without_a_heartbeat(aware):
+    add(aware, "a", 10)
+    add(aware, "b", 10)
+    report(aware, "b", NOW, cpu=0.9, memory=0.9)  # bad, and goes stale first
+    report(aware, "a", NOW + 30_000, cpu=0.6, memory=0.6)
+    assert pick_at(aware, NOW + 60_000, 3) == ["a"] * 3  # 60 s old still counts
+    assert pick_at(aware, NOW + 60_001, 3) == ["b"] * 3  # unknown: 0.5 each beats 0.6
+    report(aware, "b", NOW + 70_000, cpu=0.9, memory=0.9)
+    assert pick_at(aware, NOW + 70_000, 3) == ["a"] * 3
+    assert pick_at(aware, NOW + 90_001, 3) == ["a"] * 3  # a unknown (0.6), b fresh (0.28)
+    assert pick_at(aware, NOW + 130_001, 6).count("b") > 0  # both unknown: equal
+
+
+def test_a_stale_good_figure_leaves_the_front(aware):
+    add(aware, "a", 10)
+    add(aware, "b", 10)
+    report(aware, "b", NOW, cpu=0.1, memory=0.1)
+    report(aware, "a", NOW + 30_000, cpu=0.4, memory=0.4)
+    assert pick_at(aware, NOW + 59_000, 3) == ["b"] * 3
+    assert pick_at(aware, NOW + 61_000, 3) == ["a"] * 3
+    assert aware.reserve("held", 1, avoid="a", now_ms=NOW + 61_000) == "b"
+    aware.release("b", "held", 1, NOW)  # a process whose clock is behind re-scores b as fresh ...
+    assert pick_at(aware, NOW + 61_000, 3) == ["a"] * 3  # ... and the next pick corrects it
+
+
+def test_switching_to_resource_aware_scores_figures_at_that_time(fleet):
+    add(fleet, "a", 10)
+    add(fleet, "b", 10)
+    report(fleet, "b", NOW, cpu=0.1, memory=0.1)
+    report(fleet, "a", NOW, cpu=0.4, memory=0.4)
+    fleet.set_algorithm(Algorithm.RESOURCE_AWARE, NOW + 10_000)
+    assert pick_at(fleet, NOW + 10_000) == ["b"]
+    fleet.set_algorithm(Algorithm.LEAST_CONNECTIONS, NOW + 20_000)
+    report(fleet, "a", NOW + 30_000, cpu=0.4, memory=0.4)
+    fleet.set_algorithm(Algorithm.RESOURCE_AWARE, NOW + 61_000)  # b's are stale by now
+    assert pick_at(fleet, NOW + 61_000) == ["a"]
+
+
+def test_a_removed_or_moved_server_leaves_the_fresh_set(aware, redis):
+    add(aware, "a", 10)
+    report(aware, "a", NOW, cpu=0.1, memory=0.1)
+    pool = ServerProfile("a", "online", 10, ("gpu",)).pool_id
+    assert redis.zscore(keys.pool_fresh(pool), "a") == NOW + 60_000
+    add(aware, "a", 10, caps=("gpu", "llm"))
+    assert redis.zscore(keys.pool_fresh(pool), "a") is None
+    moved = ServerProfile("a", "online", 10, ("gpu", "llm")).pool_id
+    assert redis.zscore(keys.pool_fresh(moved), "a") == NOW + 60_000
+    aware.remove_server("a")
+    assert redis.zcard(keys.pool_fresh(moved)) == 0

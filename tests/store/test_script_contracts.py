@@ -161,7 +161,7 @@ def test_a_call_flattens_its_fields_in_order_with_the_tails_last():
     select = script_calls.SelectCall(
         rr_sequence="seq",
         algorithm_key="alg",
-        pools=[("p1", "p1:avail", "p1:leases"), ("p2", "p2:avail", "p2:leases")],
+        pools=[("p1", "p1:avail", "p1:leases", "p1:fresh"), ("p2", "p2:avail", "p2:leases", "p2:fresh")],
         lease="t:1",
         cost=1,
         seed=7,
@@ -171,7 +171,12 @@ def test_a_call_flattens_its_fields_in_order_with_the_tails_last():
         per_pool=4,
         now_ms=9,
     )
-    assert select.keys() == ["seq", "alg", "p1", "p1:avail", "p1:leases", "p2", "p2:avail", "p2:leases"]
+    assert select.keys() == [
+        "seq",
+        "alg",
+        *("p1", "p1:avail", "p1:leases", "p1:fresh"),
+        *("p2", "p2:avail", "p2:leases", "p2:fresh"),
+    ]
     assert select.args() == ["t:1", 1, 7, 1, "", 500, 4, 9]
     hydrate = script_calls.HydrateCall(
         task="tf:task:t",

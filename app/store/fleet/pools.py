@@ -41,6 +41,8 @@ class ServerProfile:
     region: str | None = None
     weight: float = 1.0
     maintenance: bool = False
+    #: 0..100: among servers that score the same, the higher is chosen first.
+    priority: int = 0
 
     @property
     def meta(self) -> PoolMeta:

@@ -31,6 +31,7 @@ class Registry(FleetBase):
                         maintenance=profile.maintenance,
                         max_concurrent=profile.max_concurrent,
                         weight=profile.weight,
+                        priority=profile.priority,
                     ),
                 )
                 for name, value in ServerRecord.patch(last_seen_ms=now_ms, circuit="closed").items():
@@ -61,6 +62,7 @@ class Registry(FleetBase):
                 pipe.hdel(keys.pool_leases(old_pool), *leases)
                 pipe.hset(keys.pool_leases(new_pool), mapping=leases)
             pipe.zrem(keys.pool_avail(old_pool), server_id)
+            pipe.zrem(keys.pool_fresh(old_pool), server_id)
             pipe.execute()
 
     def remove_server(self, server_id: str) -> None:
@@ -70,6 +72,7 @@ class Registry(FleetBase):
             if pool_id:
                 pipe.hdel(keys.pool(pool_id), *(f"{server_id}|{name}" for name in POOL_SLOT_FIELDS))
                 pipe.zrem(keys.pool_avail(pool_id), server_id)
+                pipe.zrem(keys.pool_fresh(pool_id), server_id)
             pipe.delete(keys.server(server_id))
             pipe.srem(keys.SERVERS, server_id)
             pipe.zrem(keys.SLEEPING, server_id)
@@ -82,10 +85,13 @@ class Registry(FleetBase):
             self.client.hset(keys.server(server_id), mapping=ServerRecord.patch(**fields))
         self.sync(server_id, now_ms)
 
-    def touch(self, server_id: str, now_ms: int, **fields: Any) -> None:
-        """Record a sign of life (heartbeat or successful check), with optional figures."""
+    def touch(self, server_id: str, now_ms: int, figures: dict[str, Any] | None = None) -> None:
+        """Record a sign of life (heartbeat or successful check). ``figures`` (the
+        heartbeat's, by ``ServerRecord.REPORTED`` names) replace the last ones, stamped now."""
+        changes = ServerRecord.patch(last_seen_ms=now_ms)
+        if figures:
+            changes.update(ServerRecord.reported_patch(figures, now_ms))
         with redis_errors():
-            changes = ServerRecord.patch(last_seen_ms=now_ms, **fields)
             self.client.hset(keys.server(server_id), mapping=changes)
 
     def sync(self, server_id: str, now_ms: int) -> bool:
@@ -99,6 +105,7 @@ class Registry(FleetBase):
             server=keys.server(server_id),
             sleeping=keys.SLEEPING,
             algorithm_key=keys.ALGORITHM,
+            fresh_set=keys.pool_fresh(pool_id),
             server_id=server_id,
             now_ms=now_ms,
             penalty_ms=NO_HISTORY_PENALTY_MS,
@@ -111,8 +118,8 @@ class Registry(FleetBase):
             value = self.client.get(keys.ALGORITHM)
         return Algorithm(value) if value else DEFAULT_ALGORITHM
 
-    def set_algorithm(self, algorithm: Algorithm) -> None:
-        """Switch the algorithm and re-score every pool for it."""
+    def set_algorithm(self, algorithm: Algorithm, now_ms: int) -> None:
+        """Switch the algorithm and re-score every pool for it (at ``now_ms``)."""
         with redis_errors():
             self.client.set(keys.ALGORITHM, algorithm.value)
             for pool_id in self.client.smembers(keys.POOLS):
@@ -120,7 +127,9 @@ class Registry(FleetBase):
                     RescoreCall(
                         pool=keys.pool(pool_id),
                         avail=keys.pool_avail(pool_id),
+                        fresh_set=keys.pool_fresh(pool_id),
                         alg=algorithm.value,
                         penalty_ms=NO_HISTORY_PENALTY_MS,
+                        now_ms=now_ms,
                     )
                 )

@@ -87,7 +87,9 @@ class Selection(FleetBase):
         return SelectCall(
             rr_sequence=keys.RR_SEQUENCE,
             algorithm_key=keys.ALGORITHM,
-            pools=[(keys.pool(p), keys.pool_avail(p), keys.pool_leases(p)) for p in pools],
+            pools=[
+                (keys.pool(p), keys.pool_avail(p), keys.pool_leases(p), keys.pool_fresh(p)) for p in pools
+            ],
             lease=keys.lease_field(task_id, attempt),
             cost=cost,
             seed=self.rng.getrandbits(31),
@@ -127,6 +129,7 @@ class Selection(FleetBase):
                 server=keys.server(server_id),
                 sleeping=keys.SLEEPING,
                 algorithm_key=keys.ALGORITHM,
+                fresh_set=keys.pool_fresh(pool_id),
                 lease=keys.lease_field(task_id, attempt),
                 attempt=attempt,
                 server_id=server_id,
@@ -170,6 +173,7 @@ class Selection(FleetBase):
                         avail=keys.pool_avail(pool_id),
                         leases=keys.pool_leases(pool_id),
                         algorithm_key=keys.ALGORITHM,
+                        fresh_set=keys.pool_fresh(pool_id),
                         lease=keys.lease_field(task_id, attempt),
                         server_id=server_id,
                         cost=cost,

@@ -13,6 +13,7 @@
 -- KEYS[5] server: server hash (tf:server:<sid>), metrics and breaker state
 -- KEYS[6] sleeping: sleeping zset (tf:lb:sleeping), sid -> ms when it may take tasks again
 -- KEYS[7] algorithm_key: the algorithm in use (tf:lb:algorithm)
+-- KEYS[8] fresh_set: pool fresh zset (tf:pool:<p>:fresh), sid -> ms its figures go stale
 -- ARGV[1] lease: lease field '<task_id>:<attempt>'
 -- ARGV[2] attempt: the attempt
 -- ARGV[3] server_id: server id
@@ -42,6 +43,7 @@ local task = KEYS[4]
 local server = KEYS[5]
 local sleeping = KEYS[6]
 local algorithm_key = KEYS[7]
+local fresh_set = KEYS[8]
 local lease = ARGV[1]
 local attempt = ARGV[2]
 local server_id = ARGV[3]
@@ -120,6 +122,6 @@ elseif outcome == 'busy' then
 elseif was_probe then
   redis.call('HSET', pool, server_id .. '|probe', 1)
 end
-reindex(pool, avail, server_id, alg, penalty_ms)
+reindex(pool, avail, fresh_set, server_id, alg, penalty_ms, now_ms)
 if keep_slot then return 2 end
 return 1

@@ -6,6 +6,7 @@
 -- KEYS[2] avail: pool avail zset (tf:pool:<p>:avail)
 -- KEYS[3] leases: pool leases hash (tf:pool:<p>:leases)
 -- KEYS[4] algorithm_key: the algorithm in use (tf:lb:algorithm)
+-- KEYS[5] fresh_set: pool fresh zset (tf:pool:<p>:fresh), sid -> ms its figures go stale
 -- ARGV[1] lease: lease field '<task_id>:<attempt>'
 -- ARGV[2] server_id: server id
 -- ARGV[3] cost: slot cost
@@ -18,15 +19,16 @@ local pool = KEYS[1]
 local avail = KEYS[2]
 local leases = KEYS[3]
 local algorithm_key = KEYS[4]
+local fresh_set = KEYS[5]
 local lease = ARGV[1]
 local server_id = ARGV[2]
 local cost = ARGV[3]
-local now_ms = ARGV[4]
+local now_ms = tonumber(ARGV[4])
 local penalty_ms = tonumber(ARGV[5])
 
 if redis.call('HSETNX', leases, lease, server_id .. '|' .. cost .. '|' .. now_ms) == 0 then
   return 0
 end
 redis.call('HINCRBY', pool, server_id .. '|used', tonumber(cost))
-reindex(pool, avail, server_id, algorithm(algorithm_key), penalty_ms)
+reindex(pool, avail, fresh_set, server_id, algorithm(algorithm_key), penalty_ms, now_ms)
 return 1

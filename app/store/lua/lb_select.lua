@@ -5,15 +5,23 @@
 -- entries of each pool (random ones for random and p2c-ewma) and trusts their scores:
 -- the cost depends on the number of candidate pools, not on the number of servers.
 -- Pools in the task's region come first; other pools are the fallback.
+-- resource-aware picks the highest 0.4 * (1 - cpu) + 0.4 * (1 - memory) + 0.2 / (1 +
+-- slots in use), cpu and memory from the server's last heartbeat (its GPU utilization
+-- and GPU memory in their place when it reports them), a figure not reported or more
+-- than 60 s old counting as 0.5, halved for a degraded server (lib/pool.lua). Servers
+-- whose figures went stale since they were scored (their entries in the pool's fresh
+-- zset are due) are re-scored first: each heartbeat adds at most one such entry, so
+-- this costs nothing per server per pick.
 -- Every check happens before the first write (repairing an index entry aside).
 --
 -- KEYS[1] rr_sequence: round-robin sequence counter (tf:lb:seq)
 -- KEYS[2] algorithm_key: the algorithm in use (tf:lb:algorithm; default
 --         weighted-round-robin)
--- KEYS[3..] pools: three keys per candidate pool, pool p (1-based) at KEYS[3p],
---         KEYS[3p+1], KEYS[3p+2]: pool hash (tf:pool:<p>), pool avail zset
+-- KEYS[3..] pools: four keys per candidate pool, pool p (1-based) at KEYS[4p-1],
+--         KEYS[4p], KEYS[4p+1], KEYS[4p+2]: pool hash (tf:pool:<p>), pool avail zset
 --         (tf:pool:<p>:avail), pool leases hash (tf:pool:<p>:leases)
---         '<task>:<attempt>' -> '<sid>|<cost>|<ms>'
+--         '<task>:<attempt>' -> '<sid>|<cost>|<ms>', pool fresh zset
+--         (tf:pool:<p>:fresh) sid -> ms its reported figures go stale
 -- ARGV[1] lease: lease field '<task_id>:<attempt>'
 -- ARGV[2] cost: slot cost (integer >= 1)
 -- ARGV[3] seed: random seed (integer)
@@ -23,7 +31,7 @@
 --         penalty)
 -- ARGV[7] per_pool: entries read per pool
 -- ARGV[8] now_ms: now in ms (stamped on the lease, so leases left by a crashed worker
---         can be told from fresh ones)
+--         can be told from fresh ones; resource-aware scores only figures fresh now)
 --
 -- Returns {server_id, pool_index (1-based)} or false when no server can take it. A
 -- lease this task attempt already holds is returned as is: a duplicate dispatch job
@@ -38,17 +46,32 @@ local in_region = tonumber(ARGV[4])
 local avoid = ARGV[5]
 local penalty_ms = tonumber(ARGV[6])
 local per_pool = tonumber(ARGV[7])
-local now_ms = ARGV[8]
+local now_ms = tonumber(ARGV[8])
 
 local alg = algorithm(algorithm_key)
 math.randomseed(seed)
-local npools = (#KEYS - 2) / 3
+local npools = (#KEYS - 2) / 4
 local sampled = alg == 'random' or alg == 'p2c-ewma'
 
+-- The keys of candidate pool p.
+local function pool_keys(p)
+  return KEYS[4 * p - 1], KEYS[4 * p], KEYS[4 * p + 1], KEYS[4 * p + 2]
+end
+
 for p = 1, npools do
-  local held = redis.call('HGET', KEYS[3 * p + 2], lease)
+  local _, _, leases = pool_keys(p)
+  local held = redis.call('HGET', leases, lease)
   if held then
     return {string.match(held, '^(.*)|%d+|%d+$'), p}
+  end
+end
+
+if alg == 'resource-aware' then
+  for p = 1, npools do
+    local pool, avail, _, fresh_set = pool_keys(p)
+    for _, sid in ipairs(redis.call('ZRANGEBYSCORE', fresh_set, '-inf', '(' .. now_ms)) do
+      reindex(pool, avail, fresh_set, sid, alg, penalty_ms, now_ms)
+    end
   end
 end
 
@@ -60,7 +83,7 @@ end
 local function candidates(first, last)
   local found, avoided = {}, nil
   for p = first, last do
-    local pool, avail = KEYS[3 * p], KEYS[3 * p + 1]
+    local pool, avail = pool_keys(p)
     local entries
     if sampled then
       entries = redis.call('ZRANDMEMBER', avail, per_pool, 'WITHSCORES')
@@ -95,6 +118,8 @@ local function candidates(first, last)
   return found
 end
 
+-- The best-scored candidate. Scores carry the servers' priorities (lib/pool.lua), so a
+-- tie here is between servers of the same priority: it is broken at random.
 local function lowest(found)
   local best, ties = nil, {}
   for _, c in ipairs(found) do
@@ -127,7 +152,8 @@ local function floor_lagging(found)
   end
   local virtual_time = top.s - STRIDE / top.w
   for _, c in ipairs(found) do
-    c.s = math.max(c.s, virtual_time - 2 * STRIDE / c.w)
+    c.floor = virtual_time - 2 * STRIDE / c.w
+    c.s = math.max(c.s, c.floor)
   end
 end
 
@@ -144,7 +170,7 @@ local function choose(found)
     return a
   end
   if alg == 'weighted-round-robin' then floor_lagging(found) end
-  return lowest(found)
+  return lowest(found) -- round-robin, least-connections, response-time, resource-aware
 end
 
 local function select_once()
@@ -161,16 +187,17 @@ local pick
 for _ = 1, 3 do
   pick = select_once()
   if pick == nil then return false end
-  pick.state = pick.state or load(KEYS[3 * pick.p], pick.sid)
+  local pool, avail = pool_keys(pick.p)
+  pick.state = pick.state or load(pool, pick.sid)
   if can_take(pick.state, cost) then break end
-  redis.call('ZREM', KEYS[3 * pick.p + 1], pick.sid)
+  redis.call('ZREM', avail, pick.sid)
   pick = nil
 end
 if pick == nil then
   return false
 end
 
-local pool, avail, leases = KEYS[3 * pick.p], KEYS[3 * pick.p + 1], KEYS[3 * pick.p + 2]
+local pool, avail, leases, fresh_set = pool_keys(pick.p)
 local sid = pick.sid
 redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. now_ms)
 redis.call('HINCRBY', pool, sid .. '|used', cost)
@@ -180,7 +207,9 @@ end
 if alg == 'round-robin' then
   redis.call('HSET', pool, sid .. '|rr', redis.call('INCR', rr_sequence))
 elseif alg == 'weighted-round-robin' then
-  redis.call('HSET', pool, sid .. '|pass', pick.s + STRIDE / pick.w)
+  -- From its pass (the score also holds the priority term), raised to the floor.
+  local pass = math.max(pick.state.pass or 0, pick.floor or 0)
+  redis.call('HSET', pool, sid .. '|pass', pass + STRIDE / pick.w)
 end
-reindex(pool, avail, sid, alg, penalty_ms)
+reindex(pool, avail, fresh_set, sid, alg, penalty_ms, now_ms)
 return {sid, pick.p}
