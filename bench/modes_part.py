@@ -9,7 +9,14 @@ run.
 Poll mode is bounded by its interval, not by the stack: a task holds its slot from its
 predict call until the poll that finds it done, at least one ``pollInterval`` (1 s, the
 minimum) and up to about one more, since beat starts the due polls once a second. With
-16 slots that is at most 16 tasks/s, so poll mode gets fewer tasks (200 by default)."""
+16 slots that is at most 16 tasks/s, so poll mode gets fewer tasks (200 by default).
+
+Every other server is in maintenance while the part runs, and each mode's server
+outside its own run: beat's safety net (``wake_waiting``, every 5 s) wakes as many
+waiting tasks as the whole fleet has free slots, for every profile with any room, so
+an idle server elsewhere (part 1's has 10,000 slots) would make it wake every waiting
+task of the mode being measured, each a dispatch job that finds no slot and parks
+again; the figures would then depend on which parts ran before."""
 
 from __future__ import annotations
 
@@ -38,6 +45,21 @@ def modes_backends() -> list[Backend]:
     return [Backend(f"mode-{m}", free_port(), DELAY_S, f"mode-{m}", SLOTS, m) for m in MODES]
 
 
+def set_maintenance(stack: BenchStack, server_id: str, enabled: bool) -> None:
+    admin_call(stack, "PUT", f"/servers/{server_id}/maintenance", {"enabled": enabled})
+
+
+def isolate(stack: BenchStack, ours: set[str]) -> list[str]:
+    """Put every other server in maintenance; the ids of those that were not."""
+    changed = []
+    for server in admin_call(stack, "GET", "/servers")["items"]:
+        sid = server["id"]
+        if sid not in ours and not admin_call(stack, "GET", f"/servers/{sid}")["metrics"]["maintenance"]:
+            set_maintenance(stack, sid, True)
+            changed.append(sid)
+    return changed
+
+
 def register(stack: BenchStack, backend: Backend) -> None:
     if backend.kind == "batch":
         register_server(stack, backend, batch=BATCH)
@@ -45,7 +67,7 @@ def register(stack: BenchStack, backend: Backend) -> None:
         register_server(stack, backend, endpoints={"status": f"{backend.url}/status"})
     else:
         register_server(stack, backend)
-    admin_call(stack, "PUT", f"/servers/{backend.name}/maintenance", {"enabled": True})
+    set_maintenance(stack, backend.name, True)
 
 
 def task_body(i: int, backend: Backend) -> dict[str, Any]:
@@ -96,9 +118,10 @@ def run_mode(stack: BenchStack, backend: Backend, n: int, threads: int, idle_rat
     try:
         released = time.time()
         cpu0, wall0 = stack.cpu_seconds(), time.monotonic()
-        admin_call(stack, "PUT", f"/servers/{backend.name}/maintenance", {"enabled": False})
+        set_maintenance(stack, backend.name, False)
         wait_until(all_done, 120 + 2 * n / min(limit, 50), f"{n} {backend.kind} tasks", stack)
         cpu1, wall = stack.cpu_seconds(), time.monotonic() - wall0
+        set_maintenance(stack, backend.name, True)
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT extract(epoch FROM finished_at - started_at) FROM tasks WHERE owner = %s",
@@ -156,6 +179,7 @@ def part_modes(stack: BenchStack, n: int, n_poll: int, threads: int) -> dict[str
     by_kind = {b.kind: b for b in stack.backends("modes")}
     for backend in by_kind.values():
         register(stack, backend)
+    isolated = isolate(stack, {b.name for b in by_kind.values()})
     settle(stack)
     idle_rate = idle_cpu_rate(stack, IDLE_S)
     log(f"part 6: the idle stack uses {idle_rate * 100:.1f} % of a core")
@@ -163,6 +187,8 @@ def part_modes(stack: BenchStack, n: int, n_poll: int, threads: int) -> dict[str
         kind: run_mode(stack, by_kind[kind], n_poll if kind == "poll" else n, threads, idle_rate)
         for kind in MODES
     }
+    for sid in isolated:  # for the parts after this one (after a failure the run ends)
+        set_maintenance(stack, sid, False)
     sync = runs["sync"]["tasks_per_s"]
     return {
         **runs,
@@ -173,6 +199,7 @@ def part_modes(stack: BenchStack, n: int, n_poll: int, threads: int) -> dict[str
         "idle_cpu_percent_of_one_core": round(idle_rate * 100, 1),
         "batch_ratio": runs["batch"]["tasks_per_s"] / sync,
         "poll_ratio": runs["poll"]["tasks_per_s"] / sync,
+        "other_servers_in_maintenance": isolated,
         "part_seconds": time.monotonic() - started,
     }
 
