@@ -40,9 +40,9 @@ POLL_INTERVAL_S = 1
 IDLE_S = 5.0
 
 
-def modes_backends() -> list[Backend]:
+def modes_backends(slots: int | None = None) -> list[Backend]:
     """One listener per mode, all in one backend process (group "modes")."""
-    return [Backend(f"mode-{m}", free_port(), DELAY_S, f"mode-{m}", SLOTS, m) for m in MODES]
+    return [Backend(f"mode-{m}", free_port(), DELAY_S, f"mode-{m}", slots or SLOTS, m) for m in MODES]
 
 
 def set_maintenance(stack: BenchStack, server_id: str, enabled: bool) -> None:
@@ -192,7 +192,7 @@ def part_modes(stack: BenchStack, n: int, n_poll: int, threads: int) -> dict[str
     sync = runs["sync"]["tasks_per_s"]
     return {
         **runs,
-        "slots": SLOTS,
+        "slots": by_kind["sync"].max_concurrent,
         "backend_delay_s": DELAY_S,
         "batch_config": BATCH,
         "poll_interval_s": POLL_INTERVAL_S,

@@ -65,8 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=50, help="untimed tasks first (50)")
     p.add_argument("--slow-tasks", type=int, default=1500, help="part 2 tasks (1500: 7.5 s at the limit)")
     p.add_argument("--modes-tasks", type=int, default=2000, help="part 6 tasks, sync and batch (2000)")
+    p.add_argument("--modes-slots", type=int, default=16, help="part 6 slots of each of its servers (16)")
     p.add_argument(
-        "--modes-poll-tasks", type=int, default=200, help="part 6 tasks in poll mode (200: ~16/s at most)"
+        "--modes-poll-tasks",
+        type=int,
+        default=200,
+        help="part 6 tasks in poll mode (200: at most slots / 1 s a second)",
     )
     p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
     p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
@@ -165,7 +169,7 @@ def run_select(args: argparse.Namespace) -> dict[str, Any]:
     return {"by_algorithm": by_algorithm, "redis": data["meta"].get("redis_version")}
 
 
-def backends() -> dict[str, list[Backend]]:
+def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
     from bench.modes_part import modes_backends
 
     return {
@@ -175,7 +179,7 @@ def backends() -> dict[str, list[Backend]]:
             for i in range(SLOW_SERVERS)
         ],
         "blocked": [Backend("blocked-1", free_port(), float(BLOCK_S), "blocked", 2)],
-        "modes": modes_backends(),
+        "modes": modes_backends(modes_slots),
     }
 
 
@@ -188,7 +192,9 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
     ok = False
     env: dict[str, str] = {}
     try:
-        with BenchStack(workdir, backends(), env=env, worker_processes=args.worker_processes) as stack:
+        with BenchStack(
+            workdir, backends(args.modes_slots), env=env, worker_processes=args.worker_processes
+        ) as stack:
             results["stack"] = {
                 "web": stack.procfile["web"],
                 "worker": stack.procfile["worker"],
