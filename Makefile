@@ -29,8 +29,8 @@ lint: setup
 	$(BIN)/mypy
 	luacheck app/store/lua
 
-# The benchmark (about 7 minutes on a quiet 2-core machine): end-to-end and slow-backend
-# throughput, added latency, selection, a million records; every figure against a
-# baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
+# The benchmark (about 8 minutes on a quiet 2-core machine): end-to-end and slow-backend
+# throughput, added latency, selection, a million records, backend modes; every figure
+# against a baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
 bench: setup
 	$(BIN)/python -m bench.run

@@ -85,7 +85,11 @@ def admin_call(stack: BenchStack, method: str, path: str, body: dict[str, Any] |
     return r.json() if r.content else None
 
 
-def register_server(stack: BenchStack, backend: Any) -> None:
+def register_server(stack: BenchStack, backend: Any, **fields: Any) -> None:
+    """POST /api/servers for one benchmark backend; ``fields`` are added to the body
+    (``endpoints`` merged into the predict and health ones), e.g. ``batch={...}``."""
+    endpoints = {"predict": f"{backend.url}/predict", "health": f"{backend.url}/health"}
+    endpoints.update(fields.pop("endpoints", {}))
     admin_call(
         stack,
         "POST",
@@ -95,7 +99,8 @@ def register_server(stack: BenchStack, backend: Any) -> None:
             "name": backend.name,
             "maxConcurrent": backend.max_concurrent,
             "capabilities": [backend.capability],
-            "endpoints": {"predict": f"{backend.url}/predict", "health": f"{backend.url}/health"},
+            "endpoints": endpoints,
+            **fields,
         },
     )
 

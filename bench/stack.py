@@ -49,6 +49,8 @@ class Backend:
     delay_s: float
     capability: str
     max_concurrent: int
+    #: What the listener speaks: sync (one task per call), batch or poll.
+    kind: str = "sync"
 
     @property
     def url(self) -> str:
@@ -169,7 +171,7 @@ class BenchStack:
         self.start_worker()
         self.supervisor.start("beat", self.procfile["beat"])  # its schedule file goes to TASKFLEET_HOME
         for group, backends in self.backend_groups.items():
-            listen = " ".join(f"--listen {b.name}:{b.port}:{b.delay_s}" for b in backends)
+            listen = " ".join(f"--listen {b.name}:{b.port}:{b.delay_s}:{b.kind}" for b in backends)
             proc = self.supervisor.start(
                 f"backend-{group}", f"{sys.executable} -m bench.fast_backend {listen}"
             )
