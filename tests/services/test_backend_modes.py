@@ -352,3 +352,14 @@ def test_callback_tasks_in_a_batch_are_sent_together_and_wait_for_their_callback
     assert drain(ctx) == ["gathering", "batched"]
     assert demo.stats()["batches"] == [2]
     assert all(task(ctx, t).status is TaskStatus.PROCESSING for t in ids)
+
+
+def test_a_poll_due_within_half_a_beat_tick_is_claimed_at_this_tick(world):
+    ctx, clock, _, port = world
+    register_backend(ctx, port, endpoints=endpoints(port))
+    submit_task(ctx, mode=TaskMode.POLL, poll_interval_s=1)
+    drain(ctx)
+    clock.advance(0.4)
+    assert polling.claim_due(ctx) == 0  # due in 0.6 s: the next tick takes it
+    clock.advance(0.2)
+    assert polling.claim_due(ctx) == 1  # due in 0.4 s: this tick takes it
