@@ -5,6 +5,8 @@ COPY setup.cfg pyproject.toml README.md beat_schedule.py Procfile ./
 COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
-RUN pip install --no-cache-dir . && mkdir -p /tmp/taskfleet
+COPY client ./client
+# The CLI's API commands use the Python client (client/, its own package).
+RUN pip install --no-cache-dir ./client . && mkdir -p /tmp/taskfleet
 # Each compose service runs one Procfile entry; see docker-compose.yml.
 CMD ["taskfleet", "--help"]
