@@ -187,3 +187,24 @@ def test_poll_raises_wait_timeout_at_the_deadline_without_sleeping_past_it():
         list(poll(fetch, "t", 1.0, Backoff(), clock.sleep, lambda: clock.now))
     assert clock.now == pytest.approx(1.0) and caught.value.task.status == "PENDING"
     assert str(caught.value) == "task t is still PENDING after 1 s"
+
+
+def test_the_client_package_imports_nothing_of_the_server():
+    """It installs alone (httpx only): an import of app, workers or a server dependency
+    would break ``pip install ./client``."""
+    import ast
+    from pathlib import Path
+
+    import taskfleet_client
+
+    allowed = {"taskfleet_client", "httpx", "__future__"}
+    stdlib = {"asyncio", "builtins", "collections", "dataclasses", "datetime", "email", "functools"}
+    stdlib |= {"json", "time", "types", "typing", "urllib", "uuid"}
+    found = set()
+    for path in Path(taskfleet_client.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    assert found - allowed <= stdlib, found - allowed - stdlib
