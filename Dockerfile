@@ -5,9 +5,11 @@ COPY setup.cfg pyproject.toml README.md beat_schedule.py Procfile ./
 COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
+COPY client ./client
+# The CLI's API commands use the Python client (client/, its own package).
 # EXTRAS="[demo]" adds scikit-learn for `taskfleet demo-model` (about 275 MB more); the
 # dispatcher's own services do without it.
 ARG EXTRAS=""
-RUN pip install --no-cache-dir ".${EXTRAS}" && mkdir -p /tmp/taskfleet
+RUN pip install --no-cache-dir ./client ".${EXTRAS}" && mkdir -p /tmp/taskfleet
 # Each compose service runs one Procfile entry; see docker-compose.yml.
 CMD ["taskfleet", "--help"]

@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: run test faults lint bench setup
 
-$(BIN)/taskfleet: setup.cfg pyproject.toml
+# The Python client (client/, its own package) is installed beside taskfleet: the CLI
+# uses it and the tests exercise it. It is not in setup.cfg, where a path would be
+# looked up on the package index.
+$(BIN)/taskfleet: setup.cfg pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	$(BIN)/pip install --quiet -e ./client -e '.[dev,demo]'
 	touch $@
 
 setup: $(BIN)/taskfleet
@@ -24,8 +27,8 @@ faults: setup
 	$(BIN)/pytest -m faults || [ $$? -eq 5 ]
 
 lint: setup
-	$(BIN)/ruff check app workers tests migrations beat_schedule.py
-	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py
+	$(BIN)/ruff check app workers tests migrations beat_schedule.py client
+	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py client
 	$(BIN)/mypy
 	luacheck app/store/lua
 

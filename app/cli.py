@@ -1,4 +1,5 @@
-"""The ``taskfleet`` command: tokens, migrations, the one-machine stack, a demo backend."""
+"""The ``taskfleet`` command: tokens, migrations, the one-machine stack, a demo backend;
+and (``app.remote_cli``) submit, tasks, servers and stats against a running API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import click
 import requests
 
+from app import remote_cli
 from app.config import DEFAULT_VAR_DIR, Settings
 
 ROLE_CHOICE = click.Choice(["admin", "client", "server"])
@@ -34,6 +36,9 @@ def mint_token(settings: Settings, subject: str, roles: list[str], ttl_s: int) -
 @click.group()
 def main() -> None:
     """taskfleet: dispatch tasks to a fleet of backend servers."""
+
+
+remote_cli.register(main)
 
 
 @main.command()

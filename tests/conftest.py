@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,17 +215,26 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
     return headers
 
 
-@pytest.fixture
-def backend() -> Iterator[tuple[DemoBackend, int]]:
-    """A real HTTP backend in a thread; returns (backend, port)."""
-    demo = DemoBackend("test-backend", delay_s=0.05)
+@contextmanager
+def serving_backend(name: str = "test-backend", delay_s: float = 0.05) -> Iterator[tuple[DemoBackend, int]]:
+    """A real HTTP backend in a thread; yields (backend, port)."""
+    demo = DemoBackend(name, delay_s=delay_s)
     port = free_port()
     server = demo.serve("127.0.0.1", port)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield demo, port
-    server.shutdown()
-    server.server_close()
+    try:
+        yield demo, port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def backend() -> Iterator[tuple[DemoBackend, int]]:
+    """A real HTTP backend in a thread; returns (backend, port)."""
+    with serving_backend() as served:
+        yield served
 
 
 ROOT = Path(__file__).resolve().parent.parent

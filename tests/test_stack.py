@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 
 import pytest
+import redis as redis_lib
 import requests
 from sqlalchemy import create_engine, text
 
@@ -15,20 +17,24 @@ from tests.conftest import JWT_SECRET, ROOT
 from tests.servers import create_database
 
 
-@pytest.fixture
-def stack(request, tmp_path, postgres_url, real_redis, real_redis_client, token):
-    """The Procfile's stack; ``indirect`` parametrisation sets the worker's concurrency."""
-    real_redis_client.flushall()
-    database = create_database(postgres_url.rsplit("/", 1)[0], "taskfleet_stack")
+@contextmanager
+def running_stack(
+    home, postgres_url, redis_url, concurrency=50, flower=True, database_name="taskfleet_stack"
+):
+    """The Procfile's processes on a fresh database; yields (api URL, logs folder, Flower
+    URL or None, database URL). Other test packages start their own stack with it."""
+    with redis_lib.Redis.from_url(redis_url) as client:
+        client.flushall()
+    database = create_database(postgres_url.rsplit("/", 1)[0], database_name)
     port, flower_port = free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database,
-        "REDIS_URL": real_redis.url,
+        "REDIS_URL": redis_url,
         "JWT_SECRET_KEY": JWT_SECRET,
         "PORT": str(port),
-        "TASKFLEET_HOME": str(tmp_path),
-        "WORKER_CONCURRENCY": str(getattr(request, "param", 50)),
+        "TASKFLEET_HOME": str(home),
+        "WORKER_CONCURRENCY": str(concurrency),
         "WEB_CONCURRENCY": "1",
         "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": "ops:flower-test-pass",
@@ -37,16 +43,25 @@ def stack(request, tmp_path, postgres_url, real_redis, real_redis_client, token)
     }
     entries = read_procfile(ROOT / "Procfile")
     assert set(entries) == {"release", "web", "worker", "beat", "flower"}
-    supervisor = Supervisor(env=env, cwd=ROOT, log_dir=tmp_path / "logs")
+    supervisor = Supervisor(env=env, cwd=ROOT, log_dir=home / "logs")
     try:
         supervisor.run("release", entries["release"])
-        for name in ("web", "worker", "beat", "flower"):
+        for name in ("web", "worker", "beat") + (("flower",) if flower else ()):
             supervisor.start(name, entries[name])
         wait_for_port(port, 30)
-        wait_for_port(flower_port, 30)
-        yield f"http://127.0.0.1:{port}/api", tmp_path / "logs", f"http://127.0.0.1:{flower_port}", database
+        if flower:
+            wait_for_port(flower_port, 30)
+        flower_url = f"http://127.0.0.1:{flower_port}" if flower else None
+        yield f"http://127.0.0.1:{port}/api", home / "logs", flower_url, database
     finally:
         supervisor.stop_all()
+
+
+@pytest.fixture
+def stack(request, tmp_path, postgres_url, real_redis, real_redis_client, token):
+    """The Procfile's stack; ``indirect`` parametrisation sets the worker's concurrency."""
+    with running_stack(tmp_path, postgres_url, real_redis.url, getattr(request, "param", 50)) as started:
+        yield started
 
 
 def eval_args(text: str) -> list:

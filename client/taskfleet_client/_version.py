@@ -1,0 +1,3 @@
+"""The version of taskfleet-client (also in client/pyproject.toml)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""The asynchronous client: the same methods as :class:`~taskfleet_client.Client`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+import httpx
+
+from taskfleet_client import _http, calls
+from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.models import Algorithm, ErrorEntry, Hour, Server, ServerStats, Stats, Task, TaskPage
+from taskfleet_client.retrying import RetryPolicy, retry_after_s, retry_on_error, retry_on_status
+from taskfleet_client.waiting import Backoff, poll_async
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """:class:`~taskfleet_client.Client` on ``httpx.AsyncClient``: every method is a
+    coroutine, ``iter_tasks`` and ``watch`` are async iterators. Use it as an async
+    context manager, or await :meth:`aclose`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        backoff: Backoff | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry_policy = retry or RetryPolicy()
+        self.backoff = backoff or Backoff()
+        self._http = httpx.AsyncClient(
+            base_url=_http.api_root(base_url),
+            headers=_http.headers(token, headers),
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # Sending
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Any API request (``path`` below ``/api``); returns the answer's JSON."""
+        request = self._http.build_request(
+            method, _http.path(path), params=params, json=json, content=content, headers=headers
+        )
+        return await self._exchange(request, method.upper() in _http.IDEMPOTENT_METHODS)
+
+    async def send(self, call: Call[T]) -> T:
+        """Send one :class:`~taskfleet_client.calls.Call` and read its answer."""
+        request = self._http.build_request(
+            call.method, _http.path(call.path), params=call.params, json=call.json, headers=call.headers
+        )
+        return call.parse(await self._exchange(request, call.idempotent))
+
+    async def _exchange(self, request: httpx.Request, idempotent: bool) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_left = attempt <= self.retry_policy.retries
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                if retry_left and retry_on_error(exc, idempotent):
+                    await asyncio.sleep(self.retry_policy.delay_s(attempt, None))
+                    continue
+                raise _http.transport_error(request, exc) from exc
+            if retry_left and retry_on_status(response.status_code):
+                await response.aclose()
+                await asyncio.sleep(self.retry_policy.delay_s(attempt, retry_after_s(response.headers)))
+                continue
+            return _http.read_answer(response)
+
+    # Tasks
+
+    async def submit(self, type: str, payload: Any = None, **fields: Unpack[SubmitFields]) -> Task:
+        """Submit a task; see :meth:`Client.submit`."""
+        return await self.send(calls.submit(type, payload, fields))
+
+    async def get(self, task_id: str) -> Task:
+        return await self.send(calls.get_task(task_id))
+
+    async def list(
+        self,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page of tasks, newest first; see :meth:`Client.list`."""
+        return await self.send(calls.list_tasks(status, type, limit, cursor))
+
+    async def iter_tasks(
+        self, status: str | None = None, type: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Task]:
+        """Every task that matches, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(status, type, page_size, cursor)
+            for task in page.tasks:
+                yield task
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, task_id: str) -> Task:
+        return await self.send(calls.cancel_task(task_id))
+
+    async def retry(self, task_id: str) -> Task:
+        return await self.send(calls.retry_task(task_id))
+
+    def watch(self, task_id: str, timeout: float | None = None) -> AsyncIterator[Task]:
+        """The task each time its status or progress changes, ending with its final state."""
+        return poll_async(lambda: self.get(task_id), task_id, timeout, self.backoff)
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> Task:
+        """The task once final; ``WaitTimeout`` after ``timeout`` seconds."""
+        last: Task | None = None
+        async for task in self.watch(task_id, timeout):
+            last = task
+        assert last is not None
+        return last
+
+    # Servers (admin)
+
+    async def servers(
+        self, status: str | None = None, group: str | None = None, capability: str | None = None
+    ) -> builtins.list[Server]:
+        return await self.send(calls.list_servers(status, group, capability))
+
+    async def server(self, server_id: str) -> Server:
+        return await self.send(calls.get_server(server_id))
+
+    async def register_server(
+        self, name: str, endpoints: Mapping[str, str], **fields: Unpack[ServerFields]
+    ) -> Server:
+        return await self.send(calls.register_server(name, endpoints, fields))
+
+    async def remove_server(self, server_id: str) -> Server:
+        return await self.send(calls.remove_server(server_id))
+
+    async def set_maintenance(self, server_id: str, enabled: bool) -> Server:
+        return await self.send(calls.set_maintenance(server_id, enabled))
+
+    async def heartbeat(self, server_id: str, **load: Unpack[HeartbeatLoad]) -> Server:
+        return await self.send(calls.heartbeat(server_id, load))
+
+    # Statistics and the balancer (admin)
+
+    async def stats(self, start: datetime | str | None = None, end: datetime | str | None = None) -> Stats:
+        return await self.send(calls.stats(start, end))
+
+    async def hourly(self) -> builtins.list[Hour]:
+        return await self.send(calls.hourly())
+
+    async def server_stats(self, server_id: str) -> ServerStats:
+        return await self.send(calls.server_stats(server_id))
+
+    async def errors(self, type: str | None = None, limit: int | None = None) -> builtins.list[ErrorEntry]:
+        return await self.send(calls.errors(type, limit))
+
+    async def algorithm(self) -> Algorithm:
+        return await self.send(calls.get_algorithm())
+
+    async def set_algorithm(self, name: str) -> Algorithm:
+        return await self.send(calls.set_algorithm(name))

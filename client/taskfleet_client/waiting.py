@@ -1,0 +1,97 @@
+"""Following a task to its end.
+
+``watch`` yields a task each time its status or progress changes and stops after the
+final state; ``wait`` is its last value. Today the only source of those updates is
+polling ``GET /api/task/{id}`` with a growing interval (0.2 s up to 2 s): the API has
+no event stream yet. When it has one, a second source with the same contract (changed
+snapshots, then the final one, ``WaitTimeout`` at the deadline) plugs in under
+``watch``, and ``wait`` and the CLI's progress bar follow without a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+from taskfleet_client.errors import WaitTimeout
+from taskfleet_client.models import Task
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds between two polls: ``first_s``, then ×``factor`` each time, at most
+    ``max_s``. Short tasks are seen finishing quickly; long ones cost one request every
+    ``max_s``."""
+
+    first_s: float = 0.2
+    max_s: float = 2.0
+    factor: float = 1.5
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first_s
+        while True:
+            yield delay
+            delay = min(delay * self.factor, self.max_s)
+
+
+def changed(before: Task | None, after: Task) -> bool:
+    """Worth reporting: a first sight, or a new status or progress."""
+    return before is None or (before.status, before.progress) != (after.status, after.progress)
+
+
+def _timed_out(task_id: str, timeout_s: float | None, last: Task) -> WaitTimeout:
+    return WaitTimeout(f"task {task_id} is still {last.status} after {timeout_s:g} s", last)
+
+
+def poll(
+    fetch: Callable[[], Task],
+    task_id: str,
+    timeout_s: float | None,
+    backoff: Backoff,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Task]:
+    """Snapshots of a task by polling ``fetch`` until it is final."""
+    deadline = None if timeout_s is None else clock() + timeout_s
+    last: Task | None = None
+    for delay in backoff.delays():
+        task = fetch()
+        if changed(last, task):
+            yield task
+        last = task
+        if task.done:
+            return
+        if deadline is not None:
+            left = deadline - clock()
+            if left <= 0:
+                raise _timed_out(task_id, timeout_s, task)
+            delay = min(delay, left)
+        sleep(delay)
+
+
+async def poll_async(
+    fetch: Callable[[], Awaitable[Task]],
+    task_id: str,
+    timeout_s: float | None,
+    backoff: Backoff,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Task]:
+    """:func:`poll` for the async client."""
+    deadline = None if timeout_s is None else clock() + timeout_s
+    last: Task | None = None
+    for delay in backoff.delays():
+        task = await fetch()
+        if changed(last, task):
+            yield task
+        last = task
+        if task.done:
+            return
+        if deadline is not None:
+            left = deadline - clock()
+            if left <= 0:
+                raise _timed_out(task_id, timeout_s, task)
+            delay = min(delay, left)
+        await sleep(delay)
