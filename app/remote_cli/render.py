@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from taskfleet_client import Server, Task
+from taskfleet_client import Attempt, Server, Task
 
 #: Eight heights, lowest first; an hour with nothing shows the lowest.
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -54,6 +54,24 @@ def tasks_table(tasks: Iterable[Task]) -> Table:
     for task in tasks:
         progress = f"{task.progress}%" if task.status == "PROCESSING" else ""
         table.add_row(task.id, task.type, task.status, progress, task.server_id or "", when(task.created_at))
+    return table
+
+
+def attempts_table(attempts: Iterable[Attempt]) -> Table:
+    table = Table(
+        "#", "SERVER", "STARTED (UTC)", "ENDED (UTC)", "OUTCOME", "MS", "ERROR", box=None, pad_edge=False
+    )
+    for a in attempts:
+        duration = "" if a.duration_ms is None else str(a.duration_ms)
+        table.add_row(
+            str(a.attempt),
+            a.server_id or "",
+            when(a.started_at),
+            when(a.ended_at),
+            a.outcome or "",
+            duration,
+            a.error or "",
+        )
     return table
 
 

@@ -118,6 +118,19 @@ def show(client: Client, task_id: str) -> None:
     render.print_json(client.get(task_id).raw)
 
 
+@tasks.command("attempts")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the attempts as JSON.")
+@api_command
+def attempts(client: Client, task_id: str, as_json: bool) -> None:
+    """The task's attempts: server, start and end, outcome, duration, error."""
+    found = client.attempts(task_id)
+    if as_json:
+        render.print_json([a.raw for a in found])
+    else:
+        render.console().print(render.attempts_table(found))
+
+
 @tasks.command("wait")
 @click.argument("task_id")
 @click.option("--timeout", "timeout_s", type=float, help="Give up after this many seconds.")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from taskfleet_client.models import (
     Algorithm,
+    Attempt,
     ErrorEntry,
     Hour,
     Server,
@@ -177,6 +178,14 @@ def cancel_task(task_id: str) -> Call[Task]:
 
 def retry_task(task_id: str) -> Call[Task]:
     return Call("POST", f"/task/{_id(task_id)}/retry", Task, idempotent=False)
+
+
+def _attempts(body: Mapping[str, Any]) -> list[Attempt]:
+    return [Attempt(item) for item in body.get("items", [])]
+
+
+def task_attempts(task_id: str) -> Call[list[Attempt]]:
+    return Call("GET", f"/task/{_id(task_id)}/attempts", _attempts)
 
 
 # Servers (admin)

@@ -13,7 +13,17 @@ import httpx
 
 from taskfleet_client import _http, calls
 from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
-from taskfleet_client.models import Algorithm, ErrorEntry, Hour, Server, ServerStats, Stats, Task, TaskPage
+from taskfleet_client.models import (
+    Algorithm,
+    Attempt,
+    ErrorEntry,
+    Hour,
+    Server,
+    ServerStats,
+    Stats,
+    Task,
+    TaskPage,
+)
 from taskfleet_client.retrying import RetryPolicy, retry_after_s, retry_on_error, retry_on_status
 from taskfleet_client.waiting import Backoff, poll
 
@@ -149,6 +159,11 @@ class Client:
     def retry(self, task_id: str) -> Task:
         """Start a FAILED or TIMEOUT task again, with a fresh budget of attempts."""
         return self.send(calls.retry_task(task_id))
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        """The task's attempts, oldest first: server, start and end, outcome, error,
+        duration and the backend's metadata."""
+        return self.send(calls.task_attempts(task_id))
 
     def watch(self, task_id: str, timeout: float | None = None) -> Iterator[Task]:
         """The task each time its status or progress changes, ending with its final

@@ -267,6 +267,21 @@ class Stats(ApiObject):
     hourly_trend = many("hourlyTrend", Hour)
 
 
+class Attempt(ApiObject):
+    """One attempt of a task on a server (``GET /api/task/{id}/attempts``)."""
+
+    __slots__ = ()
+
+    attempt = integer("attempt")
+    server_id = maybe_text("serverId")
+    started_at = time("startedAt")
+    ended_at = time("endedAt")
+    outcome = maybe_text("outcome")
+    error = maybe_text("error")
+    duration_ms = maybe_integer("durationMs")
+    metadata = anything("metadata")
+
+
 class ErrorEntry(ApiObject):
     """Failures of one (error type, message) (``GET /api/errors``)."""
 

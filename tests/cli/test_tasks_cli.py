@@ -88,3 +88,13 @@ def test_cancel_reports_each_task_and_fails_if_any_failed(taskfleet):
         and again.stderr.startswith(f"error: task {task_id} ")
         and "(409)" in again.stderr
     )
+
+
+def test_tasks_attempts_lists_each_attempt_as_a_table_and_as_json(taskfleet):
+    task_id = ok(taskfleet("submit", "echo", "--payload", '{"n": 1}', "--cap", "echo")).strip()
+    ok(taskfleet("tasks", "wait", task_id))
+    table = ok(taskfleet("tasks", "attempts", task_id))
+    assert table.splitlines()[0].split()[:5] == ["#", "SERVER", "STARTED", "(UTC)", "ENDED"]
+    assert "COMPLETED" in table
+    items = json.loads(ok(taskfleet("tasks", "attempts", task_id, "--json")))
+    assert [(a["attempt"], a["outcome"]) for a in items] == [(1, "COMPLETED")]

@@ -84,3 +84,12 @@ def test_a_failed_task_is_retried_with_a_fresh_budget(alice):
     assert alice.wait(task.id, timeout=30).attempts == 2
     with pytest.raises(Conflict):
         alice.retry(alice.submit("echo", capabilities=["echo"]).id)  # not FAILED: 409
+
+
+def test_the_attempts_of_a_task_come_back_typed(alice):
+    task = alice.submit("echo", {"fail": 500}, capabilities=["echo"], max_retries=1)
+    assert alice.wait(task.id, timeout=60).status == "FAILED"
+    attempts = alice.attempts(task.id)
+    assert [a.attempt for a in attempts] == [1, 2]
+    assert all(a.outcome == "FAILED" and a.error and a.duration_ms is not None for a in attempts)
+    assert attempts[0]["serverId"] == attempts[0].server_id
