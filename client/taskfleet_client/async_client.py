@@ -147,7 +147,7 @@ class AsyncClient:
     async def retry(self, task_id: str) -> Task:
         return await self.send(calls.retry_task(task_id))
 
-    async def attempts(self, task_id: str) -> list[Attempt]:
+    async def attempts(self, task_id: str) -> builtins.list[Attempt]:
         return await self.send(calls.task_attempts(task_id))
 
     def watch(self, task_id: str, timeout: float | None = None) -> AsyncIterator[Task]:

@@ -160,7 +160,7 @@ class Client:
         """Start a FAILED or TIMEOUT task again, with a fresh budget of attempts."""
         return self.send(calls.retry_task(task_id))
 
-    def attempts(self, task_id: str) -> list[Attempt]:
+    def attempts(self, task_id: str) -> builtins.list[Attempt]:
         """The task's attempts, oldest first: server, start and end, outcome, error,
         duration and the backend's metadata."""
         return self.send(calls.task_attempts(task_id))
