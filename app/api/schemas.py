@@ -10,7 +10,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load
 
 from app.core.balancing import Algorithm
-from app.core.states import TaskMode, TaskStatus
+from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL_INTERVAL_S,
@@ -159,6 +159,28 @@ class TaskListQuery(StrictSchema):
 class TaskPage(Schema):
     items = List(Nested(TaskOut))
     next_cursor = String(data_key="nextCursor", allow_none=True)
+
+
+class TransitionOut(Schema):
+    version = Integer()
+    from_status = String(data_key="fromStatus", allow_none=True, metadata={"enum": TASK_STATUSES})
+    to_status = String(data_key="toStatus", metadata={"enum": TASK_STATUSES})
+    attempt = Integer()
+    at = String()
+
+
+class AttemptOut(Schema):
+    attempt = Integer()
+    server_id = String(data_key="serverId")
+    started_at = String(data_key="startedAt")
+    finished_at = String(data_key="finishedAt", allow_none=True)
+    outcome = String(allow_none=True, metadata={"enum": [o.value for o in AttemptOutcome]})
+    error = String(allow_none=True)
+
+
+class TaskHistoryOut(Schema):
+    transitions = List(Nested(TransitionOut))
+    attempts = List(Nested(AttemptOut))
 
 
 class CallbackQuery(StrictSchema):

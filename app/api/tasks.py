@@ -13,12 +13,13 @@ from app.api.auth import current_caller, requires
 from app.api.schemas import (
     CallbackIn,
     CallbackQuery,
+    TaskHistoryOut,
     TaskIn,
     TaskListQuery,
     TaskOut,
     TaskPage,
 )
-from app.api.views import task_view
+from app.api.views import history_view, task_view
 from app.core import signatures
 from app.core.errors import InvalidInput
 from app.core.states import TaskMode
@@ -70,6 +71,16 @@ def create_task(data: dict[str, Any]) -> Any:
 @bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
 def get_task(task_id: str) -> Any:
     return task_view(control.visible_task(ctx(), task_id, current_caller().owner_filter))
+
+
+@bp.get("/task/<task_id>/transitions")
+@requires("client", "admin")
+@bp.output(TaskHistoryOut)
+@bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
+def task_history(task_id: str) -> Any:
+    """Every state change of the task and every attempt (server, start, end, outcome,
+    error), oldest first, from the durable records."""
+    return history_view(*control.history(ctx(), task_id, current_caller().owner_filter))
 
 
 @bp.get("/tasks")

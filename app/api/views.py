@@ -9,6 +9,7 @@ from app.core.clock import iso
 from app.core.servers import Server
 from app.core.states import TaskMode
 from app.core.task import TaskState
+from app.services.control import Attempt, Transition
 from app.store.records import ServerRecord
 
 
@@ -38,6 +39,32 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
         "finished_at": iso(state.finished_ms),
+    }
+
+
+def history_view(transitions: list[Transition], attempts: list[Attempt]) -> dict[str, Any]:
+    return {
+        "transitions": [
+            {
+                "version": t.version,
+                "from_status": t.from_status,
+                "to_status": t.to_status,
+                "attempt": t.attempt,
+                "at": iso(t.at_ms),
+            }
+            for t in transitions
+        ],
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "server_id": a.server_id,
+                "started_at": iso(a.started_ms),
+                "finished_at": iso(a.finished_ms),
+                "outcome": a.outcome,
+                "error": a.error,
+            }
+            for a in attempts
+        ],
     }
 
 

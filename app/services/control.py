@@ -1,12 +1,15 @@
-"""What a task's owner (or an admin) can do to it: cancel it, retry it."""
+"""What a task's owner (or an admin) can do to it: read it and its history, cancel it,
+retry it."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from app import jobs
 from app.core.balancing import Verdict
+from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskState
@@ -39,6 +42,53 @@ def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     if state is None or (owner is not None and state.owner != owner):
         raise NotFound(f"task {task_id} not found")
     return state
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of a task, as recorded in the database."""
+
+    version: int
+    from_status: str | None
+    to_status: str
+    attempt: int
+    at_ms: int | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a task: where it ran, when, and how it ended (None while running)."""
+
+    attempt: int
+    server_id: str
+    started_ms: int | None
+    finished_ms: int | None
+    outcome: str | None
+    error: str | None
+
+
+def history(ctx: Context, task_id: str, owner: str | None) -> tuple[list[Transition], list[Attempt]]:
+    """The task's transitions and attempts from the durable records, oldest first, if
+    ``owner`` may see it (None = admin). The rows follow Redis within moments, so the
+    newest transition may show up a read later than the task's status."""
+    visible_task(ctx, task_id, owner)
+    with ctx.db.session() as session:
+        transitions = [
+            Transition(row.version, row.from_status, row.to_status, row.attempt, datetime_to_ms(row.at))
+            for row in tasks_repo.transitions_of(session, task_id)
+        ]
+        attempts = [
+            Attempt(
+                row.attempt,
+                row.server_id,
+                datetime_to_ms(row.started_at),
+                datetime_to_ms(row.finished_at),
+                row.outcome,
+                row.error,
+            )
+            for row in tasks_repo.attempts_of(session, task_id)
+        ]
+    return transitions, attempts
 
 
 def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
