@@ -126,6 +126,7 @@ class TaskIn(StrictSchema):
 class TaskOut(Schema):
     id = String()
     type = String()
+    owner = String(metadata={"description": "The subject of the token that submitted it."})
     status = String(metadata={"enum": TASK_STATUSES})
     priority = Integer()
     mode = String()
@@ -152,6 +153,11 @@ class TaskOut(Schema):
 class TaskListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(TASK_STATUSES))
     type = String(load_default=None, validate=NAME)
+    owner = String(
+        load_default=None,
+        validate=Length(min=1, max=255),
+        metadata={"description": "Only this owner's tasks; another owner than the caller is for admins."},
+    )
     limit = Integer(load_default=20, validate=Range(1, 100))
     cursor = String(load_default=None, validate=Length(max=200))
 

@@ -21,7 +21,7 @@ from app.api.schemas import (
 )
 from app.api.views import history_view, task_view
 from app.core import signatures
-from app.core.errors import InvalidInput
+from app.core.errors import Forbidden, InvalidInput
 from app.core.states import TaskMode
 from app.core.task import TaskSpec
 from app.extensions import current_context as ctx
@@ -87,10 +87,13 @@ def task_history(task_id: str) -> Any:
 @requires("client", "admin")
 @bp.input(TaskListQuery, location="query", arg_name="query")
 @bp.output(TaskPage)
-@bp.doc(**BEARER)
+@bp.doc(responses={403: "Another owner's tasks asked for without the admin role"}, **BEARER)
 def list_tasks(query: dict[str, Any]) -> Any:
+    caller, owner = current_caller(), query["owner"]
+    if owner is not None and not caller.is_admin and owner != caller.subject:
+        raise Forbidden("only an admin may list another owner's tasks")
     states, next_cursor = control.list_tasks(
-        ctx(), current_caller().owner_filter, query["status"], query["type"], query["limit"], query["cursor"]
+        ctx(), owner or caller.owner_filter, query["status"], query["type"], query["limit"], query["cursor"]
     )
     return {"items": [task_view(state) for state in states], "next_cursor": next_cursor}
 

@@ -18,6 +18,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
     return {
         "id": state.id,
         "type": spec.type,
+        "owner": state.owner,
         "status": state.status.value,
         "priority": spec.priority,
         "mode": spec.mode.value,
