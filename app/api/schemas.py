@@ -278,14 +278,22 @@ class ServerDetailOut(ServerOut):
     metrics = Nested(ServerMetricsOut)
 
 
+class ListedServerOut(ServerDetailOut):
+    """A server in a list: ``metrics`` only when asked for (its own class: apispec
+    registers a schema class once)."""
+
+
 class ServerList(Schema):
-    items = List(Nested(ServerOut))
+    items = List(Nested(ListedServerOut))
 
 
 class ServerListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(["online", "degraded", "offline", "draining"]))
     group = String(load_default=None, validate=NAME)
     capability = String(load_default=None, validate=NAME)
+    metrics = Boolean(
+        load_default=False, metadata={"description": "Add each server's live metrics, as GET /servers/{id}."}
+    )
 
 
 class HeartbeatIn(StrictSchema):
