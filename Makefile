@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test faults lint bench setup
+.PHONY: run test faults lint bench setup screenshots
 
 $(BIN)/taskfleet: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ lint: setup
 # baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
 bench: setup
 	$(BIN)/python -m bench.run
+
+# The dashboard's screenshots in docs/screenshots/ (linked from the README): the browser
+# test against a real stack saves each page there. CI=true makes a missing Chromium
+# (apt-get install chromium), Redis or Postgres an error rather than a skip.
+screenshots: setup
+	TASKFLEET_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(BIN)/pytest -p no:cacheprovider -q tests/dashboard/test_browser.py
