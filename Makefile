@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test faults lint bench setup
+.PHONY: run test faults lint bench setup screenshots
 
 # The Python client (client/, its own package) is installed beside taskfleet: the CLI
 # uses it and the tests exercise it. It is not in setup.cfg, where a path would be
@@ -37,3 +37,9 @@ lint: setup
 # against a baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
 bench: setup
 	$(BIN)/python -m bench.run
+
+# The dashboard's screenshots in docs/screenshots/ (linked from the README): the browser
+# test against a real stack saves each page there. CI=true makes a missing Chromium
+# (apt-get install chromium), Redis or Postgres an error rather than a skip.
+screenshots: setup
+	TASKFLEET_SCREENSHOTS=$(CURDIR)/docs/screenshots CI=true $(BIN)/pytest -p no:cacheprovider -q tests/dashboard/test_browser.py

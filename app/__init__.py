@@ -21,6 +21,7 @@ def create_app(
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
+    from app.dashboard import bp as dashboard
 
     settings = settings or (context.settings if context else Settings.from_env())
     settings.require_secret()
@@ -40,4 +41,5 @@ def create_app(
     register_error_handlers(app)
     for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, probes.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(dashboard)
     return app

@@ -129,6 +129,16 @@ class StatusOut(Schema):
     )
 
 
+class AlertOut(Schema):
+    alert = String(metadata={"description": "The condition's key, e.g. 'backlog' or 'no_server:gpu|'."})
+    message = String()
+    since = String(metadata={"description": "When it started firing, UTC."})
+
+
+class AlertsOut(Schema):
+    alerts = List(Nested(AlertOut))
+
+
 class ReadyOut(Schema):
     ready = Boolean()
     checks = Dict(keys=String(), values=String())

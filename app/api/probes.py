@@ -1,4 +1,4 @@
-"""Liveness, readiness and the fleet's status."""
+"""Liveness, readiness, the fleet's status and the alerts firing."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from app.api.auth import requires
-from app.api.monitoring_schemas import ReadyOut, StatusOut
+from app.api.monitoring_schemas import AlertsOut, ReadyOut, StatusOut
 from app.api.schemas import HealthOut
+from app.core.clock import iso
 from app.extensions import current_context as ctx
+from app.services import alerts as fleet_alerts
 from app.services import status as fleet_status
 
 bp = APIBlueprint("health", __name__, url_prefix="/api", tag="Health")
@@ -45,3 +47,17 @@ def ready() -> Any:
 def status() -> Any:
     """Queues, load by task type, slots, workers and the last minute's rate."""
     return fleet_status.status(ctx())
+
+
+@bp.get("/alerts")
+@requires("admin")
+@bp.output(AlertsOut)
+@bp.doc(security="BearerAuth")
+def alerts() -> Any:
+    """The alerts firing now, oldest first, as beat's last check (every 30 s) left them."""
+    return {
+        "alerts": [
+            {"alert": a["alert"], "message": a["message"], "since": iso(a["since_ms"])}
+            for a in fleet_alerts.firing_now(ctx())
+        ]
+    }

@@ -145,6 +145,7 @@ class TaskIn(StrictSchema):
 class TaskOut(Schema):
     id = String()
     type = String()
+    owner = String(metadata={"description": "The subject of the token that submitted it."})
     status = String(metadata={"enum": TASK_STATUSES})
     priority = Integer()
     mode = String()
@@ -172,6 +173,11 @@ class TaskOut(Schema):
 class TaskListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(TASK_STATUSES))
     type = String(load_default=None, validate=NAME)
+    owner = String(
+        load_default=None,
+        validate=Length(min=1, max=255),
+        metadata={"description": "Only this owner's tasks; another owner than the caller is for admins."},
+    )
     limit = Integer(load_default=20, validate=Range(1, 100))
     cursor = String(load_default=None, validate=Length(max=200))
 
@@ -179,6 +185,14 @@ class TaskListQuery(StrictSchema):
 class TaskPage(Schema):
     items = List(Nested(TaskOut))
     next_cursor = String(data_key="nextCursor", allow_none=True)
+
+
+class TransitionOut(Schema):
+    version = Integer()
+    from_status = String(data_key="fromStatus", allow_none=True, metadata={"enum": TASK_STATUSES})
+    to_status = String(data_key="toStatus", metadata={"enum": TASK_STATUSES})
+    attempt = Integer()
+    at = String()
 
 
 class AttemptOut(Schema):
@@ -194,6 +208,11 @@ class AttemptOut(Schema):
 
 class AttemptList(Schema):
     items = List(Nested(AttemptOut))
+
+
+class TaskHistoryOut(Schema):
+    transitions = List(Nested(TransitionOut))
+    attempts = List(Nested(AttemptOut))
 
 
 class CallbackQuery(StrictSchema):
@@ -304,14 +323,22 @@ class ServerDetailOut(ServerOut):
     metrics = Nested(ServerMetricsOut)
 
 
+class ListedServerOut(ServerDetailOut):
+    """A server in a list: ``metrics`` only when asked for (its own class: apispec
+    registers a schema class once)."""
+
+
 class ServerList(Schema):
-    items = List(Nested(ServerOut))
+    items = List(Nested(ListedServerOut))
 
 
 class ServerListQuery(StrictSchema):
     status = String(load_default=None, validate=OneOf(["online", "degraded", "offline", "draining"]))
     group = String(load_default=None, validate=NAME)
     capability = String(load_default=None, validate=NAME)
+    metrics = Boolean(
+        load_default=False, metadata={"description": "Add each server's live metrics, as GET /servers/{id}."}
+    )
 
 
 class StrictFraction(Float):

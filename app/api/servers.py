@@ -17,7 +17,7 @@ from app.api.schemas import (
     ServerOut,
 )
 from app.api.views import server_metrics_view, server_view
-from app.core.servers import ServerConfig
+from app.core.servers import Server, ServerConfig
 from app.core.urls import check_backend_url
 from app.extensions import current_context as ctx
 from app.services import servers
@@ -26,13 +26,16 @@ bp = APIBlueprint("servers", __name__, url_prefix="/api", tag="Servers")
 BEARER = {"security": "BearerAuth"}
 
 
-def _detail(server_id: str) -> dict[str, Any]:
+def _with_metrics(server: Server) -> dict[str, Any]:
     context = ctx()
-    server = servers.get(context, server_id)
     in_flight = servers.in_flight(context, server.id)
     view = server_view(server, in_flight)
     view["metrics"] = server_metrics_view(servers.live_state(context, server.id), in_flight)
     return view
+
+
+def _detail(server_id: str) -> dict[str, Any]:
+    return _with_metrics(servers.get(ctx(), server_id))
 
 
 @bp.post("/servers")
@@ -55,6 +58,8 @@ def register_server(data: dict[str, Any]) -> Any:
 def list_servers(query: dict[str, Any]) -> Any:
     context = ctx()
     found = servers.list_servers(context, query["status"], query["group"], query["capability"])
+    if query["metrics"]:
+        return {"items": [_with_metrics(server) for server in found]}
     return {"items": [server_view(server, servers.in_flight(context, server.id)) for server in found]}
 
 

@@ -14,14 +14,15 @@ from app.api.schemas import (
     AttemptList,
     CallbackIn,
     CallbackQuery,
+    TaskHistoryOut,
     TaskIn,
     TaskListQuery,
     TaskOut,
     TaskPage,
 )
-from app.api.views import attempt_view, task_view
+from app.api.views import attempt_view, history_view, task_view
 from app.core import signatures
-from app.core.errors import InvalidInput
+from app.core.errors import Forbidden, InvalidInput
 from app.core.states import TaskMode
 from app.core.task import TaskSpec, TaskState
 from app.extensions import current_context as ctx
@@ -92,14 +93,27 @@ def task_attempts(task_id: str) -> Any:
     return {"items": [attempt_view(attempt) for attempt in found]}
 
 
+@bp.get("/task/<task_id>/transitions")
+@requires("client", "admin")
+@bp.output(TaskHistoryOut)
+@bp.doc(responses={404: "No such task (or not yours)"}, **BEARER)
+def task_history(task_id: str) -> Any:
+    """Every state change of the task and every attempt (server, start, end, outcome,
+    error), oldest first, from the durable records."""
+    return history_view(*control.history(ctx(), task_id, current_caller().owner_filter))
+
+
 @bp.get("/tasks")
 @requires("client", "admin")
 @bp.input(TaskListQuery, location="query", arg_name="query")
 @bp.output(TaskPage)
-@bp.doc(**BEARER)
+@bp.doc(responses={403: "Another owner's tasks asked for without the admin role"}, **BEARER)
 def list_tasks(query: dict[str, Any]) -> Any:
+    caller, owner = current_caller(), query["owner"]
+    if owner is not None and not caller.is_admin and owner != caller.subject:
+        raise Forbidden("only an admin may list another owner's tasks")
     states, next_cursor = control.list_tasks(
-        ctx(), current_caller().owner_filter, query["status"], query["type"], query["limit"], query["cursor"]
+        ctx(), owner or caller.owner_filter, query["status"], query["type"], query["limit"], query["cursor"]
     )
     return {"items": [task_view(state) for state in states], "next_cursor": next_cursor}
 

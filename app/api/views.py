@@ -9,6 +9,7 @@ from app.core.clock import iso
 from app.core.servers import Server
 from app.core.states import TaskMode
 from app.core.task import TaskAttempt, TaskState
+from app.services.control import Transition
 from app.store.records import ServerRecord
 
 
@@ -19,6 +20,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
     return {
         "id": state.id,
         "type": spec.type,
+        "owner": state.owner,
         "status": state.status.value,
         "priority": spec.priority,
         "mode": spec.mode.value,
@@ -54,6 +56,22 @@ def attempt_view(attempt: TaskAttempt) -> dict[str, Any]:
         "error": attempt.error,
         "duration_ms": attempt.duration_ms,
         "metadata": attempt.metadata,
+    }
+
+
+def history_view(transitions: list[Transition], attempts: list[TaskAttempt]) -> dict[str, Any]:
+    return {
+        "transitions": [
+            {
+                "version": t.version,
+                "from_status": t.from_status,
+                "to_status": t.to_status,
+                "attempt": t.attempt,
+                "at": iso(t.at_ms),
+            }
+            for t in transitions
+        ],
+        "attempts": [attempt_view(a) for a in attempts],
     }
 
 

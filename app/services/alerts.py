@@ -75,6 +75,15 @@ def observe(ctx: Context) -> Observation:
     )
 
 
+def firing_now(ctx: Context) -> list[dict[str, Any]]:
+    """The alerts firing now (as the last check left them), oldest first."""
+    alerts = [
+        {"alert": key, "message": record.get("message"), "since_ms": int(record.get("since_ms", 0))}
+        for key, record in ctx.alerts.all().items()
+    ]
+    return sorted(alerts, key=lambda alert: (alert["since_ms"], alert["alert"]))
+
+
 def _announce(ctx: Context, status: str, key: str, message: Any, since_ms: Any) -> None:
     now = ctx.now_ms()
     (log.warning if status == "firing" else log.info)("alert %s %s: %s", key, status, message)

@@ -1,13 +1,15 @@
-"""What a task's owner (or an admin) can do to it: read it and its attempts, cancel it,
-retry it."""
+"""What a task's owner (or an admin) can do to it: read it, its attempts and its
+history, cancel it, retry it."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from app import jobs
 from app.core.balancing import Verdict
+from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
@@ -50,6 +52,30 @@ def attempts(ctx: Context, task_id: str, owner: str | None) -> list[TaskAttempt]
         if task_owner is None or (owner is not None and task_owner != owner):
             raise NotFound(f"task {task_id} not found")
         return [row_to_attempt(row) for row in tasks_repo.attempts_of(session, task_id)]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of a task, as recorded in the database."""
+
+    version: int
+    from_status: str | None
+    to_status: str
+    attempt: int
+    at_ms: int | None
+
+
+def history(ctx: Context, task_id: str, owner: str | None) -> tuple[list[Transition], list[TaskAttempt]]:
+    """The task's transitions and attempts from the durable records, oldest first, if
+    ``owner`` may see it (None = admin). The rows follow Redis within moments, so the
+    newest transition may show up a read later than the task's status."""
+    found = attempts(ctx, task_id, owner)
+    with ctx.db.session() as session:
+        transitions = [
+            Transition(row.version, row.from_status, row.to_status, row.attempt, datetime_to_ms(row.at))
+            for row in tasks_repo.transitions_of(session, task_id)
+        ]
+    return transitions, found
 
 
 def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:

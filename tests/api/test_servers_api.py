@@ -36,6 +36,17 @@ def test_register_list_filter_and_read_a_server_with_live_metrics(client, admin)
     assert client.get("/api/servers/nope", headers=admin).status_code == 404
 
 
+def test_the_list_carries_each_servers_live_metrics_when_asked(client, admin):
+    client.post("/api/servers", json=SERVER, headers=admin)
+    client.put("/api/servers/gpu-1/maintenance", json={"enabled": True}, headers=admin)
+    plain = client.get("/api/servers", headers=admin).get_json()["items"]
+    assert "metrics" not in plain[0]
+    [listed] = client.get("/api/servers?metrics=true", headers=admin).get_json()["items"]
+    detail = client.get("/api/servers/gpu-1", headers=admin).get_json()
+    assert listed == detail and listed["metrics"]["maintenance"] is True
+    assert client.get("/api/servers?metrics=false", headers=admin).get_json()["items"] == plain
+
+
 def test_re_registering_the_same_id_updates_it(client, admin):
     client.post("/api/servers", json=SERVER, headers=admin)
     updated = client.post("/api/servers", json={**SERVER, "maxConcurrent": 9}, headers=admin).get_json()

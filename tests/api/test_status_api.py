@@ -42,3 +42,21 @@ def test_status_shows_queues_load_by_type_slots_and_rate(ctx, client, auth, back
     assert status["finishedLastMinute"] == 3
     assert status["processingRate"] == 0.05
     assert set(status["queues"]) == {"dispatch", "maintenance"}
+
+
+def test_alerts_lists_what_the_last_check_left_firing_to_admins(ctx, client, auth, backend):
+    from app.services import alerts
+
+    admin = auth("root", ("admin",))
+    assert client.get("/api/alerts", headers=auth()).status_code == 403
+    assert client.get("/api/alerts", headers=admin).get_json() == {"alerts": []}
+    submit_task(ctx, capabilities=("gpu",))
+    drain(ctx)  # parked: nobody offers "gpu"
+    alerts.check(ctx)
+    [alert] = client.get("/api/alerts", headers=admin).get_json()["alerts"]
+    assert alert["alert"] == "no_server:gpu|"
+    assert "no healthy server" in alert["message"] and alert["since"].endswith("Z")
+    _, port = backend
+    register_backend(ctx, port, "g1", capabilities=("gpu",))
+    alerts.check(ctx)
+    assert client.get("/api/alerts", headers=admin).get_json() == {"alerts": []}

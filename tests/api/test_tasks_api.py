@@ -196,6 +196,22 @@ def test_list_filters_and_pages_own_tasks(client, auth):
     assert [t["id"] for t in cancelled] == [ids[0]]
 
 
+def test_admins_filter_the_list_by_owner_and_clients_only_by_themselves(client, auth):
+    mine = client.post("/api/task", json={"type": "a"}, headers=auth()).get_json()
+    theirs = client.post("/api/task", json={"type": "a"}, headers=auth("bob")).get_json()
+    assert (mine["owner"], theirs["owner"]) == ("alice", "bob")
+    admin = auth("root", ("admin",))
+    everyone = client.get("/api/tasks", headers=admin).get_json()["items"]
+    assert {t["id"] for t in everyone} == {mine["id"], theirs["id"]}
+    bobs = client.get("/api/tasks?owner=bob", headers=admin).get_json()["items"]
+    assert [(t["id"], t["owner"]) for t in bobs] == [(theirs["id"], "bob")]
+    assert client.get("/api/tasks?owner=nobody", headers=admin).get_json()["items"] == []
+    own = client.get("/api/tasks?owner=alice", headers=auth()).get_json()["items"]
+    assert [t["id"] for t in own] == [mine["id"]]
+    refused = client.get("/api/tasks?owner=bob", headers=auth())
+    assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
+
+
 def test_the_same_idempotency_key_returns_the_same_task(client, auth):
     headers = {**auth(), "Idempotency-Key": "order-42"}
     first = client.post("/api/task", json={"type": "echo"}, headers=headers)
