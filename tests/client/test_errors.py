@@ -71,7 +71,7 @@ def test_an_unknown_or_foreign_task_is_not_found(alice, fleet):
 
 def test_a_body_over_the_limit_is_payload_too_large(alice):
     with pytest.raises(PayloadTooLarge) as caught:
-        alice.submit("echo", {"blob": "x" * 1_100_000})
+        alice.submit("echo", {"blob": "x" * (32 * 1024 * 1024 + 1)})  # over MAX_BODY_BYTES
     assert caught.value.status == 413 and caught.value.error == "payload_too_large"
 
 
