@@ -24,7 +24,7 @@ from app.extensions import current_context as ctx
 from app.services import metrics
 from app.services.metrics import Snapshot
 
-bp = APIBlueprint("metrics", __name__, tag="Health")
+bp = APIBlueprint("metrics", __name__, tag="Metrics")
 
 TASK_EVENTS = ("created", "completed", "failed", "timeout", "cancelled", "retried")
 
