@@ -17,7 +17,7 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import balancer, metrics, probes, servers, stats, tasks
+    from app.api import balancer, docs_assets, metrics, probes, servers, stats, tasks
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -28,6 +28,7 @@ def create_app(
     app = APIFlask("taskfleet", title="taskfleet", version="0.1.0", docs_path="/docs")
     app.config.update(settings.flask_config())
     app.config["SPEC_FORMAT"] = "json"
+    app.config.update(docs_assets.docs_config())
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 422
     app.config["HTTP_ERROR_SCHEMA"] = ErrorOut
     app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
@@ -40,4 +41,5 @@ def create_app(
     register_error_handlers(app)
     for blueprint in (tasks.bp, servers.bp, balancer.bp, stats.bp, probes.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(docs_assets.bp)  # the files /docs loads (no CDN)
     return app
