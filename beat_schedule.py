@@ -1,8 +1,14 @@
-"""What Celery beat runs, and how often (seconds). A test checks every name is a task."""
+"""What Celery beat runs: one job, the tick, every ``TICK_EVERY_S``; the tick runs each
+maintenance routine of ``ROUTINES`` in-process once its interval (seconds) has passed
+(``app.services.routines``). Tests check every routine is known and the tick is a task.
+"""
 
 from app import jobs
 
-SCHEDULE: dict[str, float] = {
+#: Seconds between two ticks: no routine runs more often than this.
+TICK_EVERY_S = 1.0
+
+ROUTINES: dict[str, float] = {
     jobs.EXPIRE_DEADLINES: 5.0,
     jobs.DISPATCH_DUE: 1.0,
     # Polls and batches wait in Redis; these only start the due ones.
@@ -25,5 +31,5 @@ SCHEDULE: dict[str, float] = {
 
 
 def beat_schedule() -> dict[str, dict[str, object]]:
-    """``SCHEDULE`` in the shape of Celery's ``beat_schedule`` setting."""
-    return {name: {"task": name, "schedule": every_s} for name, every_s in SCHEDULE.items()}
+    """The tick, in the shape of Celery's ``beat_schedule`` setting."""
+    return {jobs.TICK: {"task": jobs.TICK, "schedule": TICK_EVERY_S}}

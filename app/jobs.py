@@ -1,5 +1,6 @@
-"""The name of every Celery job, in one place: the workers register them, beat
-schedules them, services enqueue them, Flower shows them.
+"""The name of every Celery job and maintenance routine, in one place: the workers
+register the jobs, services enqueue them, Flower shows them; beat sends the tick, which
+runs the routines.
 
 Jobs that call backends (dispatch, poll, send a batch) go to the dispatch queue;
 every other job to the maintenance queue (``app.extensions.celery_init_app`` routes
@@ -15,28 +16,36 @@ SEND_BATCH = "taskfleet.send_batch"
 #: Jobs that call backends: they run on the dispatch queue, beside dispatch jobs.
 ON_DISPATCH_QUEUE = frozenset({DISPATCH, POLL, SEND_BATCH})
 
-# Periodic jobs (``beat_schedule.py``), each idempotent: two beats are safe.
-EXPIRE_DEADLINES = "taskfleet.maintenance.expire_deadlines"
-DISPATCH_DUE = "taskfleet.maintenance.dispatch_due"
-WAKE_WAITING = "taskfleet.maintenance.wake_waiting"
-RECLAIM_SLOTS = "taskfleet.maintenance.reclaim_slots"
-RECOVER_ATTEMPTS = "taskfleet.maintenance.recover_attempts"
-RECONCILE = "taskfleet.maintenance.reconcile"
-FLUSH_STATS = "taskfleet.maintenance.flush_stats"
-CHECK_ALERTS = "taskfleet.maintenance.check_alerts"
-#: Enqueue a poll job for every poll that is due.
-POLLS_DUE = "taskfleet.maintenance.polls_due"
-#: Enqueue a send job for every batch whose oldest task has waited long enough.
-BATCHES_DUE = "taskfleet.maintenance.batches_due"
 #: Tell a server to stop a task that was cancelled while it ran there (args: task id,
 #: attempt, server id).
 CANCEL_ON_BACKEND = "taskfleet.cancel_on_backend"
-
-# Server jobs: the periodic ones fan out or sweep; the others act on one server.
-HEALTH_CHECKS = "taskfleet.servers.health_checks"
-WAKE_SERVERS = "taskfleet.servers.wake"
-CLEANUP_SERVERS = "taskfleet.servers.cleanup"
-#: Check one server's health endpoint (args: server id).
+#: Check one server's health endpoint (args: server id); the health_checks routine
+#: starts one per due server.
 HEALTH_CHECK = "taskfleet.servers.health_check"
 #: Remove an unregistered server once its drain period is over (args: server id).
 FINISH_DRAIN = "taskfleet.servers.finish_drain"
+#: Beat's one periodic job: runs the maintenance routines below that are due.
+TICK = "taskfleet.maintenance.tick"
+
+# Maintenance routines: not Celery jobs. The tick runs each in-process when its
+# interval in ``beat_schedule.ROUTINES`` has passed (``app.services.routines``); every
+# one is idempotent, so two beats are safe. Their names key that table, their claims in
+# Redis and their log lines.
+EXPIRE_DEADLINES = "expire_deadlines"
+DISPATCH_DUE = "dispatch_due"
+WAKE_WAITING = "wake_waiting"
+RECLAIM_SLOTS = "reclaim_slots"
+RECOVER_ATTEMPTS = "recover_attempts"
+RECONCILE = "reconcile"
+FLUSH_STATS = "flush_stats"
+CHECK_ALERTS = "check_alerts"
+#: Enqueue a poll job for every poll that is due.
+POLLS_DUE = "polls_due"
+#: Enqueue a send job for every batch whose oldest task has waited long enough.
+BATCHES_DUE = "batches_due"
+#: Start a health-check job for every server whose check is due.
+HEALTH_CHECKS = "health_checks"
+#: Servers whose open circuit or busy period ended take tasks again.
+WAKE_SERVERS = "wake_servers"
+#: Silent servers go offline; long-offline servers are removed.
+CLEANUP_SERVERS = "cleanup_servers"

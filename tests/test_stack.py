@@ -12,6 +12,7 @@ import redis as redis_lib
 import requests
 from sqlalchemy import create_engine, text
 
+from app import jobs
 from app.devstack import Supervisor, free_port, read_procfile, wait_for_port
 from tests.conftest import JWT_SECRET, ROOT
 from tests.servers import create_database
@@ -81,7 +82,7 @@ def wait_final(api, headers, task_id, timeout_s=30):
     raise AssertionError(f"task {task_id} not final after {timeout_s}s: {task}")
 
 
-def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, token):
+def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, token, real_redis_client):
     api, logs, flower, database = stack
     demo, backend_port = backend
     admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
@@ -110,15 +111,38 @@ def test_the_procfile_stack_completes_sync_and_callback_tasks(stack, backend, to
         assert task["status"] == "COMPLETED", task
         assert task["result"] == {"echo": {"i": i}, "server": "test-backend"}
     assert demo.stats()["max_in_flight"] <= 2
-    # Flower (basic auth) lists the dispatch tasks by name, with the task id as argument
-    assert requests.get(f"{flower}/api/tasks", timeout=5).status_code == 401
-    seen = requests.get(f"{flower}/api/tasks", auth=("ops", "flower-test-pass"), timeout=5).json()
-    dispatches = [t for t in seen.values() if t["name"] == "taskfleet.dispatch"]
-    assert {ids[0], ids[-1]} <= {eval_args(t["args"])[0] for t in dispatches}
+    check_flower(flower, ids, real_redis_client)
     check_monitoring(api, admin, ids, database)
     text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     assert "never-log-this-key" not in text and "token=" not in text and JWT_SECRET not in text
     check_transition_log_lines(text, ids)
+
+
+#: Maintenance jobs Flower may list after the stack idled for a while: none. The tick
+#: (beat's one periodic job) and the health checks it starts send no task events; with a
+#: Celery job per routine, 5 s of idling listed about 30.
+MAX_MAINTENANCE_ENTRIES = 0
+
+
+def check_flower(flower, ids, redis_client):
+    """Flower (basic auth) lists the dispatch jobs by name, with the task id as argument,
+    and no maintenance jobs, although the tick runs every second."""
+    assert requests.get(f"{flower}/api/tasks", timeout=5).status_code == 401
+
+    def listed():
+        return requests.get(f"{flower}/api/tasks", auth=("ops", "flower-test-pass"), timeout=5).json()
+
+    seen = listed()
+    dispatches = [t for t in seen.values() if t["name"] == jobs.DISPATCH]
+    assert {ids[0], ids[-1]} <= {eval_args(t["args"])[0] for t in dispatches}
+    idle_from_ms = time.time_ns() // 1_000_000
+    time.sleep(5)  # idle: beat sends five ticks, each runs the 1 s routines
+    after = listed()
+    maintenance = [t["name"] for t in after.values() if t["name"] not in jobs.ON_DISPATCH_QUEUE]
+    assert len(maintenance) <= MAX_MAINTENANCE_ENTRIES, maintenance
+    assert after.keys() == seen.keys()  # idling adds no entry at all
+    claims = [int(redis_client.get(key) or 0) for key in redis_client.keys("tf:tick:*")]
+    assert max(claims) >= idle_from_ms  # the tick ran meanwhile (a claim holds its time)
 
 
 FLUSHED_TASKS = "SELECT coalesce(sum(created), 0) FROM stats_hourly WHERE scope = 'a'"

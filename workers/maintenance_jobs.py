@@ -1,72 +1,56 @@
-"""Periodic jobs named in ``beat_schedule.py``. Each is idempotent: two beats are safe."""
+"""The tick, beat's one periodic job, with the table of maintenance routines it runs;
+and the job that asks a server to stop a cancelled task.
+
+The tick sends no task events (``send_events=False``): the worker runs with
+``--task-events`` so Flower lists the jobs done for tasks and servers, and a job a
+second would bury them.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+import beat_schedule
 from app import jobs
 from app.extensions import current_context
-from app.services import alerts, batching, control, liveness, maintenance, polling, statistics
+from app.services import alerts, batching, control, fleet_health, liveness, maintenance, polling, statistics
+from app.services.routines import Routine, run_due
+
+#: Every routine the tick can run, by name (``beat_schedule.ROUTINES`` says how often).
+ROUTINES: dict[str, Routine] = {
+    # Attempts and waits past their deadline -> retried or TIMEOUT.
+    jobs.EXPIRE_DEADLINES: maintenance.expire_deadlines,
+    # Enqueue retries whose backoff has passed.
+    jobs.DISPATCH_DUE: maintenance.dispatch_due,
+    # Start a poll job for every poll-mode attempt whose next poll is due.
+    jobs.POLLS_DUE: polling.claim_due,
+    # Start a send job for every batch whose oldest task has waited long enough.
+    jobs.BATCHES_DUE: batching.claim_due,
+    # Start waiting tasks for slots that are free (a safety net for missed wake-ups).
+    jobs.WAKE_WAITING: maintenance.wake_for_free_slots,
+    # Take back slots that no running attempt holds (a worker died holding them).
+    jobs.RECLAIM_SLOTS: maintenance.reclaim_slots,
+    # Retry elsewhere the sync attempts of workers that stopped beating (killed).
+    jobs.RECOVER_ATTEMPTS: liveness.recover_lost_attempts,
+    # Rebuild lost Redis state from the database; let the database catch up; re-enqueue orphans.
+    jobs.RECONCILE: maintenance.reconcile,
+    # Move the Redis statistics counters into the hourly rollups; recount lost hours.
+    jobs.FLUSH_STATS: statistics.flush,
+    # Failure rate, backlog, waiting tasks no healthy server serves: announce changes.
+    jobs.CHECK_ALERTS: alerts.check,
+    # Start a health-check job for every server whose check is due.
+    jobs.HEALTH_CHECKS: fleet_health.start_due_checks,
+    # Servers whose open circuit or busy period ended take tasks again.
+    jobs.WAKE_SERVERS: fleet_health.wake_servers,
+    # Silent servers go offline; long-offline servers are removed.
+    jobs.CLEANUP_SERVERS: fleet_health.cleanup_stale,
+}
 
 
-@shared_task(name=jobs.EXPIRE_DEADLINES, ignore_result=True)
-def expire_deadlines() -> int:
-    """Attempts and waits past their deadline -> retried or TIMEOUT."""
-    return maintenance.expire_deadlines(current_context())
-
-
-@shared_task(name=jobs.DISPATCH_DUE, ignore_result=True)
-def dispatch_due() -> int:
-    """Enqueue retries whose backoff has passed."""
-    return maintenance.dispatch_due(current_context())
-
-
-@shared_task(name=jobs.WAKE_WAITING, ignore_result=True)
-def wake_waiting() -> int:
-    """Start waiting tasks for slots that are free (a safety net for missed wake-ups)."""
-    return maintenance.wake_for_free_slots(current_context())
-
-
-@shared_task(name=jobs.RECLAIM_SLOTS, ignore_result=True)
-def reclaim_slots() -> int:
-    """Take back slots that no running attempt holds (a worker died holding them)."""
-    return maintenance.reclaim_slots(current_context())
-
-
-@shared_task(name=jobs.RECOVER_ATTEMPTS, ignore_result=True)
-def recover_attempts() -> int:
-    """Retry elsewhere the sync attempts of workers that stopped beating (killed)."""
-    return liveness.recover_lost_attempts(current_context())
-
-
-@shared_task(name=jobs.RECONCILE, ignore_result=True)
-def reconcile() -> dict[str, int]:
-    """Rebuild lost Redis state from the database; let the database catch up; re-enqueue orphans."""
-    return maintenance.reconcile(current_context())
-
-
-@shared_task(name=jobs.FLUSH_STATS, ignore_result=True)
-def flush_stats() -> dict[str, int]:
-    """Move the Redis statistics counters into the hourly rollups; recount lost hours."""
-    return statistics.flush(current_context())
-
-
-@shared_task(name=jobs.CHECK_ALERTS, ignore_result=True)
-def check_alerts() -> dict[str, int]:
-    """Failure rate, backlog, waiting tasks no healthy server serves: announce changes."""
-    return alerts.check(current_context())
-
-
-@shared_task(name=jobs.POLLS_DUE, ignore_result=True)
-def polls_due() -> int:
-    """Start a poll job for every poll-mode attempt whose next poll is due."""
-    return polling.claim_due(current_context())
-
-
-@shared_task(name=jobs.BATCHES_DUE, ignore_result=True)
-def batches_due() -> int:
-    """Start a send job for every batch whose oldest task has waited long enough."""
-    return batching.claim_due(current_context())
+@shared_task(name=jobs.TICK, ignore_result=True, send_events=False)
+def tick() -> dict[str, object]:
+    """Run the maintenance routines that are due; what each one that ran returned."""
+    return run_due(current_context(), ROUTINES, beat_schedule.ROUTINES)
 
 
 @shared_task(name=jobs.CANCEL_ON_BACKEND, ignore_result=True)

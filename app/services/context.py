@@ -20,6 +20,7 @@ from app.store.hot_state import TaskStateStore
 from app.store.live_counters import StatsCounters
 from app.store.poll_schedule import PollSchedule
 from app.store.redis_client import connect
+from app.store.routine_claims import RoutineClaims
 from app.store.servers_repo import EndpointCache
 from app.store.waiting_lines import WaitingLines
 from app.store.worker_presence import WorkerPresence
@@ -50,6 +51,7 @@ class Context:
     stats: StatsCounters
     workers: WorkerPresence
     alerts: ActiveAlerts
+    routine_claims: RoutineClaims
     backends: BackendClient
     tokens: CallbackTokens
     queue: DispatchQueue
@@ -84,6 +86,7 @@ def build_context(
         stats=StatsCounters(client),
         workers=WorkerPresence(client),
         alerts=ActiveAlerts(client),
+        routine_claims=RoutineClaims(client),
         backends=BackendClient(settings.connect_timeout_s),
         tokens=CallbackTokens(settings.callback_secret, clock),
         queue=queue,

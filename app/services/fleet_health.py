@@ -1,9 +1,10 @@
-"""Health checks, breaker wake-ups and stale-server cleanup (driven by beat)."""
+"""Health checks, breaker wake-ups and stale-server cleanup (driven by beat's tick)."""
 
 from __future__ import annotations
 
 import logging
 
+from app import jobs
 from app.backends import SERVER_ID_MISMATCH
 from app.core.balancing import seed_weight
 from app.core.errors import NotFound
@@ -76,8 +77,16 @@ def weight_from_metrics(live: ServerRecord) -> int:
 
 
 def due_checks(ctx: Context) -> list[str]:
-    """Claim the servers whose check is due (the beat job fans them out)."""
+    """Claim the servers whose check is due."""
     return ctx.fleet.due_health_checks(ctx.now_ms(), BATCH)
+
+
+def start_due_checks(ctx: Context) -> int:
+    """A check job for every server whose check is due (the health_checks routine)."""
+    due = due_checks(ctx)
+    for server_id in due:
+        ctx.queue.call_later(jobs.HEALTH_CHECK, [server_id])
+    return len(due)
 
 
 def wake_servers(ctx: Context) -> int:

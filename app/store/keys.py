@@ -114,3 +114,9 @@ def batch_line(batch_id: str) -> str:
 
 def lease_field(task_id: str, attempt: int) -> str:
     return f"{task_id}:{attempt}"
+
+
+def routine_claim(name: str, window: int) -> str:
+    """string with a TTL: maintenance routine ``name`` was claimed for ``window`` (the
+    number of its interval since the epoch); see app/store/routine_claims.py."""
+    return f"{PREFIX}:tick:{name}:{window}"
