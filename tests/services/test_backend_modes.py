@@ -18,7 +18,7 @@ from app.core.states import TaskMode, TaskStatus
 from app.services import attempt_calls, batching, control, liveness, maintenance, polling, state_sync
 from app.services.context import build_context
 from app.store import tasks_repo
-from tests.services.helpers import drain, register_backend, submit_task
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 @pytest.fixture
@@ -214,6 +214,21 @@ def test_an_attempt_held_by_its_poll_is_not_taken_for_lost(world):
     drain(ctx)
     clock.advance(liveness.LOST_AFTER_S + 1)
     assert liveness.recover_lost_attempts(ctx) == 0
+
+
+def test_a_poll_attempt_whose_worker_died_before_its_poll_began_is_recovered(world):
+    """Killed between the reservation (or the predict call) and the poll record: no
+    heartbeat, no poll, so it is retried like a lost sync attempt, not left to its
+    deadline."""
+    ctx, clock, _, port = world
+    register_backend(ctx, port, endpoints=endpoints(port))
+    task_id = submit_task(ctx, mode=TaskMode.POLL)
+    start_attempt(ctx, task_id)
+    assert ctx.polls.get(task_id) is None
+    clock.advance(liveness.LOST_AFTER_S + 1)
+    assert liveness.recover_lost_attempts(ctx) == 1
+    state = task(ctx, task_id)
+    assert state.status is TaskStatus.PENDING and "worker running it was lost" in state.error
 
 
 # -- cancel ---------------------------------------------------------------------------
