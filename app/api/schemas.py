@@ -164,6 +164,16 @@ class TaskOut(Schema):
     timeout = Integer()
     poll_interval = Integer(data_key="pollInterval")
     poll_max_attempts = Integer(data_key="pollMaxAttempts")
+    run_at = String(
+        data_key="runAt", allow_none=True, metadata={"description": "Not dispatched before this time."}
+    )
+    depends_on = List(
+        String(),
+        data_key="dependsOn",
+        metadata={"description": "Ids of the tasks that must be COMPLETED before it runs."},
+    )
+    job_id = String(data_key="jobId", allow_none=True, metadata={"description": "The job it belongs to."})
+    key = String(allow_none=True, metadata={"description": "Its item's key in its job, if it had one."})
     created_at = String(data_key="createdAt")
     updated_at = String(data_key="updatedAt")
     started_at = String(data_key="startedAt", allow_none=True)

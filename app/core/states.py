@@ -49,6 +49,8 @@ RETRYABLE_FINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT})
 ALLOWED_TRANSITIONS: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
     {
         (TaskStatus.WAITING, TaskStatus.PENDING),
+        (TaskStatus.WAITING, TaskStatus.SCHEDULED),  # dependencies met, start time not yet
+        (TaskStatus.WAITING, TaskStatus.FAILED),  # a dependency ended without completing
         (TaskStatus.SCHEDULED, TaskStatus.PENDING),
         (TaskStatus.PENDING, TaskStatus.PROCESSING),
         (TaskStatus.PENDING, TaskStatus.TIMEOUT),  # no server could take it in time

@@ -56,6 +56,13 @@ class TaskSpec:
     #: True in a copy without its payload (the hot state of a payload over
     #: ``HOT_PAYLOAD_MAX_BYTES``): the database holds it (``state_sync.payload_of``).
     payload_in_db: bool = False
+    #: Epoch ms before which it is not dispatched (SCHEDULED until then), if any.
+    run_at_ms: int | None = None
+    #: Ids of the tasks that must be COMPLETED before it runs (WAITING until then).
+    depends_on: tuple[str, ...] = ()
+    #: The job it was submitted in, and its item's ``key`` in that job.
+    job_id: str | None = None
+    job_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -74,6 +81,15 @@ class TaskSpec:
         }
         if self.payload_in_db:
             data["payload_in_db"] = True
+        # Only when set: most tasks have none, and the hot state stays as small as it was.
+        if self.run_at_ms is not None:
+            data["run_at_ms"] = self.run_at_ms
+        if self.depends_on:
+            data["depends_on"] = list(self.depends_on)
+        if self.job_id is not None:
+            data["job_id"] = self.job_id
+        if self.job_key is not None:
+            data["job_key"] = self.job_key
         return data
 
     @classmethod
@@ -92,6 +108,10 @@ class TaskSpec:
             poll_max_attempts=int(data.get("poll_max_attempts", DEFAULT_POLL_MAX_ATTEMPTS)),
             metadata=data.get("metadata"),
             payload_in_db=bool(data.get("payload_in_db", False)),
+            run_at_ms=None if data.get("run_at_ms") is None else int(data["run_at_ms"]),
+            depends_on=tuple(data.get("depends_on") or ()),
+            job_id=data.get("job_id"),
+            job_key=data.get("job_key"),
         )
 
     def for_hot_state(self) -> TaskSpec:

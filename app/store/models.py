@@ -55,6 +55,7 @@ class TaskRow(Base):
         Index("ix_tasks_created_at", "created_at"),
         Index("ix_tasks_status_type", "status", "type"),
         Index("ix_tasks_status_id", "status", "id"),
+        Index("ix_tasks_job_status", "job_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -74,6 +75,14 @@ class TaskRow(Base):
     poll_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     poll_max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The job the task was submitted in, and its item's ``key`` there (if it had one).
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    job_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: Not dispatched before this time (SCHEDULED until then).
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Ids of the tasks it waits for (WAITING until all are COMPLETED); the edges are
+    #: also in ``task_dependencies``, read from the other end.
+    depends_on: Mapped[list[str] | None] = mapped_column(JsonType, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -127,6 +136,53 @@ class TaskTransitionRow(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRow(Base):
+    """Many tasks submitted in one request. Its status and counts are read from its
+    tasks (``tasks.job_id``), so a task's transition never writes the job."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+        Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    total: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TaskDependencyRow(Base):
+    """An edge: ``task_id`` waits for ``depends_on_id`` to complete. Indexed from the
+    dependency's end, so a task that finishes finds its dependents without a scan."""
+
+    __tablename__ = "task_dependencies"
+    __table_args__ = (Index("ix_task_dependencies_depends_on", "depends_on_id"),)
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ConcurrencyLimitRow(Base):
+    """A cap on the running tasks of one type (``*``: all tasks): static
+    (``max_concurrent``) or scaling (``dynamic``: initial, max, step, upEverySeconds,
+    downEverySeconds). ``current`` is the cap in force; Redis holds a copy."""
+
+    __tablename__ = "concurrency_limits"
+
+    type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dynamic: Mapped[dict[str, int] | None] = mapped_column(JsonType, nullable=True)
+    current: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    change_reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ServerRow(Base):
