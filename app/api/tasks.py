@@ -37,7 +37,16 @@ def _shown(state: TaskState) -> dict[str, Any]:
     return task_view(state_sync.with_payload(ctx(), state))
 
 
-def _spec(data: dict[str, Any]) -> TaskSpec:
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key header, checked."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 255 and "\x00" not in key):
+        raise InvalidInput("Idempotency-Key must be 1-255 characters, none of them NUL")
+    return key
+
+
+def task_spec(data: dict[str, Any]) -> TaskSpec:
+    """The spec of a task body as ``TaskIn`` loaded it."""
     mode, is_async = data["mode"], data["is_async"]
     if mode is not None and is_async is not None and (mode == TaskMode.CALLBACK) != is_async:
         raise InvalidInput("async and mode disagree", {"async": is_async, "mode": mode})
@@ -65,10 +74,7 @@ def _spec(data: dict[str, Any]) -> TaskSpec:
 @bp.output(TaskOut, status_code=201, description="The task, stored and queued")
 @bp.doc(responses={200: "The task first created with this Idempotency-Key"}, **BEARER)
 def create_task(data: dict[str, Any]) -> Any:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 255 and "\x00" not in key):
-        raise InvalidInput("Idempotency-Key must be 1-255 characters, none of them NUL")
-    state, created = submit.submit(ctx(), current_caller().subject, _spec(data), key)
+    state, created = submit.submit(ctx(), current_caller().subject, task_spec(data), idempotency_key())
     return task_view(state), 201 if created else 200
 
 

@@ -10,6 +10,7 @@ from app.core.servers import Server
 from app.core.states import TaskMode
 from app.core.task import TaskAttempt, TaskState
 from app.services.control import Transition
+from app.services.jobs import Job
 from app.store.records import ServerRecord
 
 
@@ -47,6 +48,21 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),
         "finished_at": iso(state.finished_ms),
+    }
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.owner,
+        "status": job.status.value,
+        "total": job.total,
+        "task_ids": job.task_ids,
+        "counts": job.tally.counts,
+        "progress": job.progress,
+        "created_at": iso(job.created_ms),
+        "finished_at": iso(job.finished_ms),
     }
 
 

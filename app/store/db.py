@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import JSON, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -52,6 +55,41 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
         pool_recycle=3600,
         hide_parameters=True,  # statements' parameters (apiKeys, payloads) never reach logs
     )
+
+
+def _copy_field(value: Any, is_json: bool) -> str:
+    """One field of COPY's text format: \\N for NULL, backslash escapes for the rest."""
+    if value is None:
+        return "\\N"
+    if is_json:
+        text = json.dumps(value)
+    elif isinstance(value, datetime):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same columns) into ``table`` in the session's
+    transaction: with COPY on Postgres (several times faster than multi-row INSERTs for
+    thousands of rows), with executemany elsewhere."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    is_json = [isinstance(table.c[name].type, JSON) for name in names]
+    lines = (
+        "\t".join(_copy_field(row[name], js) for name, js in zip(names, is_json, strict=True)) + "\n"
+        for row in rows
+    )
+    columns = ", ".join(f'"{name}"' for name in names)
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO("".join(lines)))
 
 
 def dialect_insert(dialect: str) -> Any:

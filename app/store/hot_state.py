@@ -60,13 +60,24 @@ class TaskStateStore:
     def put_if_absent(self, state: TaskState, new: bool = False) -> bool:
         """Write ``state`` unless Redis already holds this task; True if written. A
         ``new`` task is also counted as created in the statistics."""
+        with redis_errors():
+            written = self._hydrate(self._hydrate_call(state, new))
+        return bool(written)
+
+    def put_many_if_absent(self, states: list[TaskState], new: bool = False) -> int:
+        """``put_if_absent`` for many tasks, pipelined; how many were written."""
+        with redis_errors():
+            answers = self._hydrate.run_many([self._hydrate_call(state, new) for state in states])
+        return sum(1 for written in answers if written)
+
+    def _hydrate_call(self, state: TaskState, new: bool) -> HydrateCall:
         deadline = ""
         if state.status is TaskStatus.PROCESSING:
             deadline = str((state.started_ms or state.updated_ms) + state.spec.timeout_s * 1000)
         elif state.status is TaskStatus.PENDING:
             deadline = str(state.updated_ms + state.spec.timeout_s * 1000)
         ttl_ms = self.finished_ttl_ms if is_final(state.status) else 0
-        call = HydrateCall(
+        return HydrateCall(
             task=keys.task(state.id),
             deadlines=keys.DEADLINES,
             stats=keys.STATS_LIVE,
@@ -76,9 +87,6 @@ class TaskStateStore:
             created_ms=str(state.created_ms),
             fields=TaskRecord(state).to_hash(),
         )
-        with redis_errors():
-            written = self._hydrate(call)
-        return bool(written)
 
     def transition(
         self,

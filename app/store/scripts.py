@@ -56,6 +56,29 @@ class Script:
         except NoScriptError:
             return self.client.eval(self.text, len(keys), *keys, *args)
 
+    def run_many(self, calls: list[ScriptCall], chunk: int = 1000) -> list[Any]:
+        """Run the script once per call, pipelined ``chunk`` at a time; the answers in
+        order. Calls the server answered NOSCRIPT (its cache was flushed) run again with
+        EVAL, one by one."""
+        answers: list[Any] = []
+        for start in range(0, len(calls), chunk):
+            part = calls[start : start + chunk]
+            with self.client.pipeline(transaction=False) as pipe:
+                for call in part:
+                    if type(call) is not self.call_type:
+                        raise TypeError(f"{self.name} takes a {self.call_type.__name__}")
+                    keys, args = call.keys(), call.args()
+                    pipe.evalsha(self.sha, len(keys), *keys, *args)
+                replies = pipe.execute(raise_on_error=False)
+            for call, reply in zip(part, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    keys, args = call.keys(), call.args()
+                    reply = self.client.eval(self.text, len(keys), *keys, *args)
+                elif isinstance(reply, Exception):
+                    raise reply
+                answers.append(reply)
+        return answers
+
 
 def load(client: redis.Redis, name: str) -> Script:
     """The script ``lua/<name>.lua`` bound to ``client`` (no round trip); it is called

@@ -19,8 +19,8 @@ from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import DEFAULT_POLL_INTERVAL_S, DEFAULT_POLL_MAX_ATTEMPTS, TaskAttempt, TaskSpec, TaskState
-from app.store.db import Database, dialect_insert
-from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
+from app.store.db import Database, bulk_insert, dialect_insert
+from app.store.models import TaskAttemptRow, TaskDependencyRow, TaskRow, TaskTransitionRow
 
 
 def row_to_state(row: TaskRow) -> TaskState:
@@ -122,6 +122,62 @@ def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> 
         **_transition_params(state, None, state.created_ms),
     }
     _run(db, _insert_statements(db.engine.dialect.name), params)
+
+
+def task_row_values(state: TaskState, idempotency_key: str | None = None) -> dict[str, Any]:
+    """A new task's row, column by column."""
+    spec = state.spec
+    return {
+        "id": state.id,
+        "owner": state.owner,
+        "type": spec.type,
+        "priority": spec.priority,
+        "payload": spec.payload,
+        "metadata": spec.metadata,
+        "capabilities": list(spec.capabilities),
+        "mode": spec.mode.value,
+        "region": spec.region,
+        "server_group": spec.group,
+        "max_retries": spec.max_retries,
+        "timeout_s": spec.timeout_s,
+        "poll_interval_s": spec.poll_interval_s,
+        "poll_max_attempts": spec.poll_max_attempts,
+        "idempotency_key": idempotency_key,
+        "job_id": spec.job_id,
+        "job_key": spec.job_key,
+        "run_at": ms_to_datetime(spec.run_at_ms),
+        "depends_on": list(spec.depends_on) or None,
+        "created_at": ms_to_datetime(state.created_ms),
+        **_snapshot_columns(state),
+    }
+
+
+def insert_many(session: Session, states: list[TaskState], edges: Iterable[tuple[str, str]] = ()) -> None:
+    """Store new tasks, their first transitions and their dependency edges (task id,
+    dependency id) in the session's transaction: a few multi-row INSERTs for them all."""
+    if not states:
+        return
+    bulk_insert(session, TaskRow.__table__, [task_row_values(state) for state in states])
+    bulk_insert(
+        session,
+        TaskTransitionRow.__table__,
+        [
+            {
+                "task_id": state.id,
+                "version": state.version,
+                "from_status": None,
+                "to_status": state.status.value,
+                "attempt": state.attempt,
+                "at": ms_to_datetime(state.created_ms),
+            }
+            for state in states
+        ],
+    )
+    bulk_insert(
+        session,
+        TaskDependencyRow.__table__,
+        [{"task_id": task_id, "depends_on_id": dep} for task_id, dep in edges],
+    )
 
 
 def find_by_idempotency_key(session: Session, owner: str, key: str) -> TaskRow | None:

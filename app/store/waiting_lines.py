@@ -61,6 +61,29 @@ class WaitingLines:
             if known is not None and pid not in known:
                 known[pid] = _parse_profile(text)
 
+    def park_many(self, entries: list[tuple[str, Sequence[str], str | None, float]]) -> None:
+        """``park`` for many (task id, capabilities, group, score): one ZADD per profile."""
+        lines: dict[str, dict[str, float]] = {}
+        texts: dict[str, str] = {}
+        for task_id, capabilities, group, score in entries:
+            pid = profile_id(capabilities, group)
+            texts.setdefault(pid, _profile_text(capabilities, group))
+            lines.setdefault(pid, {})[task_id] = score
+        if not lines:
+            return
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.WAITING_PROFILES, mapping=texts)
+            for pid, members in lines.items():
+                items = list(members.items())
+                for start in range(0, len(items), 5000):
+                    pipe.zadd(keys.waiting(pid), dict(items[start : start + 5000]))
+            pipe.execute()
+        with self._lock:
+            known = self._profiles.get("all")
+            if known is not None:
+                for pid, text in texts.items():
+                    known.setdefault(pid, _parse_profile(text))
+
     def which_contain(self, entries: list[tuple[str, Sequence[str], str | None]]) -> list[bool]:
         """For each (task id, capabilities, group): is the task in its profile's waiting
         line? (One round trip.)"""

@@ -1,0 +1,220 @@
+"""Jobs: many tasks submitted in one request, read and cancelled together.
+
+Accepting a job costs a few statements, not a few per task: the rows go in multi-row
+INSERTs in one transaction, the hot state in pipelined script calls, and the tasks wait
+in their waiting lines (one ZADD per requirement profile) instead of each getting a
+Celery message: the free slots wake as many as they can take, and every freed slot wakes
+the next, as for any task that found no server."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from sqlalchemy.exc import IntegrityError
+
+from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from app.core.ids import ordered_ids
+from app.core.job_status import JobStatus, job_status, progress
+from app.core.states import TaskStatus
+from app.core.task import TaskSpec, TaskState, waiting_score
+from app.services import control, statistics, waiting
+from app.services.context import Context
+from app.store import jobs_repo, tasks_repo
+from app.store.jobs_repo import JobTally
+from app.store.models import JobRow
+
+log = logging.getLogger("taskfleet.jobs")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    owner: str
+    name: str | None
+    total: int
+    created_ms: int
+    cancelled_ms: int | None
+    tally: JobTally
+    #: In item order; None where a listing leaves them out.
+    task_ids: list[str] | None = None
+
+    @property
+    def status(self) -> JobStatus:
+        return job_status(self.tally.counts, self.total, self.cancelled_ms is not None)
+
+    @property
+    def progress(self) -> int:
+        return progress(self.tally.counts, self.total)
+
+    @property
+    def finished_ms(self) -> int | None:
+        if self.cancelled_ms is not None:
+            return self.cancelled_ms
+        return self.tally.last_finished_ms if self.status is not JobStatus.RUNNING else None
+
+
+def _job(row: JobRow, tally: JobTally, task_ids: list[str] | None) -> Job:
+    return Job(
+        id=row.id,
+        owner=row.owner,
+        name=row.name,
+        total=row.total,
+        created_ms=datetime_to_ms(row.created_at) or 0,
+        cancelled_ms=jobs_repo.cancelled_ms(row),
+        tally=tally,
+        task_ids=task_ids,
+    )
+
+
+def submit(
+    ctx: Context,
+    owner: str,
+    name: str | None,
+    specs: list[TaskSpec],
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Store a job and all its tasks, or nothing (a bad item refuses the whole job).
+    Returns (job, created); the same owner and ``idempotency_key`` return the first job."""
+    if idempotency_key:
+        existing = _by_idempotency_key(ctx, owner, idempotency_key)
+        if existing is not None:
+            return existing, False
+    _check_keys(specs)
+    now = ctx.now_ms()
+    job_id = str(uuid.uuid4())
+    states = [
+        TaskState(
+            id=task_id,
+            owner=owner,
+            spec=replace(spec, job_id=job_id),
+            status=TaskStatus.PENDING,
+            version=1,
+            created_ms=now,
+            updated_ms=now,
+        )
+        for task_id, spec in zip(ordered_ids(now, len(specs)), specs, strict=True)
+    ]
+    row = JobRow(
+        id=job_id,
+        owner=owner,
+        name=name,
+        total=len(states),
+        idempotency_key=idempotency_key,
+        created_at=ms_to_datetime(now),
+    )
+    try:
+        with ctx.db.session() as session:
+            jobs_repo.insert(session, row)
+            tasks_repo.insert_many(session, states)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = _by_idempotency_key(ctx, owner, idempotency_key)
+        assert existing is not None, "unique violation without the conflicting job"
+        return existing, False
+    _start(ctx, states)
+    log.info("job %s accepted: %d tasks", job_id, len(states), extra={"job_id": job_id})
+    counts = {TaskStatus.PENDING.value: len(states)}
+    return _job(row, JobTally(counts), [state.id for state in states]), True
+
+
+def _check_keys(specs: list[TaskSpec]) -> None:
+    """Item keys are unique within the job."""
+    first: dict[str, int] = {}
+    bad: dict[str, dict[str, list[str]]] = {}
+    for index, spec in enumerate(specs):
+        if spec.job_key is None:
+            continue
+        if spec.job_key in first:
+            bad[str(index)] = {"key": [f"already the key of item {first[spec.job_key]}"]}
+        else:
+            first[spec.job_key] = index
+    if bad:
+        raise InvalidInput("item keys must be unique within a job", {"tasks": bad})
+
+
+def _start(ctx: Context, states: list[TaskState]) -> None:
+    """The job is durable: give its PENDING tasks hot state, line them up, and wake as
+    many as the fleet has free slots. If Redis fails here the answer is still 201: the
+    orphan sweep finds PENDING tasks that are in no line."""
+    pending = [state for state in states if state.status is TaskStatus.PENDING]
+    try:
+        ctx.tasks.put_many_if_absent(pending, new=True)
+        ctx.waiting.park_many(
+            [
+                (s.id, s.spec.capabilities, s.spec.group, waiting_score(s.spec.priority, s.created_ms))
+                for s in pending
+            ]
+        )
+        waiting.wake_for_free_slots(ctx)
+    except StoreUnavailable:
+        log.warning("job tasks stored but not lined up; the orphan sweep will pick them up")
+        for state in pending:
+            statistics.mark_missed(ctx, state.created_ms)
+
+
+def _by_idempotency_key(ctx: Context, owner: str, key: str) -> Job | None:
+    with ctx.db.session() as session:
+        row = jobs_repo.find_by_idempotency_key(session, owner, key)
+        if row is None:
+            return None
+        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
+
+
+def _visible_row(ctx: Context, job_id: str, owner: str | None) -> JobRow:
+    with ctx.db.session() as session:
+        row = jobs_repo.get(session, job_id)
+    if row is None or (owner is not None and row.owner != owner):
+        raise NotFound(f"job {job_id} not found")
+    return row
+
+
+def get(ctx: Context, job_id: str, owner: str | None) -> Job:
+    """The job with live counts, if ``owner`` may see it (None: an admin)."""
+    row = _visible_row(ctx, job_id, owner)
+    with ctx.db.session() as session:
+        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
+
+
+def list_jobs(
+    ctx: Context, owner: str | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """A page of jobs ``owner`` may see, newest first, with their counts."""
+    with ctx.db.session() as session:
+        rows, next_cursor = jobs_repo.list_jobs(session, owner, limit, cursor)
+        tallies = jobs_repo.tallies(session, [row.id for row in rows])
+    return [_job(row, tallies[row.id], None) for row in rows], next_cursor
+
+
+def tasks(
+    ctx: Context, job_id: str, owner: str | None, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[TaskState], str | None]:
+    """A page of the job's tasks in item order; the cursor is the last id returned."""
+    _visible_row(ctx, job_id, owner)
+    with ctx.db.session() as session:
+        rows, next_cursor = jobs_repo.tasks_page(
+            session, job_id, TaskStatus(status) if status else None, limit, cursor
+        )
+        return [tasks_repo.row_to_state(r) for r in rows], next_cursor
+
+
+def cancel(ctx: Context, job_id: str, owner: str | None) -> Job:
+    """Mark the job cancelled and cancel each of its unfinished tasks (as
+    ``POST /api/task/{id}/cancel`` would). Cancelling again finishes what a first call
+    cut short."""
+    row = _visible_row(ctx, job_id, owner)
+    with ctx.db.session() as session:
+        jobs_repo.mark_cancelled(session, job_id, jobs_repo.at(ctx.now_ms()))
+        unfinished = jobs_repo.unfinished_task_ids(session, job_id)
+    cancelled = 0
+    for task_id in unfinished:
+        try:
+            control.cancel(ctx, task_id, None)
+            cancelled += 1
+        except (Conflict, NotFound):
+            continue  # finished meanwhile
+    log.info("job %s cancelled: %d tasks", job_id, cancelled, extra={"job_id": job_id})
+    return get(ctx, row.id, None)
