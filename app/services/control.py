@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from app import jobs
 from app.core.balancing import Verdict
 from app.core.clock import datetime_to_ms
-from app.core.errors import BackendError, NotFound
+from app.core.errors import BackendError, Conflict, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
 from app.services import state_sync, waiting
@@ -143,3 +143,41 @@ def retry(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     )
     ctx.queue.enqueue(task_id, state.attempt)
     return state
+
+
+def cancel_many(ctx: Context, task_ids: list[str]) -> int:
+    """``cancel`` for many tasks the caller may see: the PENDING ones (most of a big
+    job's, waiting in line) moved together, pipelined in Redis and in one UPDATE and
+    one INSERT in the database; the rest (running, scheduled, waiting, or gone from
+    Redis) one by one. How many were cancelled; tasks already final are skipped."""
+    now = ctx.now_ms()
+    states = ctx.tasks.get_many(task_ids)
+    together = [(s.id, s.attempt) for s in states if s is not None and s.status is TaskStatus.PENDING]
+    one_by_one = [
+        task_id
+        for task_id, s in zip(task_ids, states, strict=True)
+        if s is None or s.status is not TaskStatus.PENDING
+    ]
+    moved: list[TaskState] = []
+    if together:
+        results = ctx.tasks.transition_many(
+            together, [TaskStatus.PENDING], TaskStatus.CANCELLED, now, finished_ms=now
+        )
+        for (task_id, _), result in zip(together, results, strict=True):
+            if isinstance(result, TaskState):
+                moved.append(result)
+            else:  # it moved meanwhile (started, or its hot state went): the long way
+                one_by_one.append(task_id)
+        # Until these writes are done the tasks are in Redis's unsynced set: reconcile
+        # writes whatever a failure here leaves behind.
+        tasks_repo.follow_many(ctx.db, moved)
+        ctx.tasks.mark_many_synced(moved)
+    cancelled = len(moved)
+    for task_id in one_by_one:
+        try:
+            cancel(ctx, task_id, None)
+            cancelled += 1
+        except (Conflict, NotFound):
+            continue  # already final, or gone
+    log.info("cancelled %d tasks (%d together)", cancelled, len(moved))
+    return cancelled

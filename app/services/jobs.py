@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.exc import IntegrityError
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
-from app.core.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from app.core.errors import InvalidInput, NotFound, StoreUnavailable
 from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
 from app.core.states import TaskStatus
@@ -209,12 +209,6 @@ def cancel(ctx: Context, job_id: str, owner: str | None) -> Job:
     with ctx.db.session() as session:
         jobs_repo.mark_cancelled(session, job_id, jobs_repo.at(ctx.now_ms()))
         unfinished = jobs_repo.unfinished_task_ids(session, job_id)
-    cancelled = 0
-    for task_id in unfinished:
-        try:
-            control.cancel(ctx, task_id, None)
-            cancelled += 1
-        except (Conflict, NotFound):
-            continue  # finished meanwhile
+    cancelled = control.cancel_many(ctx, unfinished)
     log.info("job %s cancelled: %d tasks", job_id, cancelled, extra={"job_id": job_id})
     return get(ctx, row.id, None)

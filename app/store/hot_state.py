@@ -29,6 +29,19 @@ def _flat(pairs: Iterable[Any]) -> dict[str, str]:
     return dict(zip(items[::2], items[1::2], strict=True))
 
 
+def _transitioned(task_id: str, target: TaskStatus, reply: Any) -> TaskState:
+    """The new state from ``task_transition.lua``'s reply, or the error it means."""
+    code = int(reply[0])
+    if code == -1:
+        raise HotStateMissing(task_id)
+    if code == 0:
+        raise Conflict(
+            f"task {task_id} is {reply[1]} at attempt {reply[2]}; cannot become {target}",
+            current_status=reply[1],
+        )
+    return TaskRecord.from_hash(_flat(reply[1])).state
+
+
 class TaskStateStore:
     """Reads and compare-and-sets the hot state of tasks."""
 
@@ -103,7 +116,50 @@ class TaskStateStore:
         how the running attempt ended, if it did). Returns the new state; raises
         ``Conflict`` when the task is elsewhere and ``HotStateMissing`` when Redis has no
         copy of it."""
-        call = TransitionCall(
+        call = self._transition_call(
+            task_id, sources, target, now_ms, expect_attempt, attempt_outcome, fields
+        )
+        with redis_errors():
+            reply = self._transition(call)
+        return _transitioned(task_id, target, reply)
+
+    def transition_many(
+        self,
+        moves: list[tuple[str, int]],
+        sources: Iterable[TaskStatus],
+        target: TaskStatus,
+        now_ms: int,
+        **fields: Any,
+    ) -> list[TaskState | Exception]:
+        """``transition`` of each (task id, expected attempt) in ``moves`` with the same
+        fields, pipelined; per task the new state, or the ``Conflict`` /
+        ``HotStateMissing`` that ``transition`` would have raised."""
+        sources = tuple(sources)
+        calls = [
+            self._transition_call(task_id, sources, target, now_ms, attempt, "", fields)
+            for task_id, attempt in moves
+        ]
+        with redis_errors():
+            replies = self._transition.run_many(calls)
+        out: list[TaskState | Exception] = []
+        for (task_id, _), reply in zip(moves, replies, strict=True):
+            try:
+                out.append(_transitioned(task_id, target, reply))
+            except (Conflict, HotStateMissing) as exc:
+                out.append(exc)
+        return out
+
+    def _transition_call(
+        self,
+        task_id: str,
+        sources: Iterable[TaskStatus],
+        target: TaskStatus,
+        now_ms: int,
+        expect_attempt: int | None,
+        attempt_outcome: str,
+        fields: dict[str, Any],
+    ) -> TransitionCall:
+        return TransitionCall(
             task=keys.task(task_id),
             deadlines=keys.DEADLINES,
             stats=keys.STATS_LIVE,
@@ -117,17 +173,6 @@ class TaskStateStore:
             attempt_outcome=attempt_outcome,
             fields=TaskRecord.patch(**fields),
         )
-        with redis_errors():
-            reply = self._transition(call)
-        code = int(reply[0])
-        if code == -1:
-            raise HotStateMissing(task_id)
-        if code == 0:
-            raise Conflict(
-                f"task {task_id} is {reply[1]} at attempt {reply[2]}; cannot become {target}",
-                current_status=reply[1],
-            )
-        return TaskRecord.from_hash(_flat(reply[1])).state
 
     def schedule(self, task_id: str, due_ms: int) -> None:
         """Dispatch this PENDING task again at ``due_ms`` (a retry's backoff)."""
@@ -165,18 +210,22 @@ class TaskStateStore:
         """The database holds ``state``: out of the unsynced set (a finished task's hash
         expires from now), unless the task has moved on since."""
         with redis_errors():
-            return bool(
-                self._synced(
-                    SyncedCall(
-                        task=keys.task(state.id),
-                        unsynced=keys.UNSYNCED,
-                        version=state.version,
-                        ttl_ms=self.finished_ttl_ms,
-                        task_id=state.id,
-                        final_statuses=_FINAL_STATUSES_ARG,
-                    )
-                )
-            )
+            return bool(self._synced(self._synced_call(state)))
+
+    def mark_many_synced(self, states: list[TaskState]) -> None:
+        """``mark_synced`` for each of ``states``, pipelined."""
+        with redis_errors():
+            self._synced.run_many([self._synced_call(state) for state in states])
+
+    def _synced_call(self, state: TaskState) -> SyncedCall:
+        return SyncedCall(
+            task=keys.task(state.id),
+            unsynced=keys.UNSYNCED,
+            version=state.version,
+            ttl_ms=self.finished_ttl_ms,
+            task_id=state.id,
+            final_statuses=_FINAL_STATUSES_ARG,
+        )
 
     def heartbeat(self, task_id: str, attempt: int, ttl_s: int) -> None:
         """Say this attempt's worker is alive for the next ``ttl_s`` seconds."""

@@ -247,6 +247,31 @@ def follow(
         return bool(_run(db, statements, params))
 
 
+def follow_many(db: Database, states: list[TaskState]) -> None:
+    """``follow`` for many transitions that neither start nor end an attempt (e.g.
+    PENDING -> CANCELLED): one UPDATE and one INSERT, each executed for them all."""
+    if not states:
+        return
+    dialect = db.engine.dialect.name
+    tasks = TaskRow.__table__
+    task = _binds("task", tasks, ["id", *_SNAPSHOT])
+    advance = (
+        update(tasks).where(tasks.c.id == task.pop("id"), tasks.c.version < task["version"]).values(task)
+    )
+    rows = [
+        {
+            **{
+                f"task__{name}": value for name, value in {"id": state.id, **_snapshot_columns(state)}.items()
+            },
+            **_transition_params(state, state.from_status, state.updated_ms),
+        }
+        for state in states
+    ]
+    with db.write_connection() as conn:
+        conn.execute(advance, rows)
+        conn.execute(_record(dialect), rows)
+
+
 def _was_stale(exc: StoreUnavailable) -> bool:
     cause = exc.__cause__
     return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)

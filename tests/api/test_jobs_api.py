@@ -3,10 +3,12 @@
 import pytest
 
 from app.core.ids import ordered_ids
-from app.store import jobs_repo
-from app.store.models import JobRow, TaskRow
+from app.core.states import TaskStatus
+from app.services import state_sync
+from app.store import jobs_repo, tasks_repo
+from app.store.models import JobRow, TaskRow, TaskTransitionRow
 from tests.api.test_tasks_api import live, register  # noqa: F401 (a fixture)
-from tests.services.helpers import drain
+from tests.services.helpers import drain, register_backend
 
 
 def post_job(client, auth, body, **headers):
@@ -178,3 +180,41 @@ def test_job_tallies_read_counts_in_one_query(ctx, client, auth):
         tallies = jobs_repo.tallies(s, [a, b, "none"])
     assert tallies[a].counts == {"PENDING": 2} and tallies[b].counts == {"PENDING": 3}
     assert tallies["none"].counts == {} and tallies[a].unfinished == 2
+
+
+def test_cancelling_a_job_moves_waiting_tasks_together_and_the_rest_one_by_one(client, auth, ctx, backend):
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=1)
+    job = post_job(client, auth, {"tasks": [{"type": "echo", "capabilities": ["echo"]}] * 5}).get_json()
+    ids = job["taskIds"]
+    woken = ctx.queue.take()
+    assert [task_id for task_id, _, _ in woken] == [ids[0]]
+    # The first holds the one slot (PROCESSING, not called); another finished already.
+    ctx.waiting.take(list(ctx.waiting.profiles()), 5)
+    assert ctx.fleet.reserve(ids[0], 1, ("echo",), now_ms=ctx.now_ms()) == "s1"
+    state_sync.apply(
+        ctx,
+        ids[0],
+        [TaskStatus.PENDING],
+        TaskStatus.PROCESSING,
+        expect_attempt=0,
+        attempt=1,
+        server_id="s1",
+        started_ms=ctx.now_ms(),
+    )
+    client.post(f"/api/task/{ids[4]}/cancel", headers=auth())
+    body = client.post(f"/api/jobs/{job['id']}/cancel", headers=auth()).get_json()
+    assert body["counts"] == {"CANCELLED": 5} and body["status"] == "CANCELLED"
+    for task_id in ids:
+        hot = ctx.tasks.get(task_id)
+        assert hot.status is TaskStatus.CANCELLED and hot.finished_ms is not None
+        with ctx.db.session() as s:
+            row = tasks_repo.get_row(s, task_id)
+            assert row.status == "CANCELLED" and row.version == hot.version
+            steps = [t.to_status for t in tasks_repo.transitions_of(s, task_id)]
+        assert steps[-1] == "CANCELLED" and steps.count("CANCELLED") == 1
+    assert ctx.tasks.unsynced(100) == []
+    with ctx.db.session() as s:
+        attempt = tasks_repo.attempts_of(s, ids[0])[0]
+        assert attempt.outcome == "CANCELLED"
+        assert s.query(TaskTransitionRow).filter_by(to_status="CANCELLED").count() == 5
