@@ -133,7 +133,7 @@ def _check_keys(specs: list[TaskSpec]) -> None:
         else:
             first[spec.job_key] = index
     if bad:
-        raise InvalidInput("item keys must be unique within a job", {"tasks": bad})
+        raise InvalidInput("item keys must be unique within a job", {"json": {"tasks": bad}})
 
 
 def _start(ctx: Context, states: list[TaskState]) -> None:

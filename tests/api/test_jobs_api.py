@@ -81,7 +81,7 @@ def test_one_bad_item_refuses_the_whole_job_naming_each_bad_index(client, auth, 
 def test_duplicate_item_keys_are_422(client, auth, ctx):
     r = post_job(client, auth, {"tasks": [{"type": "echo", "key": "a"}, {"type": "echo", "key": "a"}]})
     assert r.status_code == 422
-    assert set(r.get_json()["details"]["tasks"]) == {"1"}
+    assert set(r.get_json()["details"]["json"]["tasks"]) == {"1"}
     with ctx.db.session() as s:
         assert s.query(TaskRow).count() == 0
 
