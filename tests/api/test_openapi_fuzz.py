@@ -62,7 +62,12 @@ OPERATIONS = [
     },
     # Schema-valid requests that break a rule JSON Schema cannot state are a 422: an
     # opaque page cursor the API never issued, a backend URL on a link-local or metadata
-    # address, a statistics range whose start is not before its end.
+    # address, a statistics range whose start is not before its end, two job items with
+    # one key.
+    {
+        "include-path": "/api/jobs",
+        "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+    },
     {
         "include-path": "/api/tasks",
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
