@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test faults lint bench setup screenshots
+.PHONY: run test faults soak lint bench setup screenshots
 
 # The Python client (client/, its own package) is installed beside taskfleet: the CLI
 # uses it and the tests exercise it. It is not in setup.cfg, where a path would be
@@ -25,6 +25,10 @@ test: setup
 # pytest exits 5 when no test is selected; that is not a failure here.
 faults: setup
 	$(BIN)/pytest -m faults || [ $$? -eq 5 ]
+
+# Long runs on the real stack (a 10,000-task job to the end); CI runs them too.
+soak: setup
+	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
 
 lint: setup
 	$(BIN)/ruff check app workers tests migrations beat_schedule.py client

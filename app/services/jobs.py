@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
-from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, NotFound, StoreUnavailable
 from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
@@ -23,8 +22,7 @@ from app.core.task import TaskSpec, TaskState, waiting_score
 from app.services import control, statistics, waiting
 from app.services.context import Context
 from app.store import jobs_repo, tasks_repo
-from app.store.jobs_repo import JobTally
-from app.store.models import JobRow
+from app.store.jobs_repo import JobRecord, JobTally
 
 log = logging.getLogger("taskfleet.jobs")
 
@@ -56,14 +54,14 @@ class Job:
         return self.tally.last_finished_ms if self.status is not JobStatus.RUNNING else None
 
 
-def _job(row: JobRow, tally: JobTally, task_ids: list[str] | None) -> Job:
+def _job(record: JobRecord, tally: JobTally, task_ids: list[str] | None) -> Job:
     return Job(
-        id=row.id,
-        owner=row.owner,
-        name=row.name,
-        total=row.total,
-        created_ms=datetime_to_ms(row.created_at) or 0,
-        cancelled_ms=jobs_repo.cancelled_ms(row),
+        id=record.id,
+        owner=record.owner,
+        name=record.name,
+        total=record.total,
+        created_ms=record.created_ms,
+        cancelled_ms=record.cancelled_ms,
         tally=tally,
         task_ids=task_ids,
     )
@@ -97,17 +95,10 @@ def submit(
         )
         for task_id, spec in zip(ordered_ids(now, len(specs)), specs, strict=True)
     ]
-    row = JobRow(
-        id=job_id,
-        owner=owner,
-        name=name,
-        total=len(states),
-        idempotency_key=idempotency_key,
-        created_at=ms_to_datetime(now),
-    )
+    record = JobRecord(id=job_id, owner=owner, name=name, total=len(states), created_ms=now)
     try:
         with ctx.db.session() as session:
-            jobs_repo.insert(session, row)
+            jobs_repo.insert(session, record, idempotency_key)
             tasks_repo.insert_many(session, states)
     except IntegrityError:
         if not idempotency_key:
@@ -118,7 +109,7 @@ def submit(
     _start(ctx, states)
     log.info("job %s accepted: %d tasks", job_id, len(states), extra={"job_id": job_id})
     counts = {TaskStatus.PENDING.value: len(states)}
-    return _job(row, JobTally(counts), [state.id for state in states]), True
+    return _job(record, JobTally(counts), [state.id for state in states]), True
 
 
 def _check_keys(specs: list[TaskSpec]) -> None:
@@ -164,7 +155,7 @@ def _by_idempotency_key(ctx: Context, owner: str, key: str) -> Job | None:
         return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
 
 
-def _visible_row(ctx: Context, job_id: str, owner: str | None) -> JobRow:
+def _visible_row(ctx: Context, job_id: str, owner: str | None) -> JobRecord:
     with ctx.db.session() as session:
         row = jobs_repo.get(session, job_id)
     if row is None or (owner is not None and row.owner != owner):
@@ -207,7 +198,7 @@ def cancel(ctx: Context, job_id: str, owner: str | None) -> Job:
     cut short."""
     row = _visible_row(ctx, job_id, owner)
     with ctx.db.session() as session:
-        jobs_repo.mark_cancelled(session, job_id, jobs_repo.at(ctx.now_ms()))
+        jobs_repo.mark_cancelled(session, job_id, ctx.now_ms())
         unfinished = jobs_repo.unfinished_task_ids(session, job_id)
     cancelled = control.cancel_many(ctx, unfinished)
     log.info("job %s cancelled: %d tasks", job_id, cancelled, extra={"job_id": job_id})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -28,17 +27,52 @@ class JobTally:
         return sum(n for status, n in self.counts.items() if status not in FINAL_STATUSES)
 
 
-def insert(session: Session, row: JobRow) -> None:
-    session.add(row)
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's own row: what was submitted, and whether it was cancelled."""
+
+    id: str
+    owner: str
+    name: str | None
+    total: int
+    created_ms: int
+    cancelled_ms: int | None = None
+
+
+def _record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        owner=row.owner,
+        name=row.name,
+        total=row.total,
+        created_ms=datetime_to_ms(row.created_at) or 0,
+        cancelled_ms=datetime_to_ms(row.cancelled_at),
+    )
+
+
+def insert(session: Session, job: JobRecord, idempotency_key: str | None) -> None:
+    """Add the job's row to the session's transaction (its tasks go in beside it)."""
+    session.add(
+        JobRow(
+            id=job.id,
+            owner=job.owner,
+            name=job.name,
+            total=job.total,
+            idempotency_key=idempotency_key,
+            created_at=ms_to_datetime(job.created_ms),
+        )
+    )
     session.flush()
 
 
-def find_by_idempotency_key(session: Session, owner: str, key: str) -> JobRow | None:
-    return session.scalars(select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)).first()
+def find_by_idempotency_key(session: Session, owner: str, key: str) -> JobRecord | None:
+    row = session.scalars(select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)).first()
+    return None if row is None else _record(row)
 
 
-def get(session: Session, job_id: str) -> JobRow | None:
-    return session.get(JobRow, job_id)
+def get(session: Session, job_id: str) -> JobRecord | None:
+    row = session.get(JobRow, job_id)
+    return None if row is None else _record(row)
 
 
 def tallies(session: Session, job_ids: Iterable[str]) -> dict[str, JobTally]:
@@ -94,7 +128,7 @@ def tasks_page(
 
 def list_jobs(
     session: Session, owner: str | None, limit: int, cursor: str | None
-) -> tuple[list[JobRow], str | None]:
+) -> tuple[list[JobRecord], str | None]:
     """Newest first, ``limit`` at a time; the cursor continues after the last row."""
     query = select(JobRow)
     if owner is not None:
@@ -107,23 +141,15 @@ def list_jobs(
     rows = list(session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)))
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
-    return rows, None
+        return [_record(row) for row in rows], encode_cursor(rows[-1].created_at, rows[-1].id)
+    return [_record(row) for row in rows], None
 
 
-def mark_cancelled(session: Session, job_id: str, at: datetime) -> bool:
+def mark_cancelled(session: Session, job_id: str, at_ms: int) -> bool:
     """Stamp the job cancelled unless it already is; True if this call did."""
     result = session.execute(
-        update(JobRow).where(JobRow.id == job_id, JobRow.cancelled_at.is_(None)).values(cancelled_at=at)
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.cancelled_at.is_(None))
+        .values(cancelled_at=ms_to_datetime(at_ms))
     )
     return bool(result.rowcount)
-
-
-def cancelled_ms(row: JobRow) -> int | None:
-    return datetime_to_ms(row.cancelled_at)
-
-
-def at(ms: int) -> datetime:
-    value = ms_to_datetime(ms)
-    assert value is not None
-    return value
