@@ -30,9 +30,11 @@ NOT_LOADED_RETRY_S = 1.0
 
 @dataclass(frozen=True)
 class LimitView:
-    """A limit as the API shows it: the durable record and what Redis counts now."""
+    """A limit as the API shows it: the durable record (its ``current`` is the value of
+    its last change) and what Redis counts now."""
 
     limit: Limit
+    current: int
     in_flight: int
     waiting: int
 
@@ -42,17 +44,10 @@ def _views(ctx: Context, limits: list[Limit]) -> list[LimitView]:
     views = []
     for limit in limits:
         now = live.get(limit.type)
-        current = now.current if now else limit.current
         views.append(
             LimitView(
-                limit=Limit(
-                    limit.type,
-                    limit.config,
-                    current,
-                    limit.changed_ms,
-                    limit.changed_from,
-                    limit.change_reason,
-                ),
+                limit=limit,
+                current=now.current if now else limit.current,
                 in_flight=now.in_flight if now else 0,
                 waiting=now.waiting if now else 0,
             )
