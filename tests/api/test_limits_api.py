@@ -68,3 +68,23 @@ def test_only_an_admin_reads_or_sets_limits(client, auth):
     assert client.put("/api/limits/llm", json={"maxConcurrent": 1}, headers=user).status_code == 403
     assert client.delete("/api/limits/llm", headers=user).status_code == 403
     assert client.get("/api/limits").status_code == 401
+
+
+def test_status_and_metrics_show_each_limit(ctx, client, admin, backend):
+    from app.core.states import TaskMode
+    from tests.api.test_metrics import scrape
+    from tests.services.helpers import drain, register_backend, submit_task
+
+    _, port = backend
+    register_backend(ctx, port, max_concurrent=10)
+    client.put("/api/limits/echo", json={"maxConcurrent": 1}, headers=admin)
+    for _ in range(3):
+        submit_task(ctx, mode=TaskMode.CALLBACK)
+    drain(ctx)
+    status = client.get("/api/status", headers=admin).get_json()
+    assert status["limits"] == [{"type": "echo", "current": 1, "inFlight": 1, "waiting": 2}]
+    samples = scrape(client)
+    labels = (("type", "echo"),)
+    assert samples[("taskfleet_limit_current", labels)] == 1
+    assert samples[("taskfleet_limit_in_flight", labels)] == 1
+    assert samples[("taskfleet_limit_waiting", labels)] == 2
