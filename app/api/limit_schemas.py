@@ -10,6 +10,7 @@ from apiflask.validators import Range
 from marshmallow import ValidationError, validates_schema
 
 from app.api.schemas import StrictInteger, StrictSchema
+from app.core.limits import DynamicLimit
 
 #: The largest limit, growth step or scaling period that makes sense (a sanity bound).
 LIMIT_MAX = 1_000_000
@@ -47,8 +48,10 @@ class DynamicIn(StrictSchema):
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
-        if "initial" in data and "max" in data and data["initial"] > data["max"]:
-            raise ValidationError("must be at least initial", "max")
+        try:
+            DynamicLimit(**data)
+        except ValueError as exc:
+            raise ValidationError(str(exc), "max") from exc
 
 
 class LimitIn(StrictSchema):
@@ -100,5 +103,9 @@ class LimitOut(Schema):
     lastChange = Nested(LimitChangeOut)
 
 
+class ListedLimitOut(LimitOut):
+    """A limit in the list (its own class: apispec registers a schema class once)."""
+
+
 class LimitList(Schema):
-    items = List(Nested(LimitOut))
+    items = List(Nested(ListedLimitOut))

@@ -18,6 +18,12 @@ from typing import Any
 ALL_TYPES = "*"
 
 
+#: DynamicLimit's fields -> their names in the API and the database's JSON.
+JSON_NAMES = dict(
+    initial="initial", max="max", step="step", up_every_s="upEverySeconds", down_every_s="downEverySeconds"
+)
+
+
 @dataclass(frozen=True)
 class DynamicLimit:
     """A limit that scales with its backlog (the seeds: 10 to 50 by 5, up at most once a
@@ -29,24 +35,16 @@ class DynamicLimit:
     up_every_s: int
     down_every_s: int
 
+    def __post_init__(self) -> None:
+        if self.initial > self.max:
+            raise ValueError("max must be at least initial")
+
     def to_json(self) -> dict[str, int]:
-        return {
-            "initial": self.initial,
-            "max": self.max,
-            "step": self.step,
-            "upEverySeconds": self.up_every_s,
-            "downEverySeconds": self.down_every_s,
-        }
+        return {name: getattr(self, field) for field, name in JSON_NAMES.items()}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> DynamicLimit:
-        return cls(
-            initial=int(raw["initial"]),
-            max=int(raw["max"]),
-            step=int(raw["step"]),
-            up_every_s=int(raw["upEverySeconds"]),
-            down_every_s=int(raw["downEverySeconds"]),
-        )
+        return cls(**{field: int(raw[name]) for field, name in JSON_NAMES.items()})
 
 
 @dataclass(frozen=True)
