@@ -133,13 +133,10 @@ def test_a_dynamic_limit_grows_under_backlog_and_shrinks_after(ctx, backend, cap
         row = limits_repo.get(s, "llm")
     assert (row.current, row.changed_from) == (3, 2) and "waiting > 2 x 2" in row.change_reason
 
-    for task_id in ids:  # the backlog drains: each end starts the next
-        if state_sync.load(ctx, task_id).status is TaskStatus.PROCESSING:
+    while active := running(ctx, ids):  # the backlog drains: each end starts the next
+        for task_id in active:
             finish(ctx, task_id)
-            drain(ctx)
-    for task_id in running(ctx, ids):
-        finish(ctx, task_id)
-    drain(ctx)
+        drain(ctx)
     assert all(state_sync.load(ctx, t).status is TaskStatus.COMPLETED for t in ids)
     view, _ = tick(1)  # 0 waiting < 3 / 2, never shrunk before: down to 2
     assert view.current == 2 and view.limit.changed_from == 3
