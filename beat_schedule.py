@@ -27,6 +27,8 @@ ROUTINES: dict[str, float] = {
     jobs.FLUSH_STATS: 10.0,
     # Announces a condition once when it starts and once when it resolves.
     jobs.CHECK_ALERTS: 30.0,
+    # The scaling rule's own pace is per limit (upEverySeconds, downEverySeconds).
+    jobs.SCALE_LIMITS: 1.0,
 }
 
 

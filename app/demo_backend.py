@@ -59,6 +59,9 @@ class DemoBackend:
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Single calls in flight now and at most, by task type.
+        self.in_flight_by_type: dict[str, int] = {}
+        self.max_in_flight_by_type: dict[str, int] = {}
         #: Sizes of the batches it was sent, task ids it was asked to cancel.
         self.batches: list[int] = []
         self.cancelled: list[str] = []
@@ -69,15 +72,20 @@ class DemoBackend:
         self.predicted: dict[str, int] = {}
         self.server: ThreadingHTTPServer | None = None
 
-    def enter(self) -> None:
+    def enter(self, task_type: str | None = None) -> None:
         with self.lock:
             self.calls += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if task_type is not None:
+                now = self.in_flight_by_type[task_type] = self.in_flight_by_type.get(task_type, 0) + 1
+                self.max_in_flight_by_type[task_type] = max(self.max_in_flight_by_type.get(task_type, 0), now)
 
-    def leave(self) -> None:
+    def leave(self, task_type: str | None = None) -> None:
         with self.lock:
             self.in_flight -= 1
+            if task_type is not None:
+                self.in_flight_by_type[task_type] -= 1
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -85,6 +93,7 @@ class DemoBackend:
                 "calls": self.calls,
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
+                "max_in_flight_by_type": dict(self.max_in_flight_by_type),
                 "batches": list(self.batches),
                 "cancelled": list(self.cancelled),
                 "polls": self.polls,
@@ -174,7 +183,8 @@ class DemoBackend:
                     self._batch(body["batch"])
                 else:
                     backend.sent([str(body.get("task_id"))])
-                    backend.enter()  # left when the work is done, before the answer goes out
+                    # left when the work is done, before the answer goes out
+                    backend.enter((body.get("request") or {}).get("type"))
                     self._predict(body)
 
             def _batch(self, items: list[dict[str, Any]]) -> None:
@@ -226,7 +236,7 @@ class DemoBackend:
                 trouble = dict(payload) if isinstance(payload, dict) else {}
                 fault = backend.fault
                 if fault == "silent" and request.get("async"):
-                    backend.leave()  # accepted, and forgotten: its deadline will expire
+                    backend.leave(request.get("type"))  # accepted, and forgotten: its deadline will expire
                     self._send(202, {"status": "accepted"})
                     return
                 trouble.update(
@@ -236,7 +246,7 @@ class DemoBackend:
                 )
                 if request.get("mode") == "poll":
                     job_id = backend.start_job(body["task_id"], payload)
-                    backend.leave()  # its work is counted by its job, not a call
+                    backend.leave(request.get("type"))  # its work is counted by its job, not a call
                     host = self.headers.get("Host", "")
                     via_url = trouble.get("poll_via") == "statusUrl"
                     self._send(
@@ -246,13 +256,13 @@ class DemoBackend:
                 if request.get("async"):
                     threading.Thread(
                         target=backend.finish_async,
-                        args=(body["callback_url"], payload),
+                        args=(body["callback_url"], payload, request.get("type")),
                         daemon=True,
                     ).start()
                     self._send(202, {"status": "accepted"})
                     return
                 time.sleep(float(trouble.get("sleep", backend.delay_s)))
-                backend.leave()
+                backend.leave(request.get("type"))
                 if "fail" in trouble:
                     self._send(int(trouble["fail"]), {"error": "asked to fail"})
                 elif trouble.get("garbage"):
@@ -272,7 +282,7 @@ class DemoBackend:
             headers[signatures.HEADER] = signatures.sign(self.api_key, int(time.time()), body)
         requests.put(url, data=body, headers=headers, timeout=10)
 
-    def finish_async(self, callback_url: str, payload: Any) -> None:
+    def finish_async(self, callback_url: str, payload: Any, task_type: str | None = None) -> None:
         """Report progress, then the result; the call counts as in flight until the work
         is done (the predict handler entered it)."""
         done = False
@@ -281,7 +291,7 @@ class DemoBackend:
             time.sleep(self.delay_s / 2)
             put(callback_url, {"status": "PROCESSING", "progress": 50})
             time.sleep(self.delay_s / 2)
-            self.leave()
+            self.leave(task_type)
             done = True
             final = {"status": "COMPLETED", "result": {"echo": payload, "server": self.name}}
             trouble = payload if isinstance(payload, dict) else {}
@@ -296,7 +306,7 @@ class DemoBackend:
             log.warning("callback to taskfleet failed: %s", type(exc).__name__)
         finally:
             if not done:
-                self.leave()
+                self.leave(task_type)
 
 
 def run(

@@ -49,3 +49,5 @@ HEALTH_CHECKS = "health_checks"
 WAKE_SERVERS = "wake_servers"
 #: Silent servers go offline; long-offline servers are removed.
 CLEANUP_SERVERS = "cleanup_servers"
+#: Scale dynamic concurrency limits; start the tasks limits held back that now fit.
+SCALE_LIMITS = "scale_limits"

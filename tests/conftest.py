@@ -175,6 +175,7 @@ def ctx(request: pytest.FixtureRequest, queue: RecordingQueue) -> Iterator[Conte
     context = build_context(
         make_settings(database.url), queue, clock=SystemClock(), redis_client=client, db=database
     )
+    context.limits.publish([], [], 0)  # as a started taskfleet has: no limits, published
     yield context
     database.dispose()
 
@@ -182,7 +183,9 @@ def ctx(request: pytest.FixtureRequest, queue: RecordingQueue) -> Iterator[Conte
 @pytest.fixture
 def real_ctx(real_redis_client: redis_lib.Redis, pg_db: Database, queue: RecordingQueue) -> Context:
     """Services on real Redis and real Postgres (for concurrency tests)."""
-    return build_context(make_settings(pg_db.url), queue, redis_client=real_redis_client, db=pg_db)
+    context = build_context(make_settings(pg_db.url), queue, redis_client=real_redis_client, db=pg_db)
+    context.limits.publish([], [], 0)  # as a started taskfleet has: no limits, published
+    return context
 
 
 @pytest.fixture

@@ -13,7 +13,17 @@ from celery import shared_task
 import beat_schedule
 from app import jobs
 from app.extensions import current_context
-from app.services import alerts, batching, control, fleet_health, liveness, maintenance, polling, statistics
+from app.services import (
+    alerts,
+    batching,
+    control,
+    fleet_health,
+    limits,
+    liveness,
+    maintenance,
+    polling,
+    statistics,
+)
 from app.services.routines import Routine, run_due
 
 #: Every routine the tick can run, by name (``beat_schedule.ROUTINES`` says how often).
@@ -44,6 +54,8 @@ ROUTINES: dict[str, Routine] = {
     jobs.WAKE_SERVERS: fleet_health.wake_servers,
     # Silent servers go offline; long-offline servers are removed.
     jobs.CLEANUP_SERVERS: fleet_health.cleanup_stale,
+    # Publish lost limits; scale dynamic ones; start held-back tasks that now fit.
+    jobs.SCALE_LIMITS: limits.scale_and_wake,
 }
 
 

@@ -88,6 +88,17 @@ def _queue_families(s: Snapshot) -> Iterator[Any]:
     yield _gauge("workers", "Celery workers seen in the last 30 s.", value=s.workers)
 
 
+def _limit_families(s: Snapshot) -> Iterator[Any]:
+    current = _gauge("limit_current", "A concurrency limit's value now.", ["type"])
+    in_flight = _gauge("limit_in_flight", "Attempts a concurrency limit counts as running.", ["type"])
+    held = _gauge("limit_waiting", "Tasks a concurrency limit holds back.", ["type"])
+    for figures in s.limits:
+        current.add_metric([figures["type"]], figures["current"])
+        in_flight.add_metric([figures["type"]], figures["inFlight"])
+        held.add_metric([figures["type"]], figures["waiting"])
+    yield from (current, in_flight, held)
+
+
 class _SnapshotCollector(Collector):
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -96,6 +107,7 @@ class _SnapshotCollector(Collector):
         yield from _task_families(self.snapshot)
         yield from _server_families(self.snapshot)
         yield from _queue_families(self.snapshot)
+        yield from _limit_families(self.snapshot)
 
 
 @bp.get("/metrics")

@@ -111,6 +111,13 @@ class TypeLoadOut(Schema):
     running = Integer()
 
 
+class LimitLoadOut(Schema):
+    type = String(metadata={"description": "The task type limited, or * for all tasks."})
+    current = Integer()
+    inFlight = Integer()
+    waiting = Integer(metadata={"description": "Tasks the limit holds back."})
+
+
 class StatusOut(Schema):
     redis = String(metadata={"description": "'ok' or what is wrong."})
     database = String(metadata={"description": "'ok' or what is wrong."})
@@ -127,6 +134,7 @@ class StatusOut(Schema):
     processing_rate = Float(
         data_key="processingRate", metadata={"description": "Tasks finished per second, last minute."}
     )
+    limits = List(Nested(LimitLoadOut), metadata={"description": "Concurrency limits per task type."})
 
 
 class AlertOut(Schema):

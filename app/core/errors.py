@@ -82,3 +82,23 @@ class BackendBusy(BackendError):
     def __init__(self, message: str, retry_after_s: float | None) -> None:
         super().__init__(message, kind="busy", retryable=True)
         self.retry_after_s = retry_after_s
+
+
+class LimitReached(TaskfleetError):
+    """Raised when a task type's concurrency limit (or the ``*`` limit of all tasks) has
+    no room for one more attempt; the task waits in that limit's line."""
+
+    status = 409
+    code = "limit_reached"
+
+    def __init__(self, limit_type: str) -> None:
+        super().__init__(f"concurrency limit {limit_type!r} is full", {"limit": limit_type})
+        self.limit_type = limit_type
+
+
+class LimitsNotLoaded(TaskfleetError):
+    """Raised when Redis does not hold the concurrency limits (it is new or lost its
+    data): no reservation is made until they are published from the database."""
+
+    status = 503
+    code = "unavailable"

@@ -20,7 +20,7 @@ from app.core.errors import BackendBusy, BackendError, Conflict, NotFound
 from app.core.servers import BatchConfig
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
-from app.services import liveness, outcomes, polling, waiting
+from app.services import limits, liveness, outcomes, polling, waiting
 from app.services.attempt_calls import (
     DispatchResult,
     fail_quietly,
@@ -87,8 +87,12 @@ def _still_running(ctx: Context, line: BatchLine, members: list[tuple[str, int]]
             and state.server_id == line.server_id
         ):
             running.append(state)
-        elif ctx.fleet.release(line.server_id, task_id, attempt, ctx.now_ms(), Verdict.NONE):
+        elif ctx.fleet.release(
+            line.server_id, task_id, attempt, ctx.now_ms(), Verdict.NONE, task_type=state and state.spec.type
+        ):
             waiting.wake(ctx, 1, line.server_id)
+            if state is not None:
+                limits.wake_after_release(ctx, state.spec.type)
     return running
 
 

@@ -17,6 +17,7 @@ from app.store.batch_lines import BatchLines
 from app.store.db import Database
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
+from app.store.limit_state import LimitState
 from app.store.live_counters import StatsCounters
 from app.store.poll_schedule import PollSchedule
 from app.store.redis_client import connect
@@ -46,6 +47,7 @@ class Context:
     tasks: TaskStateStore
     fleet: FleetStore
     waiting: WaitingLines
+    limits: LimitState
     polls: PollSchedule
     batches: BatchLines
     stats: StatsCounters
@@ -81,6 +83,7 @@ def build_context(
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
         fleet=FleetStore(client),
         waiting=WaitingLines(client),
+        limits=LimitState(client),
         polls=PollSchedule(client),
         batches=BatchLines(client),
         stats=StatsCounters(client),

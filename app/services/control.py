@@ -13,7 +13,7 @@ from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, Conflict, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
-from app.services import state_sync, waiting
+from app.services import limits, state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_attempt, row_to_state
@@ -119,8 +119,12 @@ def cancel_on_backend(ctx: Context, task_id: str, attempt: int, server_id: str) 
             if try_number + 1 < CANCEL_TRIES:
                 time.sleep(CANCEL_BACKOFF_S * 2**try_number)
             continue
-        if ctx.fleet.release(server_id, task_id, attempt, ctx.now_ms(), Verdict.NONE):
+        state = ctx.tasks.get(task_id)
+        task_type = state.spec.type if state is not None else None
+        if ctx.fleet.release(server_id, task_id, attempt, ctx.now_ms(), Verdict.NONE, task_type=task_type):
             waiting.wake(ctx, 1, server_id)
+            if task_type is not None:
+                limits.wake_after_release(ctx, task_type)
         return True
     return False
 

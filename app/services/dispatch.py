@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from app.core.errors import BackendBusy, BackendError, Conflict
+from app.core.errors import BackendBusy, BackendError, Conflict, LimitReached, LimitsNotLoaded
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
-from app.services import batching, liveness, outcomes, polling, state_sync, waiting
+from app.services import batching, limits, liveness, outcomes, polling, state_sync, waiting
 from app.services.attempt_calls import (
     DispatchResult,
     fail_quietly,
@@ -32,7 +32,40 @@ def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
         cost=ctx.settings.slot_cost(spec.type),
         avoid=ctx.tasks.server_to_avoid(state.id) if state.attempt else None,
         now_ms=ctx.now_ms(),
+        task_type=spec.type,
     )
+
+
+def _reserve_loaded(ctx: Context, state: TaskState, attempt: int) -> str | None:
+    """``_reserve``, publishing the concurrency limits first if Redis lost them (raises
+    ``LimitsNotLoaded`` if they still are not there)."""
+    try:
+        return _reserve(ctx, state, attempt)
+    except LimitsNotLoaded:
+        limits.publish(ctx)
+        return _reserve(ctx, state, attempt)
+
+
+def _reserve_or_park(ctx: Context, state: TaskState, attempt: int) -> str | None:
+    """A server for the attempt, or None with the task parked where it waits: the line
+    of the concurrency limit that is full, else its profile's line (no server free)."""
+    try:
+        server_id = _reserve_loaded(ctx, state, attempt)
+    except LimitReached as full:
+        limits.park(ctx, state, full.limit_type)
+    else:
+        if server_id is not None:
+            return server_id
+        waiting.park(ctx, state)
+    # A slot or a limit's place freed between the reservation and the parking would
+    # have woken nobody: try once more.
+    try:
+        server_id = _reserve_loaded(ctx, state, attempt)
+    except LimitReached:
+        return None
+    if server_id is None:
+        waiting.park(ctx, state)  # no-op if parked there already; else held by a server now
+    return server_id
 
 
 def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
@@ -43,13 +76,13 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
     if state is None or state.status is not TaskStatus.PENDING or state.attempt != attempt:
         return DispatchResult.STALE
     next_attempt = attempt + 1
-    server_id = _reserve(ctx, state, next_attempt)
+    try:
+        server_id = _reserve_or_park(ctx, state, next_attempt)
+    except LimitsNotLoaded:
+        ctx.tasks.schedule(task_id, ctx.now_ms() + int(limits.NOT_LOADED_RETRY_S * 1000))
+        return DispatchResult.WAITING
     if server_id is None:
-        waiting.park(ctx, state)
-        # A slot freed between the reservation and the parking would have woken nobody.
-        server_id = _reserve(ctx, state, next_attempt)
-        if server_id is None:
-            return DispatchResult.WAITING
+        return DispatchResult.WAITING
     now = ctx.now_ms()
     try:
         state = state_sync.apply(
@@ -65,7 +98,7 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
             progress=0,
         )
     except Conflict:
-        ctx.fleet.release(server_id, task_id, next_attempt, ctx.now_ms())
+        ctx.fleet.release(server_id, task_id, next_attempt, ctx.now_ms(), task_type=state.spec.type)
         return DispatchResult.STALE
     return _call_backend(ctx, state)
 

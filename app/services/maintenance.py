@@ -8,7 +8,7 @@ import logging
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskMode, TaskStatus
-from app.services import outcomes, polling, servers, state_sync, statistics, waiting
+from app.services import limits, outcomes, polling, servers, state_sync, statistics, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -89,6 +89,12 @@ def reclaim_slots(ctx: Context) -> int:
                 "reclaimed an abandoned slot of task %s attempt %s on %s", task_id, attempt, server_id
             )
             freed += 1
+    # Holds on concurrency limits whose slot is gone (freed by a release that did not
+    # name the task type, as above): older than a reservation in progress can be.
+    live = [(task_id, attempt) for _, task_id, attempt in ctx.fleet.all_leases()]
+    dropped = ctx.limits.sweep_holds(live, now - RECLAIM_AFTER_S * 1000)
+    if dropped:
+        log.warning("dropped %d concurrency-limit holds whose slot was gone", dropped)
     if freed:
         waiting.wake_for_free_slots(ctx)
     return freed
@@ -103,6 +109,9 @@ def reconcile(ctx: Context) -> dict[str, int]:
     if rebuild:
         report["stats_hours"] = statistics.mark_lost(ctx)
         report["servers"] = servers.republish_all(ctx)
+        # Before any PENDING task is enqueued again: the limits with the holds of the
+        # attempts still running, so none starts early.
+        limits.publish(ctx)
         report["tasks"] = _rebuild_tasks(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())
     for task_id in ctx.tasks.unsynced(BATCH):
@@ -132,7 +141,9 @@ def _rebuild_tasks(ctx: Context) -> int:
             rebuilt += 1
             if state.status is TaskStatus.PROCESSING and state.server_id:
                 cost = ctx.settings.slot_cost(state.spec.type)
-                ctx.fleet.restore_lease(state.server_id, state.id, state.attempt, cost, ctx.now_ms())
+                ctx.fleet.restore_lease(
+                    state.server_id, state.id, state.attempt, cost, ctx.now_ms(), state.spec.type
+                )
                 if state.spec.mode is TaskMode.POLL:
                     polling.resume_after_loss(ctx, state)
             elif state.status is TaskStatus.PENDING:

@@ -4,13 +4,14 @@ database, so they are right however many API and worker processes there are."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.config import QUEUES
 from app.core.states import TaskStatus
 from app.core.tally import BY_SERVER, BY_TYPE
 from app.services import statistics
 from app.services.context import Context
-from app.services.status import workers_seen
+from app.services.status import limit_figures, workers_seen
 from app.store import tasks_repo
 from app.store.records import SlotUse
 
@@ -31,6 +32,8 @@ class Snapshot:
     workers: int = 0
     #: the raw dispatch-latency histogram (see TaskStateStore.dispatch_latency).
     latency: dict[str, int] = field(default_factory=dict)
+    #: every concurrency limit: type, current, inFlight, waiting.
+    limits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def snapshot(ctx: Context) -> Snapshot:
@@ -46,4 +49,5 @@ def snapshot(ctx: Context) -> Snapshot:
         scheduled=ctx.tasks.scheduled_count(),
         workers=len(workers_seen(ctx)),
         latency=ctx.tasks.dispatch_latency(),
+        limits=limit_figures(ctx),
     )

@@ -12,7 +12,7 @@ from app.core.balancing import Verdict
 from app.core.errors import Conflict, NotFound, Unauthorized
 from app.core.states import AttemptOutcome, TaskStatus, attempts_left, is_final
 from app.core.task import MAX_TIMEOUT_S, TaskState
-from app.services import state_sync, statistics, waiting
+from app.services import limits, state_sync, statistics, waiting
 from app.services.context import Context
 from app.store.tasks_repo import AttemptEnd
 
@@ -34,15 +34,19 @@ def release_and_wake(
     hold: bool = False,
 ) -> None:
     """Free the attempt's slot (a no-op if already free), record the server's
-    ``verdict``, and start the best waiting
-    task that server can serve. ``hold`` records the verdict but keeps the slot (the
-    backend may still be working on a call taskfleet gave up on)."""
+    ``verdict``, and start the best waiting task that server can serve (and the best
+    ones the attempt's concurrency limits held back). ``hold`` records the verdict but
+    keeps the slot (the backend may still be working on a call taskfleet gave up on)."""
     if state is None or not state.server_id:
         return
     now = ctx.now_ms()
     duration = max(0, now - (state.started_ms or now))
-    if ctx.fleet.release(state.server_id, task_id, attempt, now, verdict, duration, busy_for_s, hold=hold):
+    task_type = state.spec.type
+    if ctx.fleet.release(
+        state.server_id, task_id, attempt, now, verdict, duration, busy_for_s, hold=hold, task_type=task_type
+    ):
         waiting.wake(ctx, WAKE_PER_RELEASE, state.server_id)
+        limits.wake_after_release(ctx, task_type)
 
 
 def complete(

@@ -51,6 +51,15 @@ def ready(ctx: Context) -> tuple[bool, dict[str, str]]:
     return redis_ok and checks["database"] == "ok" and seen > 0, checks
 
 
+def limit_figures(ctx: Context) -> list[dict[str, Any]]:
+    """Each concurrency limit as Redis counts it now: type, current, inFlight, waiting."""
+    live = ctx.limits.live(ctx.limits.types())
+    return [
+        {"type": t, "current": f.current, "inFlight": f.in_flight, "waiting": f.waiting}
+        for t, f in sorted(live.items())
+    ]
+
+
 def status(ctx: Context) -> dict[str, Any]:
     """Queue depths, load by task type, slots, workers and the last minute's rate.
     A part whose store is down is reported as such; the rest is still answered."""
@@ -67,6 +76,7 @@ def status(ctx: Context) -> dict[str, Any]:
         "slot_capacity": 0,
         "finished_last_minute": 0,
         "processing_rate": 0.0,
+        "limits": [],
     }
     if view["redis"] == "ok":
         try:
@@ -78,6 +88,7 @@ def status(ctx: Context) -> dict[str, Any]:
                 scheduled_retries=ctx.tasks.scheduled_count(),
                 slots_in_use=sum(s.used for s in slots),
                 slot_capacity=sum(s.max for s in slots if s.ok),
+                limits=limit_figures(ctx),
             )
         except StoreUnavailable:
             view["redis"] = "unavailable"

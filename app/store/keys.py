@@ -43,6 +43,11 @@ HEALTH_DUE = f"{PREFIX}:health:due"
 POLLS_DUE = f"{PREFIX}:polls:due"
 #: zset batch id -> ms the oldest attempt of that gathering batch has waited enough.
 BATCHES_DUE = f"{PREFIX}:batches:due"
+#: hash task type (or '*') -> JSON of its concurrency limit's config: every limit in force.
+LIMITS = f"{PREFIX}:limits"
+#: string set once the concurrency limits (and the holds of running attempts) were
+#: published from the database; while it is missing no slot is reserved (lb_select.lua).
+LIMITS_LOADED = f"{PREFIX}:limits:loaded"
 
 
 def waiting(profile_id: str) -> str:
@@ -110,6 +115,28 @@ def batch_line(batch_id: str) -> str:
     """zset: a batch gathering for one (server, task type, mode): '<task>:<attempt>' ->
     ms it joined."""
     return f"{PREFIX}:batch:{batch_id}"
+
+
+# A task type may hold any character, ':' too: the three keys of a limit differ before
+# the type, so no type's key can be another's.
+
+
+def limit(task_type: str) -> str:
+    """hash: a concurrency limit in force ('current', and 'up_ms' / 'down_ms': when it
+    last grew / shrank); absent when the type has no limit."""
+    return f"{PREFIX}:limit:{task_type}"
+
+
+def limit_held(task_type: str) -> str:
+    """hash: lease field '<task_id>:<attempt>' -> ms reserved, one per attempt the limit
+    counts as running."""
+    return f"{PREFIX}:limit-held:{task_type}"
+
+
+def limit_waiting(task_type: str) -> str:
+    """zset: PENDING tasks held back by the limit, scored like waiting lines (priority
+    then age)."""
+    return f"{PREFIX}:limit-waiting:{task_type}"
 
 
 def lease_field(task_id: str, attempt: int) -> str:

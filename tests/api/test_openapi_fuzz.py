@@ -63,7 +63,8 @@ OPERATIONS = [
     # Schema-valid requests that break a rule JSON Schema cannot state are a 422: an
     # opaque page cursor the API never issued, a backend URL on a link-local or metadata
     # address, a statistics range whose start is not before its end, two job items with
-    # one key.
+    # one key, a concurrency limit with both or neither of maxConcurrent and dynamic or an
+    # initial above its max, a limit type longer than a task type.
     {
         "include-path": "/api/jobs",
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
@@ -79,6 +80,10 @@ OPERATIONS = [
     },
     {
         "include-path": "/api/stats",
+        "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+    },
+    {
+        "include-path-regex": "^/api/limits/",
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
     },
 ]

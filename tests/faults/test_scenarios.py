@@ -226,3 +226,32 @@ def test_a_worker_killed_while_batches_gather_loses_nothing(stack):
             "final_after_s": round(elapsed, 1),
         },
     )
+
+
+def test_limited_tasks_survive_a_redis_loss_and_a_killed_worker_without_running_early(stack):
+    stack.start()
+    demo = stack.add_backend("b1", capacity=12, delay_s=0.3)
+    r = requests.put(f"{stack.api}/limits/llm", json={"maxConcurrent": 3}, headers=stack.admin, timeout=10)
+    assert r.status_code == 200, r.text
+    ids = stack.submit(80, type="llm") + stack.submit(80)
+    time.sleep(3)
+    stack.redis.restart()  # the limit's copy, its holds and its waiting line are all gone
+    restarted_at = time.monotonic()
+    time.sleep(6)
+    stack.kill("worker-1")
+    stack.start_worker()
+    recovery = stack.wait_final(ids, timeout_s=300)
+    figures = stack.check(ids, idle_within_s=RECLAIM_AFTER_S + 45)
+    assert figures["statuses"] == {"COMPLETED": 160}
+    by_type = demo.stats()["max_in_flight_by_type"]
+    assert by_type["llm"] <= 3, f"the limit of 3 was exceeded: {by_type}"
+    assert by_type["echo"] > 3, by_type
+    record(
+        "limited tasks: redis restart, then kill -9 worker",
+        {
+            **figures,
+            "llm_max_in_flight": by_type["llm"],
+            "recovery_s": round(time.monotonic() - restarted_at, 1),
+            "final_after_s": round(recovery, 1),
+        },
+    )

@@ -11,12 +11,14 @@ from app.core.task import TaskSpec, TaskState
 from app.store import keys
 from app.store.fleet import FleetStore, ServerProfile
 from app.store.hot_state import TaskStateStore
+from app.store.limit_state import LimitState
 
 NOW = 1_000_000
 
 
 @pytest.fixture
 def fleet(redis):
+    LimitState(redis).publish([], [], 0)  # no concurrency limits, published
     return FleetStore(redis, rng=random.Random(42))
 
 

@@ -7,6 +7,7 @@ from app.core.states import TaskStatus, is_final
 from app.core.task import TaskSpec, TaskState
 from app.store import keys
 from app.store.hot_state import HotStateMissing, TaskStateStore
+from app.store.limit_state import LimitState
 
 P, PR = TaskStatus.PENDING, TaskStatus.PROCESSING
 
@@ -124,6 +125,7 @@ def test_scripts_reload_after_script_flush(store, redis):
     from app.store.fleet import FleetStore, ServerProfile
 
     fleet = FleetStore(redis)
+    LimitState(redis).publish([], [], 0)
     fleet.put_server(ServerProfile("s1", "online", 2), now_ms=1)
     store.put_if_absent(pending())
     redis.script_flush()

@@ -161,6 +161,11 @@ def test_a_call_flattens_its_fields_in_order_with_the_tails_last():
     select = script_calls.SelectCall(
         rr_sequence="seq",
         algorithm_key="alg",
+        limits_loaded="loaded",
+        type_limit="tl",
+        type_held="th",
+        all_limit="al",
+        all_held="ah",
         pools=[("p1", "p1:avail", "p1:leases", "p1:fresh"), ("p2", "p2:avail", "p2:leases", "p2:fresh")],
         lease="t:1",
         cost=1,
@@ -174,6 +179,7 @@ def test_a_call_flattens_its_fields_in_order_with_the_tails_last():
     assert select.keys() == [
         "seq",
         "alg",
+        *("loaded", "tl", "th", "al", "ah"),
         *("p1", "p1:avail", "p1:leases", "p1:fresh"),
         *("p2", "p2:avail", "p2:leases", "p2:fresh"),
     ]

@@ -14,11 +14,17 @@ from app.core.balancing import (
     SCAN_PER_POOL,
     Verdict,
 )
+from app.core.errors import LimitReached, LimitsNotLoaded
+from app.core.limits import ALL_TYPES
 from app.store import keys
 from app.store.fleet.pools import FleetBase
 from app.store.records import SlotUse
 from app.store.redis_client import redis_errors
 from app.store.script_calls import ReleaseCall, RestoreCall, SelectCall
+
+#: What lb_select.lua answers instead of a server: the limits are not in Redis, or the
+#: task type's limit or the limit of all tasks is full.
+NOT_LOADED, TYPE_FULL, ALL_FULL = -1, -2, -3
 
 
 class Selection(FleetBase):
@@ -61,16 +67,27 @@ class Selection(FleetBase):
         cost: int = 1,
         avoid: str | None = None,
         now_ms: int = 0,
+        task_type: str = "",
     ) -> str | None:
         """Choose a server for this task attempt and reserve ``cost`` slots on it, in one
         Lua call; None when no server can take it now. A slot the attempt already holds
-        is returned as is. ``now_ms`` stamps the lease (0 marks it as old at once)."""
+        is returned as is. ``now_ms`` stamps the lease (0 marks it as old at once).
+
+        The concurrency limits of ``task_type`` and of all tasks are checked in the same
+        call: raises ``LimitReached`` when one is full, ``LimitsNotLoaded`` when Redis
+        does not hold them (see ``app.store.limit_state``)."""
         pools, in_region = self.candidate_pools(capabilities, group, region)
         if not pools:
             return None
-        call = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms)
+        call = self.selection_call(pools, in_region, task_id, attempt, cost, avoid, now_ms, task_type)
         with redis_errors():
             chosen = self._select(call)
+        if chosen == NOT_LOADED:
+            raise LimitsNotLoaded("the concurrency limits are not loaded in Redis")
+        if chosen == TYPE_FULL:
+            raise LimitReached(task_type)
+        if chosen == ALL_FULL:
+            raise LimitReached(ALL_TYPES)
         return chosen[0] if chosen else None
 
     def selection_call(
@@ -82,11 +99,17 @@ class Selection(FleetBase):
         cost: int = 1,
         avoid: str | None = None,
         now_ms: int = 0,
+        task_type: str = "",
     ) -> SelectCall:
         """The ``lb_select.lua`` call for these candidate pools."""
         return SelectCall(
             rr_sequence=keys.RR_SEQUENCE,
             algorithm_key=keys.ALGORITHM,
+            limits_loaded=keys.LIMITS_LOADED,
+            type_limit=keys.limit(task_type),
+            type_held=keys.limit_held(task_type),
+            all_limit=keys.limit(ALL_TYPES),
+            all_held=keys.limit_held(ALL_TYPES),
             pools=[
                 (keys.pool(p), keys.pool_avail(p), keys.pool_leases(p), keys.pool_fresh(p)) for p in pools
             ],
@@ -111,6 +134,7 @@ class Selection(FleetBase):
         busy_for_s: float | None = None,
         min_age_ms: int = 0,
         hold: bool = False,
+        task_type: str | None = None,
     ) -> bool:
         """Free the slot this task attempt holds and record ``outcome`` in the server's
         metrics and circuit breaker. False
@@ -118,7 +142,10 @@ class Selection(FleetBase):
         on this server right now (only the attempt's end frees it), or if the lease is
         younger than ``min_age_ms``. With ``hold`` the outcome is recorded but the slot
         kept (and False returned): the backend may still be serving a call taskfleet gave
-        up on; ``reclaim`` frees it later."""
+        up on; ``reclaim`` frees it later. The attempt's holds on the concurrency limits
+        of ``task_type`` and of all tasks go with the slot (without a type, only the
+        latter: the other is swept by ``Limits.sweep_holds``)."""
+        held_type = keys.limit_held(ALL_TYPES if task_type is None else task_type)
 
         def call_in(pool_id: str) -> ReleaseCall:
             return ReleaseCall(
@@ -130,6 +157,8 @@ class Selection(FleetBase):
                 sleeping=keys.SLEEPING,
                 algorithm_key=keys.ALGORITHM,
                 fresh_set=keys.pool_fresh(pool_id),
+                type_held=held_type,
+                all_held=keys.limit_held(ALL_TYPES),
                 lease=keys.lease_field(task_id, attempt),
                 attempt=attempt,
                 server_id=server_id,
@@ -160,8 +189,11 @@ class Selection(FleetBase):
         with redis_errors():
             return int(self._release(call_in(pool_id)))
 
-    def restore_lease(self, server_id: str, task_id: str, attempt: int, cost: int, now_ms: int) -> bool:
-        """Put back a slot the database says is in use (after Redis lost it); idempotent."""
+    def restore_lease(
+        self, server_id: str, task_id: str, attempt: int, cost: int, now_ms: int, task_type: str = ""
+    ) -> bool:
+        """Put back a slot the database says is in use (after Redis lost it), with its
+        holds on the concurrency limits that exist; idempotent."""
         pool_id = self._pool_of(server_id)
         if not pool_id:
             return False
@@ -174,6 +206,10 @@ class Selection(FleetBase):
                         leases=keys.pool_leases(pool_id),
                         algorithm_key=keys.ALGORITHM,
                         fresh_set=keys.pool_fresh(pool_id),
+                        type_held=keys.limit_held(task_type),
+                        type_limit=keys.limit(task_type),
+                        all_held=keys.limit_held(ALL_TYPES),
+                        all_limit=keys.limit(ALL_TYPES),
                         lease=keys.lease_field(task_id, attempt),
                         server_id=server_id,
                         cost=cost,

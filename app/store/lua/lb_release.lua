@@ -14,6 +14,9 @@
 -- KEYS[6] sleeping: sleeping zset (tf:lb:sleeping), sid -> ms when it may take tasks again
 -- KEYS[7] algorithm_key: the algorithm in use (tf:lb:algorithm)
 -- KEYS[8] fresh_set: pool fresh zset (tf:pool:<p>:fresh), sid -> ms its figures go stale
+-- KEYS[9] type_held: the holds of the task type's concurrency limit
+--         (tf:limit-held:<type>), lease -> ms; the lease leaves them with the slot
+-- KEYS[10] all_held: the holds of the limit of all tasks (tf:limit-held:*)
 -- ARGV[1] lease: lease field '<task_id>:<attempt>'
 -- ARGV[2] attempt: the attempt
 -- ARGV[3] server_id: server id
@@ -32,6 +35,8 @@
 --          working on a call taskfleet gave up on (a predict timeout); the reclaim job
 --          frees it once the lease is old enough
 --
+-- The attempt's holds on concurrency limits go with its slot (and stay with a kept one).
+--
 -- Returns 1 if the slot was freed, 2 if the outcome was recorded and the slot kept,
 -- 0 if the attempt holds no slot on this server, -1 if it is in use, -2 if it is
 -- younger than min_age_ms.
@@ -44,6 +49,8 @@ local server = KEYS[5]
 local sleeping = KEYS[6]
 local algorithm_key = KEYS[7]
 local fresh_set = KEYS[8]
+local type_held = KEYS[9]
+local all_held = KEYS[10]
 local lease = ARGV[1]
 local attempt = ARGV[2]
 local server_id = ARGV[3]
@@ -79,6 +86,8 @@ if keep_slot then
   redis.call('HSET', leases, lease, server_id .. '|' .. cost .. '|' .. now_ms) -- reclaimed later
 else
   redis.call('HDEL', leases, lease)
+  redis.call('HDEL', type_held, lease)
+  redis.call('HDEL', all_held, lease)
   if redis.call('HINCRBY', pool, server_id .. '|used', -cost) < 0 then
     redis.call('HSET', pool, server_id .. '|used', 0)
   end

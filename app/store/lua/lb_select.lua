@@ -17,8 +17,15 @@
 -- KEYS[1] rr_sequence: round-robin sequence counter (tf:lb:seq)
 -- KEYS[2] algorithm_key: the algorithm in use (tf:lb:algorithm; default
 --         weighted-round-robin)
--- KEYS[3..] pools: four keys per candidate pool, pool p (1-based) at KEYS[4p-1],
---         KEYS[4p], KEYS[4p+1], KEYS[4p+2]: pool hash (tf:pool:<p>), pool avail zset
+-- KEYS[3] limits_loaded: string set once the concurrency limits were published
+--         (tf:limits:loaded); while it is missing nothing is reserved
+-- KEYS[4] type_limit: the task type's limit hash (tf:limit:<type>, 'current'; absent:
+--         no limit for the type)
+-- KEYS[5] type_held: the task type's limit holds (tf:limit-held:<type>), lease -> ms
+-- KEYS[6] all_limit: the limit of all tasks (tf:limit:*)
+-- KEYS[7] all_held: the holds of the limit of all tasks (tf:limit-held:*)
+-- KEYS[8..] pools: four keys per candidate pool, pool p (1-based) at KEYS[4p+4],
+--         KEYS[4p+5], KEYS[4p+6], KEYS[4p+7]: pool hash (tf:pool:<p>), pool avail zset
 --         (tf:pool:<p>:avail), pool leases hash (tf:pool:<p>:leases)
 --         '<task>:<attempt>' -> '<sid>|<cost>|<ms>', pool fresh zset
 --         (tf:pool:<p>:fresh) sid -> ms its reported figures go stale
@@ -33,12 +40,21 @@
 -- ARGV[8] now_ms: now in ms (stamped on the lease, so leases left by a crashed worker
 --         can be told from fresh ones; resource-aware scores only figures fresh now)
 --
--- Returns {server_id, pool_index (1-based)} or false when no server can take it. A
+-- Returns {server_id, pool_index (1-based)} or false when no server can take it; -1
+-- when the limits are not loaded, -2 when the type's limit is full, -3 when the limit
+-- of all tasks is full. A limit is full when the attempts it holds, this one counted,
+-- would exceed its current value; the reservation adds the lease to the holds of every
+-- limit that applies, in this same script, so no number of workers can exceed one. A
 -- lease this task attempt already holds is returned as is: a duplicate dispatch job
--- reserves nothing twice.
+-- reserves nothing twice and counts nothing twice.
 
 local rr_sequence = KEYS[1]
 local algorithm_key = KEYS[2]
+local limits_loaded = KEYS[3]
+local type_limit = KEYS[4]
+local type_held = KEYS[5]
+local all_limit = KEYS[6]
+local all_held = KEYS[7]
 local lease = ARGV[1]
 local cost = tonumber(ARGV[2])
 local seed = tonumber(ARGV[3])
@@ -50,12 +66,14 @@ local now_ms = tonumber(ARGV[8])
 
 local alg = algorithm(algorithm_key)
 math.randomseed(seed)
-local npools = (#KEYS - 2) / 4
+local FIXED_KEYS = 7
+local npools = (#KEYS - FIXED_KEYS) / 4
 local sampled = alg == 'random' or alg == 'p2c-ewma'
 
 -- The keys of candidate pool p.
 local function pool_keys(p)
-  return KEYS[4 * p - 1], KEYS[4 * p], KEYS[4 * p + 1], KEYS[4 * p + 2]
+  local base = FIXED_KEYS + 4 * (p - 1)
+  return KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
 end
 
 for p = 1, npools do
@@ -65,6 +83,23 @@ for p = 1, npools do
     return {string.match(held, '^(.*)|%d+|%d+$'), p}
   end
 end
+
+if redis.call('EXISTS', limits_loaded) == 0 then
+  return -1
+end
+-- The holds this reservation joins: one per limit that applies and has room.
+local holds = {}
+local function full(limit_key, held_key)
+  local current = redis.call('HGET', limit_key, 'current')
+  if not current then return false end
+  local running = redis.call('HLEN', held_key)
+  if redis.call('HEXISTS', held_key, lease) == 0 then running = running + 1 end
+  if running > tonumber(current) then return true end
+  holds[#holds + 1] = held_key
+  return false
+end
+if full(type_limit, type_held) then return -2 end
+if full(all_limit, all_held) then return -3 end
 
 if alg == 'resource-aware' then
   for p = 1, npools do
@@ -200,6 +235,9 @@ end
 local pool, avail, leases, fresh_set = pool_keys(pick.p)
 local sid = pick.sid
 redis.call('HSET', leases, lease, sid .. '|' .. cost .. '|' .. now_ms)
+for _, held_key in ipairs(holds) do
+  redis.call('HSET', held_key, lease, now_ms)
+end
 redis.call('HINCRBY', pool, sid .. '|used', cost)
 if pick.state.probe == 1 then
   redis.call('HSET', pool, sid .. '|probe', 2)
