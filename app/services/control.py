@@ -95,6 +95,8 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
         attempt_end=AttemptEnd(None, AttemptOutcome.CANCELLED, "cancelled", now),
         finished_ms=now,
     )
+    if before.status is TaskStatus.PENDING:
+        limits.forget_waiting(ctx, [state])
     if before.status is TaskStatus.PROCESSING and before.server_id:
         endpoint = ctx.endpoints.get(before.server_id)
         if endpoint is not None and endpoint.cancel_url:
@@ -176,6 +178,7 @@ def cancel_many(ctx: Context, task_ids: list[str]) -> int:
         # writes whatever a failure here leaves behind.
         tasks_repo.follow_many(ctx.db, moved)
         ctx.tasks.mark_many_synced(moved)
+        limits.forget_waiting(ctx, moved)
     cancelled = len(moved)
     for task_id in one_by_one:
         try:

@@ -162,6 +162,21 @@ def wake(ctx: Context, limit_type: str, count: int, all_taken: bool = False) -> 
     return taken_total if all_taken else woken
 
 
+def forget_waiting(ctx: Context, states: list[TaskState]) -> None:
+    """Tasks that left PENDING without a slot (cancelled, timed out) out of the lines of
+    the limits that may hold them, so a limit's waiting count is only tasks that wait.
+    (A taker would drop them anyway; the scaling rule reads the count before that.)"""
+    limited = ctx.limits.limited_types()
+    if not limited:
+        return
+    ctx.limits.unpark(
+        (limit_type, state.id)
+        for state in states
+        for limit_type in (state.spec.type, ALL_TYPES)
+        if limit_type in limited
+    )
+
+
 def wake_after_release(ctx: Context, task_type: str) -> None:
     """A freed slot of ``task_type`` freed a place in its type's limit and in the limit
     of all tasks: start the best task each holds back. (Which types have limits comes

@@ -47,7 +47,7 @@ def expire_deadlines(ctx: Context) -> int:
                     error_type="timeout",
                 )
             elif state is not None and state.status is TaskStatus.PENDING:
-                state_sync.apply(
+                ended = state_sync.apply(
                     ctx,
                     task_id,
                     [TaskStatus.PENDING],
@@ -56,6 +56,7 @@ def expire_deadlines(ctx: Context) -> int:
                     error=f"no server could take it within {state.spec.timeout_s}s",
                     finished_ms=ctx.now_ms(),
                 )
+                limits.forget_waiting(ctx, [ended])
             else:
                 continue
             expired += 1

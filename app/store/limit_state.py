@@ -170,6 +170,19 @@ class LimitState:
         with redis_errors():
             return [task_id for task_id, _ in self.client.zpopmin(keys.limit_waiting(limit_type), count)]
 
+    def unpark(self, entries: Iterable[tuple[str, str]]) -> None:
+        """Take (limit type, task id) entries out of their lines (tasks that left
+        PENDING some other way, so they no longer count as waiting); one round trip."""
+        by_line: dict[str, list[str]] = {}
+        for limit_type, task_id in entries:
+            by_line.setdefault(keys.limit_waiting(limit_type), []).append(task_id)
+        if not by_line:
+            return
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for line, task_ids in by_line.items():
+                pipe.zrem(line, *task_ids)
+            pipe.execute()
+
     def waiting(self, limit_type: str) -> list[str]:
         with redis_errors():
             return list(self.client.zrange(keys.limit_waiting(limit_type), 0, -1))

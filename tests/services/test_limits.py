@@ -8,7 +8,7 @@ from app.core.clock import ManualClock
 from app.core.limits import DynamicLimit, LimitConfig
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskSpec
-from app.services import dispatch, limits, maintenance, outcomes, state_sync, submit
+from app.services import control, dispatch, limits, maintenance, outcomes, state_sync, submit
 from app.store import keys, limits_repo
 from tests.services.helpers import drain, register_backend
 
@@ -154,3 +154,22 @@ def test_reclaiming_a_slot_without_its_type_drops_its_hold_later(ctx, backend):
     clock.advance(maintenance.RECLAIM_AFTER_S + 1)
     assert maintenance.reclaim_slots(ctx) == 1
     assert limits.get_limit(ctx, "llm").in_flight == 0
+
+
+def test_a_held_back_task_that_is_cancelled_or_times_out_stops_counting_as_waiting(ctx, backend):
+    _, port = backend
+    clock = ctx.clock = ManualClock(1_800_000_000_000)
+    register_backend(ctx, port, max_concurrent=10)
+    limits.put_limit(ctx, "llm", LimitConfig(max_concurrent=1))
+    limits.put_limit(ctx, "*", LimitConfig(max_concurrent=5))
+    submit_typed(ctx, "llm")
+    held = [submit_typed(ctx, "llm", i) for i in range(1, 4)]
+    assert drain(ctx) == ["accepted", "waiting", "waiting", "waiting"]
+    assert limits.get_limit(ctx, "llm").waiting == 3
+    control.cancel(ctx, held[0], None)
+    control.cancel_many(ctx, [held[1]])
+    assert limits.get_limit(ctx, "llm").waiting == 1
+    clock.advance(3_600_001)  # the last one's timeout: it never got a server
+    maintenance.expire_deadlines(ctx)
+    assert state_sync.load(ctx, held[2]).status is TaskStatus.TIMEOUT
+    assert limits.get_limit(ctx, "llm").waiting == 0
