@@ -59,14 +59,16 @@ def job_body(shape: str, size: int, start: int) -> bytes:
 class Accepting:
     """The part's client: one owner, one line, every id it made (for the cleanup)."""
 
-    def __init__(self, stack: BenchStack, threads: int) -> None:
+    def __init__(self, stack: BenchStack, threads: int, job_size: int) -> None:
         self.stack = stack
         self.threads = threads
+        self.job_size = job_size
         self.owner = f"jobs-{uuid.uuid4().hex[:8]}"
         self.client = ApiClient(stack, self.owner, ["client"])
         self.line = keys.waiting(profile_id([CAPABILITY], None))
         self.redis = stack.redis()
-        self.job_ids: list[str] = []
+        #: (job id, tasks) of every job sent.
+        self.jobs: list[tuple[str, int]] = []
         self.single_ids: list[str] = []
         self.lock = threading.Lock()
         self.next_item = 0
@@ -89,8 +91,9 @@ class Accepting:
         ms = (time.perf_counter() - t0) * 1000
         if r.status_code != 201:
             raise RuntimeError(f"POST /api/jobs: HTTP {r.status_code} {r.text[:300]}")
+        answer = r.json()
         with self.lock:
-            self.job_ids.append(str(r.json()["id"]))
+            self.jobs.append((str(answer["id"]), int(answer["total"])))
         return ms
 
     def submit_single(self, i: int) -> float:
@@ -138,13 +141,21 @@ class Accepting:
         return out
 
     def cleanup(self) -> dict[str, Any]:
-        """Cancel every task of the part; remove its waiting line and profile."""
+        """Cancel every task of the part; remove its waiting line and profile. The
+        time each job's cancel took is kept (POST /api/jobs/{id}/cancel, all its tasks
+        waiting)."""
         t0 = time.perf_counter()
         session = self.client.session()
-        for job_id in self.job_ids:
+        cancel_ms: list[float] = []
+        job_tasks = 0
+        for job_id, total in self.jobs:
+            t1 = time.perf_counter()
             r = session.post(f"{self.client.api}/jobs/{job_id}/cancel", timeout=600)
             if r.status_code != 200:
                 raise RuntimeError(f"cancelling job {job_id}: HTTP {r.status_code} {r.text[:300]}")
+            if total == self.job_size:
+                cancel_ms.append((time.perf_counter() - t1) * 1000)
+            job_tasks += total
         jobs_s = time.perf_counter() - t0
 
         def cancel(task_id: str) -> None:
@@ -173,6 +184,8 @@ class Accepting:
         return {
             "seconds": time.perf_counter() - t0,
             "jobs_cancel_s": jobs_s,
+            "job_tasks_cancelled": job_tasks,
+            "job_cancel_ms": summary_ms(cancel_ms),
             "tasks_cancelled": cancelled,
         }
 
@@ -192,7 +205,7 @@ def part_jobs(
 
     started = time.monotonic()
     settle(stack)
-    acc = Accepting(stack, threads)
+    acc = Accepting(stack, threads, job_size)
     out: dict[str, Any] = {"capability": CAPABILITY, "job_size": job_size, "threads": threads}
     log("part 7: warming up (a few single tasks, a small job of each shape) ...")
     warm = acc.items(2 * threads)
@@ -324,10 +337,17 @@ def jobs_rows(jb: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def print_jobs_notes(jb: dict[str, Any]) -> None:
     """The lines under the table about part 7."""
+    clean = jb["cleanup"]
     print(
-        f"part 7, {jb['part_seconds']:.0f} s (cleanup {jb['cleanup']['seconds']:.0f} s): tasks for"
+        f"part 7, {jb['part_seconds']:.0f} s (cleanup {clean['seconds']:.0f} s): tasks for"
         f" capability {jb['capability']!r}, which no server has; accepted = first request to last 201"
     )
+    if clean["job_cancel_ms"]["n"]:
+        print(
+            f"  cancelling a job of {jb['job_size']:,} waiting tasks (POST /api/jobs/{{id}}/cancel):"
+            f" p50 {clean['job_cancel_ms']['p50_ms']:,.0f} ms, max {clean['job_cancel_ms']['max_ms']:,.0f} ms"
+            f" over {clean['job_cancel_ms']['n']} jobs"
+        )
     for key in ("single", "job_items", "job_tasks", "job_parallel"):
         w = jb.get(key)
         if not w:
