@@ -24,6 +24,9 @@ CANCEL_ON_BACKEND = "taskfleet.cancel_on_backend"
 HEALTH_CHECK = "taskfleet.servers.health_check"
 #: Remove an unregistered server once its drain period is over (args: server id).
 FINISH_DRAIN = "taskfleet.servers.finish_drain"
+#: Start waiting tasks for the slots free now (no args): sent after a job's tasks were
+#: lined up, so the request that submitted them does not wait for their dispatch jobs.
+WAKE_WAITING_NOW = "taskfleet.wake_waiting"
 #: Beat's one periodic job: runs the maintenance routines below that are due.
 TICK = "taskfleet.maintenance.tick"
 

@@ -69,3 +69,10 @@ def tick() -> dict[str, object]:
 def cancel_on_backend(task_id: str, attempt: int, server_id: str) -> bool:
     """Ask the server to stop a cancelled task; its slot is freed when it says it did."""
     return control.cancel_on_backend(current_context(), task_id, attempt, server_id)
+
+
+@shared_task(name=jobs.WAKE_WAITING_NOW, ignore_result=True)
+def wake_waiting() -> int:
+    """Start as many waiting tasks as the fleet has free slots (after a job lined its
+    tasks up)."""
+    return maintenance.wake_for_free_slots(current_context())

@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
+from app import jobs as job_names
 from app.core.errors import InvalidInput, NotFound, StoreUnavailable
 from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState, waiting_score
-from app.services import control, statistics, waiting
+from app.services import control, statistics
 from app.services.context import Context
 from app.store import jobs_repo, tasks_repo
 from app.store.jobs_repo import JobRecord, JobTally
@@ -128,9 +129,9 @@ def _check_keys(specs: list[TaskSpec]) -> None:
 
 
 def _start(ctx: Context, states: list[TaskState]) -> None:
-    """The job is durable: give its PENDING tasks hot state, line them up, and wake as
-    many as the fleet has free slots. If Redis fails here the answer is still 201: the
-    orphan sweep finds PENDING tasks that are in no line."""
+    """The job is durable: give its PENDING tasks hot state, line them up, and have a
+    worker wake as many as the fleet has free slots. If Redis fails here the answer is
+    still 201: the orphan sweep finds PENDING tasks that are in no line."""
     pending = [state for state in states if state.status is TaskStatus.PENDING]
     try:
         ctx.tasks.put_many_if_absent(pending, new=True)
@@ -140,11 +141,17 @@ def _start(ctx: Context, states: list[TaskState]) -> None:
                 for s in pending
             ]
         )
-        waiting.wake_for_free_slots(ctx)
     except StoreUnavailable:
         log.warning("job tasks stored but not lined up; the orphan sweep will pick them up")
         for state in pending:
             statistics.mark_missed(ctx, state.created_ms)
+        return
+    try:
+        # A worker wakes as many as the free slots take: one dispatch message each,
+        # which is too slow to send from the request when thousands can start at once.
+        ctx.queue.call_later(job_names.WAKE_WAITING_NOW, [])
+    except StoreUnavailable:
+        log.warning("job tasks lined up but no wake-up sent; the wake_waiting routine starts them")
 
 
 def _by_idempotency_key(ctx: Context, owner: str, key: str) -> Job | None:

@@ -39,8 +39,7 @@ def wake(ctx: Context, count: int, server_id: str | None = None) -> int:
         taken = ctx.waiting.take(eligible, count - woken)
         if not taken:
             break
-        for task_id in taken:
-            state = ctx.tasks.get(task_id)
+        for task_id, state in zip(taken, ctx.tasks.get_many(taken), strict=True):
             if state is not None and state.status is TaskStatus.PENDING:
                 ctx.queue.enqueue(task_id, state.attempt)
                 woken += 1

@@ -2,9 +2,10 @@
 
 import pytest
 
+from app import jobs
 from app.core.ids import ordered_ids
 from app.core.states import TaskStatus
-from app.services import state_sync
+from app.services import maintenance, state_sync
 from app.store import jobs_repo, tasks_repo
 from app.store.models import JobRow, TaskRow, TaskTransitionRow
 from tests.api.test_tasks_api import live, register  # noqa: F401 (a fixture)
@@ -136,11 +137,9 @@ def test_a_job_runs_to_completed_with_live_counts(live, ctx, auth, backend):  # 
         "/api/jobs", json={"tasks": [{"type": "echo", "capabilities": ["echo"]}] * 6}, headers=auth()
     )
     job = job.get_json()
-    # Two free slots: two tasks woken, the rest wait in line for slots to free.
-    woken = ctx.queue.take()
-    assert len(woken) == 2 and ctx.waiting.total() == 4
-    for task_id, attempt, _ in woken:
-        ctx.queue.enqueue(task_id, attempt)
+    # The request lines the tasks up and asks a worker to wake what the slots take.
+    assert ctx.queue.take() == [] and ctx.queue.later == [(jobs.WAKE_WAITING_NOW, [], 0)]
+    assert maintenance.wake_for_free_slots(ctx) == 2 and ctx.waiting.total() == 4
     drain(ctx, rounds=50)
     done = live.get(f"/api/jobs/{job['id']}", headers=auth()).get_json()
     assert done["counts"] == {"COMPLETED": 6} and done["status"] == "COMPLETED" and done["progress"] == 100
@@ -187,6 +186,7 @@ def test_cancelling_a_job_moves_waiting_tasks_together_and_the_rest_one_by_one(c
     register_backend(ctx, port, max_concurrent=1)
     job = post_job(client, auth, {"tasks": [{"type": "echo", "capabilities": ["echo"]}] * 5}).get_json()
     ids = job["taskIds"]
+    assert maintenance.wake_for_free_slots(ctx) == 1
     woken = ctx.queue.take()
     assert [task_id for task_id, _, _ in woken] == [ids[0]]
     # The first holds the one slot (PROCESSING, not called); another finished already.
