@@ -37,7 +37,9 @@ def test_a_fan_out_job_runs_every_item_and_is_waited_for_until_completed(alice):
     assert done.counts == {"COMPLETED": 6} and done.finished == 6 and done.finished_at is not None
 
     tasks = alice.iter_job_tasks(job.id, page_size=4)
-    assert [(t.id, t.job_id, t.payload) for t in tasks] == list(zip(job.task_ids, [job.id] * 6, items))
+    assert [(t.id, t.job_id, t.payload) for t in tasks] == list(
+        zip(job.task_ids, [job.id] * 6, items, strict=True)
+    )
     first = alice.job_tasks(job.id, limit=2)
     assert [t.id for t in first.tasks] == job.task_ids[:2] and first.next_cursor
     assert all(isinstance(t, Task) and t.ok for t in first.tasks)
