@@ -123,8 +123,9 @@ class Client:
     def submit(self, type: str, payload: Any = None, **fields: Unpack[SubmitFields]) -> Task:
         """Submit a task; ``fields`` are the task fields in snake_case (``capabilities``,
         ``priority``, ``mode``, ``timeout``, ``max_retries``, ``region``, ``group``,
-        ``poll_interval``, ``poll_max_attempts``), plus ``idempotency_key``: the same key
-        again returns the task it first created."""
+        ``poll_interval``, ``poll_max_attempts``; ``run_at`` or ``delay`` to start it
+        later, ``depends_on`` to start it after other tasks COMPLETED), plus
+        ``idempotency_key``: the same key again returns the task it first created."""
         return self.send(calls.submit(type, payload, fields))
 
     def get(self, task_id: str) -> Task:
