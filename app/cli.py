@@ -1,5 +1,5 @@
 """The ``taskfleet`` command: tokens, migrations, the one-machine stack, a demo backend;
-and (``app.remote_cli``) submit, tasks, servers and stats against a running API."""
+and (``app.remote_cli``) submit, tasks, jobs, servers, limits and stats against a running API."""
 
 from __future__ import annotations
 

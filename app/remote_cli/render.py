@@ -1,4 +1,4 @@
-"""How the CLI shows things: JSON, tables, a sparkline, a task's progress."""
+"""How the CLI shows things: JSON, tables, a sparkline, a task's or a job's progress."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from taskfleet_client import Attempt, Server, Task
+from taskfleet_client import Attempt, Job, Limit, Server, Task
 
 #: Eight heights, lowest first; an hour with nothing shows the lowest.
 BLOCKS = "▁▂▃▄▅▆▇█"
+#: Task statuses in the order a task goes through them (counts are shown in this order).
+STATUSES = ["WAITING", "SCHEDULED", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]
+
+Shown = TypeVar("Shown", Task, Job)
 
 
 def sparkline(values: Sequence[float]) -> str:
@@ -48,12 +52,75 @@ def when(value: Any) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def tasks_table(tasks: Iterable[Task]) -> Table:
-    table = Table("ID", "TYPE", "STATUS", "PROGRESS", "SERVER", "CREATED (UTC)", box=None, pad_edge=False)
+def tasks_table(tasks: Iterable[Task], keys: bool = False) -> Table:
+    """One row per task; ``keys`` adds a KEY column (a job's item keys) after the id."""
+    headers = ["ID", "KEY"] if keys else ["ID"]
+    table = Table(*headers, "TYPE", "STATUS", "PROGRESS", "SERVER", "CREATED (UTC)", box=None, pad_edge=False)
     table.columns[0].no_wrap = True
     for task in tasks:
         progress = f"{task.progress}%" if task.status == "PROCESSING" else ""
-        table.add_row(task.id, task.type, task.status, progress, task.server_id or "", when(task.created_at))
+        first = [task.id, task.key or ""] if keys else [task.id]
+        table.add_row(*first, task.type, task.status, progress, task.server_id or "", when(task.created_at))
+    return table
+
+
+def counts(job: Job) -> str:
+    """``COMPLETED 3, FAILED 1, PENDING 6``: the job's tasks by status, in the order a
+    task goes through them (statuses this CLI does not know last)."""
+    order = {status: i for i, status in enumerate(STATUSES)}
+    found = sorted(job.counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    return ", ".join(f"{status} {n:,}" for status, n in found if n) or "no tasks"
+
+
+def jobs_table(jobs: Iterable[Job]) -> Table:
+    table = Table("ID", "NAME", "STATUS", "PROGRESS", "FINISHED", "CREATED (UTC)", box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
+    for job in jobs:
+        finished = f"{job.finished:,}/{job.total:,}"
+        table.add_row(job.id, job.name or "", job.status, f"{job.progress}%", finished, when(job.created_at))
+    return table
+
+
+def job_summary(job: Job) -> list[str]:
+    """The job's state in a few aligned lines."""
+    rows = [
+        ("job", job.id),
+        ("name", job.name or "-"),
+        ("status", job.status),
+        ("progress", f"{job.progress}% ({job.finished:,} of {job.total:,} tasks finished)"),
+        ("tasks", counts(job)),
+        ("created", f"{when(job.created_at)} UTC"),
+        ("finished", f"{when(job.finished_at)} UTC" if job.finished_at else "-"),
+    ]
+    return [f"{name:<10}{value}" for name, value in rows]
+
+
+def rule(limit: Limit) -> str:
+    """A limit's kind: ``static`` or its scaling rule."""
+    scaling = limit.dynamic
+    if scaling is None:
+        return "static"
+    return (
+        f"{scaling.initial}-{scaling.max} by {scaling.step} "
+        f"(up every {scaling.up_every_seconds} s, down every {scaling.down_every_seconds} s)"
+    )
+
+
+def limits_table(limits: Iterable[Limit]) -> Table:
+    table = Table(
+        "TYPE", "LIMIT", "IN FLIGHT", "WAITING", "RULE", "CHANGED (UTC)", "WHY", box=None, pad_edge=False
+    )
+    for limit in limits:
+        change = limit.last_change
+        table.add_row(
+            limit.type,
+            str(limit.current),
+            str(limit.in_flight),
+            str(limit.waiting),
+            rule(limit),
+            when(change.at) if change else "",
+            change.reason if change else "",
+        )
     return table
 
 
@@ -96,20 +163,34 @@ def label(task: Task) -> str:
     return f"{task.status} {task.progress}%" if task.status == "PROCESSING" else task.status
 
 
+def job_label(job: Job) -> str:
+    return f"{job.status} {job.progress}% ({job.finished:,}/{job.total:,}: {counts(job)})"
+
+
 def follow(updates: Iterator[Task], task_id: str) -> Task:
     """Show a task's updates on stderr until the last one, and return it: a live bar
     from its progress on a terminal, one line per change elsewhere (logs, CI)."""
+    return _follow(updates, f"task {short(task_id)}", label, lambda task: 100 if task.ok else task.progress)
+
+
+def follow_job(updates: Iterator[Job], job_id: str) -> Job:
+    """:func:`follow` for a job: its bar is the share of its tasks that finished."""
+    return _follow(updates, f"job {short(job_id)}", job_label, lambda job: job.progress)
+
+
+def _follow(
+    updates: Iterator[Shown], name: str, describe: Callable[[Shown], str], percent: Callable[[Shown], int]
+) -> Shown:
     err = console(sys.stderr)
-    last: Task | None = None
+    last: Shown | None = None
     if not err.is_terminal:
         for last in updates:
-            click.echo(f"task {short(task_id)}: {label(last)}", err=True)
+            click.echo(f"{name}: {describe(last)}", err=True)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err) as bar:
-            line = bar.add_task(f"task {short(task_id)}", total=100)
+            line = bar.add_task(name, total=100)
             for last in updates:
-                done = 100 if last.ok else last.progress
-                bar.update(line, completed=done, description=f"task {short(task_id)} {last.status}")
-    assert last is not None, "watch yields at least the task's current state"
+                bar.update(line, completed=percent(last), description=f"{name} {last.status}")
+    assert last is not None, "watching yields at least the current state"
     return last

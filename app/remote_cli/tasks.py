@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from taskfleet_client import Client, Task, TaskfleetError, WaitTimeout
+from taskfleet_client import Client, Task, TaskfleetError, WaitTimeout, calls
 
 from app.remote_cli import render
 from app.remote_cli.connection import Failure, api_command
 
 MODES = ["sync", "callback", "poll"]
-STATUSES = ["WAITING", "SCHEDULED", "PENDING", "PROCESSING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]
+STATUSES = render.STATUSES
 
 
 def read_payload(value: str | None) -> Any:
@@ -32,6 +32,14 @@ def read_payload(value: str | None) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise click.BadParameter(f"{source} is not JSON: {exc}", param_hint="--payload") from exc
+
+
+def check_run_at(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--run-at``: ISO 8601 with a timezone; a naive time is refused here, not guessed."""
+    try:
+        return None if value is None else calls.aware_time(value, "--run-at")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def wait_and_print(client: Client, task_id: str, timeout_s: float | None) -> None:
@@ -58,6 +66,20 @@ def wait_and_print(client: Client, task_id: str, timeout_s: float | None) -> Non
 @click.option("--max-retries", type=int, help="Attempts after the first [3].")
 @click.option("--region", help="Preferred region.")
 @click.option("--group", help="Only servers in this group.")
+@click.option(
+    "--run-at",
+    callback=check_run_at,
+    metavar="TIME",
+    help="Not before this ISO 8601 time with a timezone (2030-01-01T09:00:00Z); SCHEDULED until then.",
+)
+@click.option("--delay", type=click.FloatRange(0), help="Seconds before it starts; not with --run-at.")
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    metavar="TASK_ID",
+    help="A task that must COMPLETE first (repeatable); WAITING until then.",
+)
 @click.option("--idempotency-key", help="The same key again returns the first task.")
 @click.option("--wait", is_flag=True, help="Show its progress, then print the result JSON.")
 @click.option("--wait-timeout", type=float, help="With --wait: give up after this many seconds.")
@@ -67,11 +89,14 @@ def submit(
     type: str,
     payload: str | None,
     capabilities: tuple[str, ...],
+    depends_on: tuple[str, ...],
     wait: bool,
     wait_timeout: float | None,
     **fields: Any,
 ) -> None:
     """Submit a task of TYPE; print its id (or, with --wait, its result)."""
+    if depends_on:
+        fields["depends_on"] = list(depends_on)
     task = client.submit(type, read_payload(payload), capabilities=list(capabilities), **fields)
     if not wait:
         click.echo(task.id)

@@ -4,13 +4,23 @@
 >>> with Client("http://127.0.0.1:8000", token) as tf:          # doctest: +SKIP
 ...     task = tf.submit("echo", {"hello": "fleet"}, capabilities=["echo"])
 ...     print(tf.wait(task.id, timeout=60).result)
+...     job = tf.submit_job(template=job_template("echo"), items=[{"i": 1}, {"i": 2}])
+...     print(tf.wait_job(job.id, timeout=60).counts)
 """
 
 from __future__ import annotations
 
 from taskfleet_client._version import __version__
 from taskfleet_client.async_client import AsyncClient
-from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.calls import (
+    Call,
+    HeartbeatLoad,
+    ServerFields,
+    SubmitFields,
+    TaskFields,
+    job_task,
+    job_template,
+)
 from taskfleet_client.client import Client
 from taskfleet_client.errors import (
     BadRequest,
@@ -29,6 +39,8 @@ from taskfleet_client.errors import (
     UnsupportedMediaType,
     WaitTimeout,
 )
+from taskfleet_client.job_models import Job, JobPage
+from taskfleet_client.limit_models import DynamicLimit, Limit, LimitChange
 from taskfleet_client.models import (
     FINAL_STATUSES,
     Algorithm,
@@ -57,10 +69,15 @@ __all__ = [
     "Client",
     "Conflict",
     "Attempt",
+    "DynamicLimit",
     "ErrorEntry",
     "Forbidden",
     "HeartbeatLoad",
     "Hour",
+    "Job",
+    "JobPage",
+    "Limit",
+    "LimitChange",
     "NotFound",
     "PayloadTooLarge",
     "RetryPolicy",
@@ -73,6 +90,7 @@ __all__ = [
     "Stats",
     "SubmitFields",
     "Task",
+    "TaskFields",
     "TaskPage",
     "TaskfleetError",
     "TooManyRequests",
@@ -83,4 +101,6 @@ __all__ = [
     "Unprocessable",
     "WaitTimeout",
     "__version__",
+    "job_task",
+    "job_template",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -13,6 +13,8 @@ import httpx
 
 from taskfleet_client import _http, calls
 from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.job_models import Job, JobPage
+from taskfleet_client.limit_models import Limit
 from taskfleet_client.models import (
     Algorithm,
     Attempt,
@@ -162,6 +164,76 @@ class AsyncClient:
         assert last is not None
         return last
 
+    # Jobs
+
+    async def submit_job(
+        self,
+        tasks: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template: Mapping[str, Any] | None = None,
+        items: Sequence[Any] | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit many tasks at once; see :meth:`Client.submit_job`."""
+        return await self.send(calls.submit_job(tasks, template, items, name, idempotency_key))
+
+    async def job(self, job_id: str) -> Job:
+        """The job now, with live ``counts`` and ``progress``."""
+        return await self.send(calls.get_job(job_id))
+
+    async def jobs(self, limit: int | None = None, cursor: str | None = None) -> JobPage:
+        """One page of your jobs (every job, for an admin), newest first."""
+        return await self.send(calls.list_jobs(limit, cursor))
+
+    async def iter_jobs(self, page_size: int = 100) -> AsyncIterator[Job]:
+        """Every job, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.jobs(page_size, cursor)
+            for job in page.jobs:
+                yield job
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def job_tasks(
+        self, job_id: str, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> TaskPage:
+        """One page of the job's tasks (up to 1,000), in item order."""
+        return await self.send(calls.job_tasks(job_id, status, limit, cursor))
+
+    async def iter_job_tasks(
+        self, job_id: str, status: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[Task]:
+        """Every task of the job that matches, in item order."""
+        cursor: str | None = None
+        while True:
+            page = await self.job_tasks(job_id, status, page_size, cursor)
+            for task in page.tasks:
+                yield task
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel every unfinished task of the job; the job is CANCELLED."""
+        return await self.send(calls.cancel_job(job_id))
+
+    def watch_job(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Job]:
+        """The job each time its status or progress changes, ending once it no longer
+        runs; ``WaitTimeout`` if that takes longer than ``timeout`` seconds."""
+        return poll_async(lambda: self.job(job_id), job_id, timeout, self.backoff, kind="job")
+
+    async def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once it no longer runs (COMPLETED, FAILED or CANCELLED: check
+        ``job.ok``); ``WaitTimeout`` after ``timeout`` seconds."""
+        last: Job | None = None
+        async for job in self.watch_job(job_id, timeout):
+            last = job
+        assert last is not None
+        return last
+
     # Servers (admin)
 
     async def servers(
@@ -205,3 +277,25 @@ class AsyncClient:
 
     async def set_algorithm(self, name: str) -> Algorithm:
         return await self.send(calls.set_algorithm(name))
+
+    # Concurrency limits (admin)
+
+    async def limits(self) -> builtins.list[Limit]:
+        """Every concurrency limit: its value now, in flight, waiting, last change."""
+        return await self.send(calls.list_limits())
+
+    async def limit(self, type: str) -> Limit:
+        """The limit of one task type (``*``: all tasks together)."""
+        return await self.send(calls.get_limit(type))
+
+    async def set_limit(
+        self, type: str, *, max_concurrent: int | None = None, dynamic: Mapping[str, int] | None = None
+    ) -> Limit:
+        """Create or replace a type's limit: static (``max_concurrent``), or scaling
+        (``dynamic``: a :class:`~taskfleet_client.DynamicLimit`, e.g.
+        ``DynamicLimit.of(10, 50, 5, 60, 180)``); exactly one."""
+        return await self.send(calls.set_limit(type, max_concurrent, dynamic))
+
+    async def remove_limit(self, type: str) -> None:
+        """Remove a type's limit: its tasks run as slots allow."""
+        await self.send(calls.remove_limit(type))

@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
+from taskfleet_client.job_models import Job, JobPage
+from taskfleet_client.limit_models import Limit
 from taskfleet_client.models import (
     Algorithm,
     Attempt,
@@ -48,7 +50,7 @@ class Call(Generic[T]):
     idempotent: bool = True
 
 
-class SubmitFields(TypedDict, total=False):
+class TaskFields(TypedDict, total=False):
     """Optional fields of a new task, in snake_case (the README's task fields)."""
 
     capabilities: Sequence[str]
@@ -62,11 +64,25 @@ class SubmitFields(TypedDict, total=False):
     group: str
     poll_interval: int
     poll_max_attempts: int
+    #: Not before this time: an aware datetime, or ISO 8601 text with a timezone (a naive
+    #: one is refused: the server could only guess its zone). The task is SCHEDULED
+    #: until then. Not with ``delay``.
+    run_at: datetime | str
+    #: Seconds from now before it starts (0 to 30 days). Not with ``run_at``.
+    delay: float
+    #: Ids of tasks that must be COMPLETED first (inside a job, sibling keys too); the
+    #: task is WAITING until then.
+    depends_on: Sequence[str]
+    #: Fields in the API's own camelCase, sent as they are (for fields newer than this client).
+    extra: Mapping[str, Any]
+
+
+class SubmitFields(TaskFields, total=False):
+    """Optional fields of ``submit``: the task's, and its Idempotency-Key."""
+
     #: Sent as the Idempotency-Key header; a random one when not given, so that a retried
     #: submit never creates a second task.
     idempotency_key: str
-    #: Fields in the API's own camelCase, sent as they are (for fields newer than this client).
-    extra: Mapping[str, Any]
 
 
 class ServerFields(TypedDict, total=False):
@@ -105,6 +121,9 @@ SUBMIT_KEYS = {
     "group": "group",
     "poll_interval": "pollInterval",
     "poll_max_attempts": "pollMaxAttempts",
+    "run_at": "runAt",
+    "delay": "delay",
+    "depends_on": "dependsOn",
 }
 SERVER_KEYS = {
     "id": "id",
@@ -152,13 +171,53 @@ def _time(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def aware_time(value: datetime | str, name: str = "run_at") -> str:
+    """``value`` as ISO 8601 text, refused (ValueError) unless it names its timezone."""
+    if isinstance(value, datetime):
+        when, text = value, value.isoformat()
+    else:
+        try:
+            when, text = datetime.fromisoformat(value), value
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be an ISO 8601 time with a timezone, not {value!r}") from exc
+    if when.utcoffset() is None:
+        raise ValueError(
+            f"{name} must have a timezone (e.g. datetime.now(UTC) or "
+            f"'2030-01-01T09:00:00+00:00'), not the naive {value!r}"
+        )
+    return text
+
+
+def _task_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Task fields in the API's names."""
+    if fields.get("run_at") is not None:
+        fields = {**fields, "run_at": aware_time(fields["run_at"])}
+    return camel(fields, SUBMIT_KEYS, "task")
+
+
+def job_task(
+    type: str, payload: Any = None, *, key: str | None = None, **fields: Unpack[TaskFields]
+) -> dict[str, Any]:
+    """One item of ``submit_job(tasks=...)`` in the API's JSON: the fields of ``submit``
+    (no idempotency key), plus ``key``, unique within the job, which its siblings may
+    name in ``depends_on``."""
+    body = {"type": type, "payload": payload, **_task_fields(fields)}
+    return body if key is None else {**body, "key": key}
+
+
+def job_template(type: str, **fields: Unpack[TaskFields]) -> dict[str, Any]:
+    """The ``template`` of a fan-out job in the API's JSON: a task without its payload
+    (each of ``items`` is one task's payload)."""
+    return {"type": type, **_task_fields(fields)}
+
+
 # Tasks
 
 
 def submit(type: str, payload: Any, fields: Mapping[str, Any]) -> Call[Task]:
     fields = dict(fields)
     key = fields.pop("idempotency_key", None) or str(uuid.uuid4())
-    body = {"type": type, "payload": payload, **camel(fields, SUBMIT_KEYS, "task")}
+    body = {"type": type, "payload": payload, **_task_fields(fields)}
     return Call("POST", "/task", Task, json=body, headers={"Idempotency-Key": key})
 
 
@@ -186,6 +245,47 @@ def _attempts(body: Mapping[str, Any]) -> list[Attempt]:
 
 def task_attempts(task_id: str) -> Call[list[Attempt]]:
     return Call("GET", f"/task/{_id(task_id)}/attempts", _attempts)
+
+
+# Jobs
+
+
+def submit_job(
+    tasks: Sequence[Mapping[str, Any]] | None,
+    template: Mapping[str, Any] | None,
+    items: Sequence[Any] | None,
+    name: str | None,
+    idempotency_key: str | None,
+) -> Call[Job]:
+    if tasks is not None and (template is not None or items is not None):
+        raise ValueError("give tasks, or template and items, not both")
+    if tasks is None and (template is None or items is None):
+        raise ValueError("give tasks, or both template and items")
+    body: dict[str, Any] = {} if name is None else {"name": name}
+    if tasks is not None:
+        body["tasks"] = [dict(task) for task in tasks]
+    else:
+        body["template"], body["items"] = dict(template or {}), list(items or ())
+    key = idempotency_key or str(uuid.uuid4())
+    return Call("POST", "/jobs", Job, json=body, headers={"Idempotency-Key": key})
+
+
+def get_job(job_id: str) -> Call[Job]:
+    return Call("GET", f"/jobs/{_id(job_id)}", Job)
+
+
+def list_jobs(limit: int | None, cursor: str | None) -> Call[JobPage]:
+    return Call("GET", "/jobs", JobPage.from_json, params=_query(limit=limit, cursor=cursor))
+
+
+def job_tasks(job_id: str, status: str | None, limit: int | None, cursor: str | None) -> Call[TaskPage]:
+    params = _query(status=status, limit=limit, cursor=cursor)
+    return Call("GET", f"/jobs/{_id(job_id)}/tasks", TaskPage.from_json, params=params)
+
+
+def cancel_job(job_id: str) -> Call[Job]:
+    # Idempotent, unlike a task's: cancelling a job again finishes what a first call cut short.
+    return Call("POST", f"/jobs/{_id(job_id)}/cancel", Job)
 
 
 # Servers (admin)
@@ -255,3 +355,34 @@ def get_algorithm() -> Call[Algorithm]:
 
 def set_algorithm(name: str) -> Call[Algorithm]:
     return Call("PUT", "/loadbalancer/algorithm", Algorithm, json={"algorithm": name})
+
+
+# Concurrency limits (admin)
+
+
+def _limits(body: Any) -> list[Limit]:
+    found = body.get("items", []) if isinstance(body, Mapping) else body
+    return [Limit(item) for item in found or ()]
+
+
+def list_limits() -> Call[list[Limit]]:
+    return Call("GET", "/limits", _limits)
+
+
+def get_limit(type: str) -> Call[Limit]:
+    return Call("GET", f"/limits/{_id(type)}", Limit)
+
+
+def set_limit(type: str, max_concurrent: int | None, dynamic: Mapping[str, int] | None) -> Call[Limit]:
+    if (max_concurrent is None) == (dynamic is None):
+        raise ValueError("give exactly one of max_concurrent and dynamic")
+    body = {"maxConcurrent": max_concurrent} if dynamic is None else {"dynamic": dict(dynamic)}
+    return Call("PUT", f"/limits/{_id(type)}", Limit, json=body)
+
+
+def _nothing(body: Any) -> None:
+    return None
+
+
+def remove_limit(type: str) -> Call[None]:
+    return Call("DELETE", f"/limits/{_id(type)}", _nothing)

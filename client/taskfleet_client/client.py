@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -13,6 +13,8 @@ import httpx
 
 from taskfleet_client import _http, calls
 from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.job_models import Job, JobPage
+from taskfleet_client.limit_models import Limit
 from taskfleet_client.models import (
     Algorithm,
     Attempt,
@@ -121,8 +123,9 @@ class Client:
     def submit(self, type: str, payload: Any = None, **fields: Unpack[SubmitFields]) -> Task:
         """Submit a task; ``fields`` are the task fields in snake_case (``capabilities``,
         ``priority``, ``mode``, ``timeout``, ``max_retries``, ``region``, ``group``,
-        ``poll_interval``, ``poll_max_attempts``), plus ``idempotency_key``: the same key
-        again returns the task it first created."""
+        ``poll_interval``, ``poll_max_attempts``; ``run_at`` or ``delay`` to start it
+        later, ``depends_on`` to start it after other tasks COMPLETED), plus
+        ``idempotency_key``: the same key again returns the task it first created."""
         return self.send(calls.submit(type, payload, fields))
 
     def get(self, task_id: str) -> Task:
@@ -176,6 +179,75 @@ class Client:
         last: Task | None = None
         for task in self.watch(task_id, timeout):
             last = task
+        assert last is not None
+        return last
+
+    # Jobs
+
+    def submit_job(
+        self,
+        tasks: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template: Mapping[str, Any] | None = None,
+        items: Sequence[Any] | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit many tasks at once, all or nothing: ``tasks`` (task bodies in the API's
+        JSON, e.g. :func:`~taskfleet_client.job_task`), or ``template``
+        (:func:`~taskfleet_client.job_template`) and ``items``: one task per item, the item
+        as its payload. Sends a random Idempotency-Key unless given one."""
+        return self.send(calls.submit_job(tasks, template, items, name, idempotency_key))
+
+    def job(self, job_id: str) -> Job:
+        """The job now, with live ``counts`` and ``progress``."""
+        return self.send(calls.get_job(job_id))
+
+    def jobs(self, limit: int | None = None, cursor: str | None = None) -> JobPage:
+        """One page of your jobs (every job, for an admin), newest first."""
+        return self.send(calls.list_jobs(limit, cursor))
+
+    def iter_jobs(self, page_size: int = 100) -> Iterator[Job]:
+        """Every job, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.jobs(page_size, cursor)
+            yield from page.jobs
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def job_tasks(
+        self, job_id: str, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> TaskPage:
+        """One page of the job's tasks (up to 1,000), in item order."""
+        return self.send(calls.job_tasks(job_id, status, limit, cursor))
+
+    def iter_job_tasks(self, job_id: str, status: str | None = None, page_size: int = 1000) -> Iterator[Task]:
+        """Every task of the job that matches, in item order."""
+        cursor: str | None = None
+        while True:
+            page = self.job_tasks(job_id, status, page_size, cursor)
+            yield from page.tasks
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Cancel every unfinished task of the job; the job is CANCELLED."""
+        return self.send(calls.cancel_job(job_id))
+
+    def watch_job(self, job_id: str, timeout: float | None = None) -> Iterator[Job]:
+        """The job each time its status or progress changes, ending once it no longer
+        runs; ``WaitTimeout`` if that takes longer than ``timeout`` seconds."""
+        return poll(lambda: self.job(job_id), job_id, timeout, self.backoff, kind="job")
+
+    def wait_job(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once it no longer runs (COMPLETED, FAILED or CANCELLED: check
+        ``job.ok``); ``WaitTimeout`` after ``timeout`` seconds."""
+        last: Job | None = None
+        for job in self.watch_job(job_id, timeout):
+            last = job
         assert last is not None
         return last
 
@@ -235,3 +307,25 @@ class Client:
     def set_algorithm(self, name: str) -> Algorithm:
         """Switch the load-balancing algorithm (an unknown name is Unprocessable)."""
         return self.send(calls.set_algorithm(name))
+
+    # Concurrency limits (admin)
+
+    def limits(self) -> builtins.list[Limit]:
+        """Every concurrency limit: its value now, in flight, waiting, last change."""
+        return self.send(calls.list_limits())
+
+    def limit(self, type: str) -> Limit:
+        """The limit of one task type (``*``: all tasks together)."""
+        return self.send(calls.get_limit(type))
+
+    def set_limit(
+        self, type: str, *, max_concurrent: int | None = None, dynamic: Mapping[str, int] | None = None
+    ) -> Limit:
+        """Create or replace a type's limit: static (``max_concurrent``), or scaling
+        (``dynamic``: a :class:`~taskfleet_client.DynamicLimit`, e.g.
+        ``DynamicLimit.of(10, 50, 5, 60, 180)``); exactly one."""
+        return self.send(calls.set_limit(type, max_concurrent, dynamic))
+
+    def remove_limit(self, type: str) -> None:
+        """Remove a type's limit: its tasks run as slots allow."""
+        self.send(calls.remove_limit(type))

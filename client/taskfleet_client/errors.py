@@ -48,7 +48,8 @@ class Forbidden(TaskfleetError):
 
 
 class NotFound(TaskfleetError):
-    """Raised on 404: no such task or server (another owner's task is 404 too)."""
+    """Raised on 404: no such task, job, server or limit (another owner's task or job is
+    404 too)."""
 
 
 class Conflict(TaskfleetError):
@@ -97,8 +98,9 @@ class TransportError(TaskfleetError):
 
 
 class WaitTimeout(TaskfleetError, TimeoutError):
-    """Raised by ``wait`` when the task is not final within its ``timeout``;
-    ``task`` is the last state seen."""
+    """Raised by ``wait`` when the task is not final within its ``timeout`` (by
+    ``wait_job`` when the job still runs); ``task`` is the last state seen (the
+    :class:`~taskfleet_client.Job`, for ``wait_job``)."""
 
     def __init__(self, message: str, task: Any) -> None:
         super().__init__(message)

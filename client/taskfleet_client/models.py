@@ -120,7 +120,8 @@ class Task(ApiObject):
 
     id = text("id")
     type = text("type")
-    #: PENDING, PROCESSING, COMPLETED, FAILED, TIMEOUT, CANCELLED (WAITING, SCHEDULED).
+    #: SCHEDULED (until run_at), WAITING (for depends_on), PENDING, PROCESSING, COMPLETED,
+    #: FAILED, TIMEOUT, CANCELLED.
     status = text("status")
     #: 0-100, as the backend reported it.
     progress = integer("progress")
@@ -141,6 +142,13 @@ class Task(ApiObject):
     timeout = integer("timeout")
     poll_interval = integer("pollInterval")
     poll_max_attempts = integer("pollMaxAttempts")
+    #: Not dispatched before this time (None: at once).
+    run_at = time("runAt")
+    #: Ids of the tasks that must be COMPLETED before it runs.
+    depends_on = texts("dependsOn")
+    #: The job it belongs to, and its item's key in that job.
+    job_id = maybe_text("jobId")
+    key = maybe_text("key")
     created_at = time("createdAt")
     updated_at = time("updatedAt")
     started_at = time("startedAt")

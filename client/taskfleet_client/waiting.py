@@ -1,9 +1,10 @@
-"""Following a task to its end.
+"""Following a task (or a job) to its end.
 
 ``watch`` yields a task each time its status or progress changes and stops after the
-final state; ``wait`` is its last value. Today the only source of those updates is
-polling ``GET /api/task/{id}`` with a growing interval (0.2 s up to 2 s): the API has
-no event stream yet. When it has one, a second source with the same contract (changed
+final state; ``wait`` is its last value (``watch_job`` and ``wait_job`` do the same for
+a job). Today the only source of those updates is polling ``GET /api/task/{id}`` (or
+``GET /api/jobs/{id}``) with a growing interval (0.2 s up to 2 s): the API has no event
+stream yet. When it has one, a second source with the same contract (changed
 snapshots, then the final one, ``WaitTimeout`` at the deadline) plugs in under
 ``watch``, and ``wait`` and the CLI's progress bar follow without a change.
 """
@@ -14,9 +15,23 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from taskfleet_client.errors import WaitTimeout
-from taskfleet_client.models import Task
+
+
+class Snapshot(Protocol):
+    """What polling reads of a task or a job."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Snapshot)
 
 
 @dataclass(frozen=True)
@@ -36,62 +51,67 @@ class Backoff:
             delay = min(delay * self.factor, self.max_s)
 
 
-def changed(before: Task | None, after: Task) -> bool:
+def changed(before: Snapshot | None, after: Snapshot) -> bool:
     """Worth reporting: a first sight, or a new status or progress."""
     return before is None or (before.status, before.progress) != (after.status, after.progress)
 
 
-def _timed_out(task_id: str, timeout_s: float | None, last: Task) -> WaitTimeout:
-    return WaitTimeout(f"task {task_id} is still {last.status} after {timeout_s:g} s", last)
+def _timed_out(kind: str, object_id: str, timeout_s: float | None, last: Snapshot) -> WaitTimeout:
+    return WaitTimeout(f"{kind} {object_id} is still {last.status} after {timeout_s:g} s", last)
 
 
 def poll(
-    fetch: Callable[[], Task],
-    task_id: str,
+    fetch: Callable[[], S],
+    object_id: str,
     timeout_s: float | None,
     backoff: Backoff,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> Iterator[Task]:
-    """Snapshots of a task by polling ``fetch`` until it is final."""
+    *,
+    kind: str = "task",
+) -> Iterator[S]:
+    """Snapshots of a task (or a job: ``kind="job"``) by polling ``fetch`` until it is
+    done."""
     deadline = None if timeout_s is None else clock() + timeout_s
-    last: Task | None = None
+    last: S | None = None
     for delay in backoff.delays():
-        task = fetch()
-        if changed(last, task):
-            yield task
-        last = task
-        if task.done:
+        current = fetch()
+        if changed(last, current):
+            yield current
+        last = current
+        if current.done:
             return
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(task_id, timeout_s, task)
+                raise _timed_out(kind, object_id, timeout_s, current)
             delay = min(delay, left)
         sleep(delay)
 
 
 async def poll_async(
-    fetch: Callable[[], Awaitable[Task]],
-    task_id: str,
+    fetch: Callable[[], Awaitable[S]],
+    object_id: str,
     timeout_s: float | None,
     backoff: Backoff,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[Task]:
+    *,
+    kind: str = "task",
+) -> AsyncIterator[S]:
     """:func:`poll` for the async client."""
     deadline = None if timeout_s is None else clock() + timeout_s
-    last: Task | None = None
+    last: S | None = None
     for delay in backoff.delays():
-        task = await fetch()
-        if changed(last, task):
-            yield task
-        last = task
-        if task.done:
+        current = await fetch()
+        if changed(last, current):
+            yield current
+        last = current
+        if current.done:
             return
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(task_id, timeout_s, task)
+                raise _timed_out(kind, object_id, timeout_s, current)
             delay = min(delay, left)
         await sleep(delay)

@@ -98,3 +98,11 @@ def test_tasks_attempts_lists_each_attempt_as_a_table_and_as_json(taskfleet):
     assert "COMPLETED" in table
     items = json.loads(ok(taskfleet("tasks", "attempts", task_id, "--json")))
     assert [(a["attempt"], a["outcome"]) for a in items] == [(1, "COMPLETED")]
+
+
+def test_a_run_at_without_a_timezone_is_refused_before_anything_is_sent(taskfleet):
+    naive = taskfleet("submit", "echo", "--run-at", "2030-01-01T09:00:00")
+    assert naive.returncode == 2 and "Traceback" not in naive.stderr
+    assert "--run-at must have a timezone" in naive.stderr
+    garbled = taskfleet("submit", "echo", "--run-at", "tomorrow")
+    assert garbled.returncode == 2 and "--run-at must be an ISO 8601 time with a timezone" in garbled.stderr
