@@ -63,6 +63,8 @@ class TaskSpec:
     #: The job it was submitted in, and its item's ``key`` in that job.
     job_id: str | None = None
     job_key: str | None = None
+    #: Ask the backend to stream its output (``"stream": true`` in the predict request).
+    stream: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -90,6 +92,8 @@ class TaskSpec:
             data["job_id"] = self.job_id
         if self.job_key is not None:
             data["job_key"] = self.job_key
+        if self.stream:
+            data["stream"] = True
         return data
 
     @classmethod
@@ -112,6 +116,7 @@ class TaskSpec:
             depends_on=tuple(data.get("depends_on") or ()),
             job_id=data.get("job_id"),
             job_key=data.get("job_key"),
+            stream=bool(data.get("stream", False)),
         )
 
     def for_hot_state(self) -> TaskSpec:

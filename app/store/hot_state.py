@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from app.core.errors import Conflict
+from app.core.events import STREAM_MAXLEN
 from app.core.states import FINAL_STATUSES, TaskStatus, is_final
 from app.core.task import TaskState
 from app.store import keys, scripts
@@ -94,10 +95,12 @@ class TaskStateStore:
             task=keys.task(state.id),
             deadlines=keys.DEADLINES,
             stats=keys.STATS_LIVE,
+            events=keys.task_events(state.id),
             ttl_ms=str(ttl_ms),
             deadline_ms=deadline,
             new_task_type=state.spec.type if new else "",
             created_ms=str(state.created_ms),
+            maxlen=STREAM_MAXLEN,
             fields=TaskRecord(state).to_hash(),
         )
 
@@ -165,12 +168,14 @@ class TaskStateStore:
             stats=keys.STATS_LIVE,
             latency=keys.DISPATCH_LATENCY,
             unsynced=keys.UNSYNCED,
+            events=keys.task_events(task_id),
             sources=",".join(s.value for s in sources),
             target=target.value,
             expected_attempt="" if expect_attempt is None else str(expect_attempt),
             now_ms=str(now_ms),
             is_final="1" if is_final(target) else "0",
             attempt_outcome=attempt_outcome,
+            maxlen=STREAM_MAXLEN,
             fields=TaskRecord.patch(**fields),
         )
 
@@ -221,6 +226,7 @@ class TaskStateStore:
         return SyncedCall(
             task=keys.task(state.id),
             unsynced=keys.UNSYNCED,
+            events=keys.task_events(state.id),
             version=state.version,
             ttl_ms=self.finished_ttl_ms,
             task_id=state.id,

@@ -60,6 +60,12 @@ def task(task_id: str) -> str:
     return f"{PREFIX}:task:{task_id}"
 
 
+def task_events(task_id: str) -> str:
+    """stream: the task's events, ids '<version>-<n>' (app/core/events.py); capped, and
+    expiring with the task's hash."""
+    return f"{PREFIX}:events:{task_id}"
+
+
 def attempt_alive(task_id: str, attempt: int) -> str:
     """string with a TTL: refreshed by the worker that holds the attempt's backend call."""
     return f"{PREFIX}:alive:{task_id}:{attempt}"

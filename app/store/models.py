@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -83,6 +84,8 @@ class TaskRow(Base):
     #: Ids of the tasks it waits for (WAITING until all are COMPLETED); the edges are
     #: also in ``task_dependencies``, read from the other end.
     depends_on: Mapped[list[str] | None] = mapped_column(JsonType, nullable=True)
+    #: The backend was asked to stream its output (``"stream": true`` in the request).
+    stream: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -136,6 +139,11 @@ class TaskTransitionRow(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: What the transition's event shows (app/core/events.py), so it can be rebuilt from
+    #: here when Redis lost it: the server, the progress, the error (None before 0007).
+    server_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobRow(Base):

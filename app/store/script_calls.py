@@ -256,14 +256,30 @@ class TransitionCall(ScriptCall):
     stats: str = key()
     latency: str = key()
     unsynced: str = key()
+    events: str = key()
     sources: str = arg()
     target: str = arg()
     expected_attempt: str = arg()
     now_ms: str = arg()
     is_final: str = arg()
     attempt_outcome: str = arg()
+    maxlen: int = arg()
     #: Field -> value to set; an empty value deletes the field.
     fields: Mapping[str, str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChunkCall(ScriptCall):
+    """``task_chunk.lua``: append chunks of a running attempt's output to its events."""
+
+    SCRIPT: ClassVar[str] = "task_chunk"
+
+    task: str = key()
+    events: str = key()
+    attempt: int = arg()
+    maxlen: int = arg()
+    #: The chunks' data, JSON text each, in order.
+    chunks: Sequence[str] = args_tail()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -275,10 +291,12 @@ class HydrateCall(ScriptCall):
     task: str = key()
     deadlines: str = key()
     stats: str = key()
+    events: str = key()
     ttl_ms: str = arg()
     deadline_ms: str = arg()
     new_task_type: str = arg()
     created_ms: str = arg()
+    maxlen: int = arg()
     #: Field -> value of the task hash (must include 'id').
     fields: Mapping[str, str] = args_tail()
 
@@ -291,6 +309,7 @@ class SyncedCall(ScriptCall):
 
     task: str = key()
     unsynced: str = key()
+    events: str = key()
     version: int = arg()
     ttl_ms: int = arg()
     task_id: str = arg()

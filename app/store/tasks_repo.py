@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
+from app.core import events
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.errors import InvalidInput, StoreUnavailable
 from app.core.states import FINAL_STATUSES, AttemptOutcome, TaskMode, TaskStatus
@@ -44,6 +45,7 @@ def row_to_state(row: TaskRow) -> TaskState:
             depends_on=tuple(row.depends_on or ()),
             job_id=row.job_id,
             job_key=row.job_key,
+            stream=bool(row.stream),
         ),
         status=TaskStatus(row.status),
         version=row.version,
@@ -115,6 +117,7 @@ def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> 
         "task__idempotency_key": idempotency_key,
         "task__job_id": spec.job_id,
         "task__job_key": spec.job_key,
+        "task__stream": spec.stream,
         "task__run_at": ms_to_datetime(spec.run_at_ms),
         "task__depends_on": list(spec.depends_on) or None,
         "task__created_at": ms_to_datetime(state.created_ms),
@@ -145,6 +148,7 @@ def task_row_values(state: TaskState, idempotency_key: str | None = None) -> dic
         "idempotency_key": idempotency_key,
         "job_id": spec.job_id,
         "job_key": spec.job_key,
+        "stream": spec.stream,
         "run_at": ms_to_datetime(spec.run_at_ms),
         "depends_on": list(spec.depends_on) or None,
         "created_at": ms_to_datetime(state.created_ms),
@@ -163,12 +167,8 @@ def insert_many(session: Session, states: list[TaskState], edges: Iterable[tuple
         TaskTransitionRow.__table__,
         [
             {
-                "task_id": state.id,
-                "version": state.version,
-                "from_status": None,
-                "to_status": state.status.value,
-                "attempt": state.attempt,
-                "at": ms_to_datetime(state.created_ms),
+                name.removeprefix("transition__"): value
+                for name, value in _transition_params(state, None, state.created_ms).items()
             }
             for state in states
         ],
@@ -285,6 +285,11 @@ def _transition_params(state: TaskState, from_status: TaskStatus | None, at_ms: 
         "transition__to_status": state.status.value,
         "transition__attempt": state.attempt,
         "transition__at": ms_to_datetime(at_ms),
+        "transition__server_id": state.server_id,
+        "transition__progress": state.progress,
+        "transition__error": events.error_shown(
+            state.status.value, state.attempt_outcome.value if state.attempt_outcome else None, state.error
+        ),
     }
 
 
@@ -324,7 +329,17 @@ def _insert_statements(dialect: str) -> Select[Any] | list[Any]:
 def _record(dialect: str) -> Any:
     """The INSERT of a transition (none twice)."""
     transitions = TaskTransitionRow.__table__
-    names = ["task_id", "version", "from_status", "to_status", "attempt", "at"]
+    names = [
+        "task_id",
+        "version",
+        "from_status",
+        "to_status",
+        "attempt",
+        "at",
+        "server_id",
+        "progress",
+        "error",
+    ]
     return (
         dialect_insert(dialect)(transitions)
         .values(_binds("transition", transitions, names))

@@ -188,13 +188,16 @@ def test_a_call_flattens_its_fields_in_order_with_the_tails_last():
         task="tf:task:t",
         deadlines="d",
         stats="s",
+        events="e",
         ttl_ms="0",
         deadline_ms="",
         new_task_type="",
         created_ms="5",
+        maxlen=10,
         fields={"id": "t", "status": "PENDING"},
     )
-    assert hydrate.args() == ["0", "", "", "5", "id", "t", "status", "PENDING"]
+    assert hydrate.keys() == ["tf:task:t", "d", "s", "e"]
+    assert hydrate.args() == ["0", "", "", "5", 10, "id", "t", "status", "PENDING"]
 
 
 def test_a_script_takes_its_own_call_and_refuses_another_scripts(redis):

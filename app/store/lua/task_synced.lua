@@ -1,9 +1,11 @@
 -- task_synced.lua: the database has caught up with a task at a version: take it out of
 -- the unsynced set and, when it is finished, let its hash expire. Nothing happens when
 -- the task has moved on since (a newer transition's own write is still to come).
+-- The task's event stream expires with its hash.
 --
 -- KEYS[1] task: task hash (tf:task:<id>)
 -- KEYS[2] unsynced: unsynced set (tf:unsynced)
+-- KEYS[3] events: the task's event stream (tf:events:<id>)
 -- ARGV[1] version: the version the database now holds
 -- ARGV[2] ttl_ms: ttl in ms for a finished task's hash
 -- ARGV[3] task_id: the task id
@@ -14,6 +16,7 @@
 
 local task = KEYS[1]
 local unsynced = KEYS[2]
+local events = KEYS[3]
 local version = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 local task_id = ARGV[3]
@@ -31,5 +34,6 @@ for final in string.gmatch(final_statuses, '([^,]+)') do
 end
 if finished then
   redis.call('PEXPIRE', task, ttl_ms)
+  redis.call('PEXPIRE', events, ttl_ms)
 end
 return 1

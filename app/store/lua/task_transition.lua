@@ -13,6 +13,11 @@
 -- Statistics: the same call counts the event in the live counters of the hour of
 -- now_ms (field names: app/core/tally.py), so a counter moves exactly when the state
 -- does.
+-- Events: the same call appends the transition's event to the task's event stream with
+-- id '<new version>-0' (app/core/events.py): 'progress' for a PROCESSING -> PROCESSING
+-- update whose progress changed (none when it did not), 'status' for any other, its
+-- 'error' shown by the rule of events.error_shown. The stream never expires while the
+-- task's hash does not (task_synced.lua expires both).
 --
 -- KEYS[1] task: task hash (tf:task:<id>)
 -- KEYS[2] deadlines: deadlines zset (tf:deadlines), task_id -> deadline_ms
@@ -20,6 +25,7 @@
 -- KEYS[4] latency: dispatch latency hash (tf:metrics:dispatch_latency),
 --         bucket -> n, sum_ms, count
 -- KEYS[5] unsynced: unsynced set (tf:unsynced), tasks the database may be behind on
+-- KEYS[6] events: the task's event stream (tf:events:<id>)
 -- ARGV[1] sources: allowed source statuses, comma-separated
 -- ARGV[2] target: target status
 -- ARGV[3] expected_attempt: expected attempt, or '' for any
@@ -27,7 +33,8 @@
 -- ARGV[5] is_final: '1' if the target status is final, else '0'
 -- ARGV[6] attempt_outcome: how the running attempt ended (COMPLETED, FAILED, TIMEOUT,
 --         BUSY, CANCELLED), or '' when no attempt ends here
--- ARGV[7..] fields: field, value pairs to set; an empty value deletes the field
+-- ARGV[7] maxlen: entries the event stream keeps at most (approximately)
+-- ARGV[8..] fields: field, value pairs to set; an empty value deletes the field
 --
 -- Returns {1, <flat HGETALL after the write>} on success,
 --         {0, status, attempt} when the task is in another state or attempt,
@@ -38,18 +45,20 @@ local deadlines = KEYS[2]
 local stats = KEYS[3]
 local latency = KEYS[4]
 local unsynced = KEYS[5]
+local events = KEYS[6]
 local sources = ARGV[1]
 local target = ARGV[2]
 local expected_attempt = ARGV[3]
 local now_ms = tonumber(ARGV[4])
 local is_final = ARGV[5]
 local attempt_outcome = ARGV[6]
+local maxlen = ARGV[7]
 
 -- Upper bounds (ms) of the dispatch-latency buckets; app.core.metrics has the same list.
 local LATENCY_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
 
 local current = redis.call('HMGET', task, 'status', 'attempt', 'version', 'id', 'timeout_ms',
-  'type', 'server_id', 'started_ms', 'updated_ms')
+  'type', 'server_id', 'started_ms', 'updated_ms', 'progress')
 local status, attempt, version, task_id = current[1], current[2], current[3], current[4]
 local task_type, server_id, started_ms = current[6] or '', current[7], tonumber(current[8])
 if not status then
@@ -64,14 +73,20 @@ if not allowed or (expected_attempt ~= '' and expected_attempt ~= attempt) then
   return {0, status, attempt}
 end
 
-redis.call('HSET', task, 'status', target, 'version', tonumber(version) + 1,
+-- Explicit stream ids must grow: one at or past this version (cannot happen while
+-- versions only grow, but a failed XADD after the writes below could not be undone).
+local new_version = tonumber(version) + 1
+local top = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
+local emit = not top or tonumber(string.match(top[1], '^(%d+)')) < new_version
+
+redis.call('HSET', task, 'status', target, 'version', new_version,
   'updated_ms', now_ms, 'from_status', status)
 if attempt_outcome ~= '' then
   redis.call('HSET', task, 'attempt_outcome', attempt_outcome)
 else
   redis.call('HDEL', task, 'attempt_outcome')
 end
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', task, ARGV[i])
   else
@@ -87,6 +102,30 @@ end
 
 redis.call('PERSIST', task)
 redis.call('SADD', unsynced, task_id)
+
+local after = redis.call('HMGET', task, 'attempt', 'server_id', 'progress', 'error')
+local event_id = string.format('%d-0', new_version)
+if not emit then
+  redis.log(redis.LOG_WARNING, 'task_transition: event stream of ' .. task_id .. ' is ahead of it')
+elseif status == 'PROCESSING' and target == 'PROCESSING' then
+  if after[3] and after[3] ~= current[10] then
+    redis.call('XADD', events, 'MAXLEN', '~', maxlen, event_id, 'event', 'progress', 'progress', after[3])
+  end
+else
+  local entry = {'event', 'status', 'status', target, 'attempt', after[1] or '0',
+    'at', string.format('%d', now_ms)}
+  if after[2] then
+    table.insert(entry, 'server_id')
+    table.insert(entry, after[2])
+  end
+  local failed = attempt_outcome == 'FAILED' or attempt_outcome == 'TIMEOUT'
+  if after[4] and (failed or target == 'FAILED' or target == 'TIMEOUT') then
+    table.insert(entry, 'error')
+    table.insert(entry, after[4])
+  end
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, event_id, unpack(entry))
+end
+redis.call('PERSIST', events)
 
 local hour = string.format('%d', math.floor(now_ms / 3600000))
 local function count(scope, key, metric, by)
