@@ -17,7 +17,7 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import balancer, docs_assets, jobs, limits, metrics, probes, servers, stats, tasks
+    from app.api import balancer, docs_assets, events, jobs, limits, metrics, probes, servers, stats, tasks
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -40,7 +40,17 @@ def create_app(
     app.extensions[CONTEXT] = context
     init_jwt(app)
     register_error_handlers(app)
-    blueprints = (tasks.bp, jobs.bp, servers.bp, balancer.bp, limits.bp, stats.bp, probes.bp, metrics.bp)
+    blueprints = (
+        tasks.bp,
+        events.bp,
+        jobs.bp,
+        servers.bp,
+        balancer.bp,
+        limits.bp,
+        stats.bp,
+        probes.bp,
+        metrics.bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(dashboard)

@@ -28,6 +28,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
 def _fraction(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -106,6 +119,9 @@ class Settings:
     alert_memory: float = 0.85
     alert_disk: float = 0.9
     alert_network: float = 0.8
+    #: Seconds of silence after which an open event stream sends a keep-alive comment
+    #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
+    events_keepalive_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -139,6 +155,7 @@ class Settings:
             alert_memory=_fraction(env, "ALERT_MEMORY", defaults.alert_memory),
             alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
             alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
+            events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
         )
 
     def slot_cost(self, task_type: str) -> int:

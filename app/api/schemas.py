@@ -140,6 +140,10 @@ class TaskIn(StrictSchema):
         metadata=TASK_METADATA,
         error_messages={"invalid": "must be a JSON object"},
     )
+    stream = StrictBoolean(
+        load_default=False,
+        metadata={"description": 'Ask the backend to stream its output ("stream": true in its request).'},
+    )
 
 
 class TaskOut(Schema):
@@ -174,10 +178,23 @@ class TaskOut(Schema):
     )
     job_id = String(data_key="jobId", allow_none=True, metadata={"description": "The job it belongs to."})
     key = String(allow_none=True, metadata={"description": "Its item's key in its job, if it had one."})
+    stream = Boolean(metadata={"description": "Whether the backend was asked to stream its output."})
     created_at = String(data_key="createdAt")
     updated_at = String(data_key="updatedAt")
     started_at = String(data_key="startedAt", allow_none=True)
     finished_at = String(data_key="finishedAt", allow_none=True)
+
+
+class EventsQuery(StrictSchema):
+    last_event_id = String(
+        data_key="lastEventId",
+        load_default=None,
+        validate=Length(max=64),
+        metadata={
+            "description": "Resume after this event id (as the Last-Event-ID header, which "
+            "wins when both are sent): for an EventSource, which cannot set headers."
+        },
+    )
 
 
 class TaskListQuery(StrictSchema):
@@ -233,6 +250,14 @@ class CallbackIn(StrictSchema):
     status = String(required=True, validate=OneOf(CALLBACK_STATUSES))
     progress = StrictInteger(load_default=None, allow_none=True, validate=Range(0, 100))
     result = Raw(load_default=None, allow_none=True)
+    chunk = Raw(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "With status PROCESSING: a piece of streamed output (any JSON), "
+            "relayed to the task's event stream as a chunk event."
+        },
+    )
     error = String(load_default=None, allow_none=True, validate=Length(max=10_000))
     metadata = Dict(load_default=None, allow_none=True)
 

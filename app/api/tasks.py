@@ -65,6 +65,7 @@ def task_spec(data: dict[str, Any]) -> TaskSpec:
         poll_interval_s=data["poll_interval"],
         poll_max_attempts=data["poll_max_attempts"],
         metadata=data["metadata"],
+        stream=data["stream"],
     )
 
 

@@ -44,6 +44,7 @@ def task_view(state: TaskState) -> dict[str, Any]:
         "depends_on": list(spec.depends_on),
         "job_id": spec.job_id,
         "key": spec.job_key,
+        "stream": spec.stream,
         "created_at": iso(state.created_ms),
         "updated_at": iso(state.updated_ms),
         "started_at": iso(state.started_ms),

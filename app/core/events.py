@@ -94,19 +94,17 @@ def transition_event(
     at_ms: int,
     progress: int | None,
     previous_progress: int | None,
-    attempt_outcome: str | None = None,
     error: str | None = None,
 ) -> Event | None:
     """The event of the transition to ``version``: ``progress`` for a PROCESSING ->
     PROCESSING update whose progress changed, none for one that did not, ``status`` for
-    every other transition."""
+    every other transition (``error``: the error it shows, see ``error_shown``)."""
     event_id = EventId(version, 0)
     if from_status == to_status == TaskStatus.PROCESSING.value:
         if progress is None or progress == previous_progress:
             return None
         return Event(event_id, PROGRESS, {"progress": progress})
-    shown = error_shown(to_status, attempt_outcome, error)
-    return Event(event_id, STATUS, status_data(to_status, attempt, server_id, at_ms, shown))
+    return Event(event_id, STATUS, status_data(to_status, attempt, server_id, at_ms, error))
 
 
 def chunk_data(raw: str) -> dict[str, Any]:

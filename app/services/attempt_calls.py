@@ -44,6 +44,7 @@ def predict_call(ctx: Context, state: TaskState, endpoint: Endpoint) -> PredictC
             "mode": state.spec.mode.value,
             "async": state.spec.mode is TaskMode.CALLBACK,
             "priority": state.spec.priority,
+            **({"stream": True} if state.spec.stream else {}),
         },
         callback_url=ctx.tokens.url(ctx.settings.public_url, state.id, state.attempt),
         timeout_s=call_timeout_s(ctx, state, endpoint),

@@ -15,6 +15,7 @@ from app.core.tally import Tally
 from app.store.active_alerts import ActiveAlerts
 from app.store.batch_lines import BatchLines
 from app.store.db import Database
+from app.store.events import EventLog
 from app.store.fleet import FleetStore
 from app.store.hot_state import TaskStateStore
 from app.store.limit_state import LimitState
@@ -45,6 +46,7 @@ class Context:
     db: Database
     redis: redis.Redis
     tasks: TaskStateStore
+    events: EventLog
     fleet: FleetStore
     waiting: WaitingLines
     limits: LimitState
@@ -61,6 +63,8 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     #: Per-process cache: recounts of dirty statistics hours that are over, by hour.
     closed_recounts: dict[int, Tally] = field(default_factory=dict)
+    #: The process's one reader of every open event stream (``services.events.hub_of``).
+    event_hub: Any = None
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
@@ -81,6 +85,7 @@ def build_context(
         db=db,
         redis=client,
         tasks=TaskStateStore(client, settings.hot_state_ttl_s),
+        events=EventLog(client),
         fleet=FleetStore(client),
         waiting=WaitingLines(client),
         limits=LimitState(client),

@@ -294,6 +294,8 @@ class TaskRecord:
 
     #: The field of ``avoid_server_id`` (read on its own by the dispatcher).
     AVOID_SERVER: ClassVar[str] = "avoid_server_id"
+    #: The field of the version (read on its own by event streams).
+    VERSION: ClassVar[str] = "version"
     #: Every hash field, and which a transition may set (``patch``).
     FIELDS: ClassVar[tuple[str, ...]] = (
         "id",
