@@ -6,15 +6,18 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
+from app.core.events import RESULT, SSEParser, sse_payload
 from app.core.server_health import CHECK_TIMEOUT_S
 from app.core.urls import is_forbidden_address, literal_address
 
@@ -22,6 +25,11 @@ from app.core.urls import is_forbidden_address, literal_address
 BUSY_STATUSES = frozenset({429, 503})
 #: 4xx answers that are worth another attempt (all other 4xx are the request's fault).
 RETRYABLE_4XX = frozenset({408, 429})
+#: Bytes read from a streamed answer at most at once (less when less has arrived).
+STREAM_READ_BYTES = 64 * 1024
+
+#: Called with the chunks of a streamed answer as they arrive (JSON values, in order).
+ChunkSink = Callable[[list[Any]], None]
 
 
 @dataclass(frozen=True)
@@ -91,11 +99,14 @@ class BackendClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def predict(self, call: PredictCall) -> Any:
+    def predict(self, call: PredictCall, on_chunks: ChunkSink | None = None) -> Any:
         """POST the task; return the parsed JSON answer (the result in sync mode, the
         acknowledgement in callback mode, the job to poll in poll mode). Raises
-        ``BackendBusy`` or ``BackendError``."""
-        return self.exchange("POST", call.url, call.api_key, call.timeout_s, call.body(), "predict")
+        ``BackendBusy`` or ``BackendError``. With ``on_chunks``, an answer of type
+        ``text/event-stream`` is read as it arrives (``read_stream``)."""
+        return self.exchange(
+            "POST", call.url, call.api_key, call.timeout_s, call.body(), "predict", on_chunks=on_chunks
+        )
 
     def predict_batch(self, url: str, api_key: str | None, calls: list[PredictCall], timeout_s: float) -> Any:
         """POST several tasks in one call: ``{"batch": [<predict body>, ...]}``."""
@@ -110,10 +121,18 @@ class BackendClient:
         self.exchange("POST", url, api_key, timeout_s, {"task_id": task_id}, "cancel")
 
     def exchange(
-        self, method: str, url: str, api_key: str | None, timeout_s: float, body: Any, what: str
+        self,
+        method: str,
+        url: str,
+        api_key: str | None,
+        timeout_s: float,
+        body: Any,
+        what: str,
+        on_chunks: ChunkSink | None = None,
     ) -> Any:
         """One JSON request to a backend, answers mapped to errors: 429/503 ->
-        ``BackendBusy``; other failures -> ``BackendError`` by kind."""
+        ``BackendBusy``; other failures -> ``BackendError`` by kind. With ``on_chunks``
+        the answer is streamed, and read as events if it is ``text/event-stream``."""
         if not self.allowed(url):
             raise BackendError("backend host resolves to a forbidden address", "forbidden", retryable=False)
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -127,6 +146,7 @@ class BackendClient:
                 headers=headers,
                 timeout=(self.connect_timeout_s, timeout_s),
                 allow_redirects=False,
+                stream=on_chunks is not None,
             )
         except requests.ConnectTimeout as exc:
             raise BackendError(f"no connection within {self.connect_timeout_s}s", "connection") from exc
@@ -144,7 +164,14 @@ class BackendClient:
             raise BackendError(f"backend answered HTTP {status}", "http_4xx", retryable=retryable)
         if status >= 300:
             raise BackendError(f"backend redirected (HTTP {status}); redirects are not followed", "redirect")
-        if not response.content:
+        if on_chunks is not None and is_event_stream(response):
+            with response:
+                return read_stream(response, on_chunks, what, timeout_s)
+        try:
+            content = response.content
+        except requests.RequestException as exc:
+            raise BackendError(f"{what} answer cut: {type(exc).__name__}", "connection") from exc
+        if not content:
             return None
         try:
             return response.json()
@@ -194,6 +221,44 @@ class BackendClient:
         except requests.RequestException:
             return False
         return 200 <= response.status_code < 300
+
+
+def is_event_stream(response: requests.Response) -> bool:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+def read_stream(response: requests.Response, on_chunks: ChunkSink, what: str, timeout_s: float) -> Any:
+    """Read a ``text/event-stream`` answer as it arrives: each event's data (JSON, or the
+    text itself) goes to ``on_chunks`` at once, except an event named ``result``, which
+    is the answer; without one the answer is ``{"chunks": [every chunk, in order]}``.
+    The stream ended well when its body was read to its end; a read error or timeout
+    before then (a connection dropped mid-way, a chunked body cut short) is a retryable
+    ``BackendError``, like a dropped connection."""
+    parser = SSEParser()
+    chunks: list[Any] = []
+    result: Any = None
+    has_result = False
+    try:
+        while True:
+            data = response.raw.read1(STREAM_READ_BYTES)
+            if not data:
+                break
+            new = []
+            for message in parser.feed(data):
+                if message.event == RESULT:
+                    result, has_result = sse_payload(message), True
+                else:
+                    new.append(sse_payload(message))
+            if new:
+                chunks.extend(new)
+                on_chunks(new)
+    except (TimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
+        raise BackendError(f"{what} stream timed out after {round(timeout_s, 1):g}s", "timeout") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise BackendError(
+            f"{what} stream cut after {len(chunks)} chunks: {type(exc).__name__}", "connection"
+        ) from exc
+    return result if has_result else {"chunks": chunks}
 
 
 class CallbackTokens:

@@ -12,6 +12,12 @@ POST /predict   sync: answers ``{"echo": payload, "server": name}`` after ``dela
                 and works ``delay_s`` in the background.
                 ``{"batch": [<predict body>, ...]}``: each task as above; a sync batch
                 answers ``{"results": [...]}``, each item a callback body.
+                streaming (``request.stream``): sync answers ``text/event-stream``, one
+                event per token (the payload's ``tokens``, else three) spread over
+                ``delay_s``, then a ``result`` event (none when the payload says
+                ``{"no_result_event": true}``); async PUTs each token as a ``chunk``
+                before the result. A backend with fault 'cut' drops the connection
+                after two tokens (a chunked body never ended).
 GET  /status/<job>  a poll-mode job: PROCESSING with progress, then COMPLETED or FAILED.
 POST /cancel    ``{"task_id"}``: stops counting the task as in flight; 200.
 GET  /health    ``{"status": "healthy"}``, with ``"serverId"`` when it was told the id it is
@@ -50,7 +56,8 @@ class DemoBackend:
         #: The id taskfleet knows it by, named in its health answer (None: not named).
         self.server_id = server_id
         #: A broken backend for fault tests: '500' (always), 'hang' (answers after 30 s),
-        #: 'garbage' (not JSON), 'silent' (accepts callback tasks, never calls back).
+        #: 'garbage' (not JSON), 'silent' (accepts callback tasks, never calls back), 'cut'
+        #: (a streamed answer dropped after two tokens).
         self.fault = fault
         self.delay_s = delay_s
         self.api_key = api_key
@@ -187,6 +194,33 @@ class DemoBackend:
                     backend.enter((body.get("request") or {}).get("type"))
                     self._predict(body)
 
+            def _stream(self, payload: Any, task_type: str | None) -> None:
+                """A streamed answer, chunked: one SSE event per token, then the result."""
+                tokens = backend.tokens(payload)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+                def write(text: str) -> None:
+                    data = text.encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+
+                try:
+                    for i, token in enumerate(tokens):
+                        if backend.fault == "cut" and i == 2:
+                            self.close_connection = True
+                            return  # the connection closes with the chunked body unended
+                        time.sleep(backend.delay_s / max(1, len(tokens)))
+                        write(f"data: {json.dumps(token)}\n\n")
+                    if not (isinstance(payload, dict) and payload.get("no_result_event")):
+                        result = {"echo": payload, "server": backend.name, "text": "".join(map(str, tokens))}
+                        write(f"event: result\ndata: {json.dumps(result)}\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                finally:
+                    backend.leave(task_type)
+
             def _batch(self, items: list[dict[str, Any]]) -> None:
                 """Every task of the batch at once: one wait, one answer (sync)."""
                 with backend.lock:
@@ -256,10 +290,18 @@ class DemoBackend:
                 if request.get("async"):
                     threading.Thread(
                         target=backend.finish_async,
-                        args=(body["callback_url"], payload, request.get("type")),
+                        args=(
+                            body["callback_url"],
+                            payload,
+                            request.get("type"),
+                            bool(request.get("stream")),
+                        ),
                         daemon=True,
                     ).start()
                     self._send(202, {"status": "accepted"})
+                    return
+                if request.get("stream") and not {"fail", "sleep", "garbage"} & trouble.keys():
+                    self._stream(payload, request.get("type"))
                     return
                 time.sleep(float(trouble.get("sleep", backend.delay_s)))
                 backend.leave(request.get("type"))
@@ -282,14 +324,24 @@ class DemoBackend:
             headers[signatures.HEADER] = signatures.sign(self.api_key, int(time.time()), body)
         requests.put(url, data=body, headers=headers, timeout=10)
 
-    def finish_async(self, callback_url: str, payload: Any, task_type: str | None = None) -> None:
-        """Report progress, then the result; the call counts as in flight until the work
-        is done (the predict handler entered it)."""
+    @staticmethod
+    def tokens(payload: Any) -> list[Any]:
+        """What a streamed answer sends: the payload's ``tokens``, else three."""
+        tokens = payload.get("tokens") if isinstance(payload, dict) else None
+        return list(tokens) if isinstance(tokens, list) else ["Hello", ", ", "world"]
+
+    def finish_async(
+        self, callback_url: str, payload: Any, task_type: str | None = None, stream: bool = False
+    ) -> None:
+        """Report progress (or stream tokens), then the result; the call counts as in
+        flight until the work is done (the predict handler entered it)."""
         done = False
         put = self._put
         try:
             time.sleep(self.delay_s / 2)
             put(callback_url, {"status": "PROCESSING", "progress": 50})
+            for token in self.tokens(payload) if stream else []:
+                put(callback_url, {"status": "PROCESSING", "chunk": token})
             time.sleep(self.delay_s / 2)
             self.leave(task_type)
             done = True

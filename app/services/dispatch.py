@@ -7,7 +7,7 @@ import logging
 from app.core.errors import BackendBusy, BackendError, Conflict, LimitReached, LimitsNotLoaded
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
-from app.services import batching, limits, liveness, outcomes, polling, state_sync, waiting
+from app.services import batching, limits, liveness, outcomes, polling, state_sync, streaming, waiting
 from app.services.attempt_calls import (
     DispatchResult,
     fail_quietly,
@@ -119,9 +119,14 @@ def call_backend(ctx: Context, state: TaskState, endpoint: Endpoint) -> Dispatch
     """One predict call for the running attempt, and what its answer means by mode."""
     attempt, server_id = state.attempt, state.server_id
     call = predict_call(ctx, state, endpoint)
+    relay = streaming.relay(ctx, state.id, attempt) if state.spec.mode is TaskMode.SYNC else None
     try:
         with liveness.heartbeat(ctx, state.id, attempt, state.started_ms):
-            answer = ctx.backends.predict(call)
+            answer = ctx.backends.predict(call, relay)
+    except Conflict:  # the task moved on while its answer streamed: stop reading it
+        log.info("task %s attempt %s moved on while its answer streamed", state.id, attempt)
+        outcomes.release_and_wake(ctx, state, state.id, attempt)
+        return DispatchResult.STALE
     except BackendBusy as busy:
         requeue_busy(ctx, state, busy)
         return DispatchResult.BUSY

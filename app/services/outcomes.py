@@ -196,6 +196,8 @@ def callback(
         raise Conflict(f"task {task_id} is already {state.status}", state.status.value)
     if state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
         raise Conflict(f"attempt {attempt} of task {task_id} is no longer running", state.status.value)
+    if update.get("chunk") is not None:  # streamed output: an event, not a transition
+        ctx.events.append_chunks(task_id, attempt, [update["chunk"]])
     metadata = update.get("metadata")
     if status == TaskStatus.COMPLETED.value:
         return complete(ctx, task_id, attempt, update.get("result"), metadata=metadata)
@@ -205,6 +207,8 @@ def callback(
     fields: dict[str, Any] = {}
     if update.get("progress") is not None:
         fields["progress"] = update["progress"]
+    if not fields and metadata is None and update.get("chunk") is not None:
+        return state  # only a chunk: the task's state did not change
     return state_sync.apply(
         ctx,
         task_id,

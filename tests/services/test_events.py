@@ -14,7 +14,7 @@ from app.core.events import RESULT, START, EventId
 from app.core.states import TaskStatus
 from app.services import events, outcomes, state_sync
 from app.store import keys
-from tests.services.helpers import register_backend, start_attempt, submit_task
+from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
 
 def _render(state):
@@ -175,3 +175,54 @@ def test_a_stream_open_across_a_redis_loss_still_ends_with_the_result(ctx, runni
     reader.join(timeout=10)
     assert not reader.is_alive()
     assert _ids(got) == ["1-0", "2-0", "3-0", "3-r"]
+
+
+def test_a_sync_backend_that_streams_has_its_chunks_relayed_and_its_result_event_kept(ctx, backend):
+    register_backend(ctx, backend[1])
+    task_id = submit_task(ctx, {"tokens": ["a", {"b": 1}, 3]}, stream=True)
+    assert drain(ctx) == ["completed"]
+    found, _ = events.replay(ctx, task_id, START)
+    assert _ids(found) == ["1-0", "2-0", "2-1", "2-2", "2-3", "3-0"]
+    assert [e.data["data"] for e in found if e.name == "chunk"] == ["a", {"b": 1}, 3]
+    state = state_sync.load(ctx, task_id)
+    assert state.result == {
+        "echo": {"tokens": ["a", {"b": 1}, 3]},
+        "server": "test-backend",
+        "text": "a{'b': 1}3",
+    }
+
+
+def test_without_a_result_event_the_result_is_every_chunk(ctx, backend):
+    register_backend(ctx, backend[1])
+    task_id = submit_task(ctx, {"tokens": ["x", "y"], "no_result_event": True}, stream=True)
+    assert drain(ctx) == ["completed"]
+    assert state_sync.load(ctx, task_id).result == {"chunks": ["x", "y"]}
+
+
+def test_a_stream_cut_mid_way_fails_the_attempt_and_says_so(ctx):
+    from tests.conftest import serving_backend
+
+    with serving_backend("cutter") as (demo, port):
+        demo.fault = "cut"
+        register_backend(ctx, port)
+        task_id = submit_task(ctx, {"tokens": ["a", "b", "c"]}, stream=True, max_retries=0)
+        assert drain(ctx) == ["failed"]
+    found, _ = events.replay(ctx, task_id, START)
+    assert [e.name for e in found] == ["status", "status", "chunk", "chunk", "status"]
+    assert found[-1].data["status"] == "FAILED" and "stream cut after 2 chunks" in found[-1].data["error"]
+
+
+def test_a_callback_backend_streams_chunks_without_a_transition_each(ctx, running):
+    before = state_sync.load(ctx, running).version
+    for token in ("a", "b"):
+        outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "chunk": token})
+    assert state_sync.load(ctx, running).version == before
+    outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "chunk": "c", "progress": 70})
+    outcomes.callback(ctx, running, 1, {"status": "COMPLETED", "result": "abc", "chunk": "!"})
+    found, _ = events.replay(ctx, running, START)
+    assert _ids(found) == ["1-0", "2-0", "2-1", "2-2", "2-3", "3-0", "3-1", "4-0"]
+    assert [e.data["data"] for e in found if e.name == "chunk"] == ["a", "b", "c", "!"]
+    rebuilt, _ = events.rebuilt_events(ctx, running)
+    assert [str(e.id) for e in rebuilt] == ["1-0", "2-0", "3-0", "4-0"]
+    with pytest.raises(Conflict):
+        outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "chunk": "late"})
