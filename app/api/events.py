@@ -17,7 +17,7 @@ from app.core.task import TaskState
 from app.extensions import current_context as ctx
 from app.services import control, events
 
-bp = APIBlueprint("events", __name__, url_prefix="/api", tag="Tasks")
+bp = APIBlueprint("events", __name__, url_prefix="/api", tag="Events")
 BEARER = {"security": "BearerAuth"}
 
 #: Headers of every event stream: no caching, and no buffering by nginx-like proxies.

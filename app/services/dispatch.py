@@ -119,10 +119,12 @@ def call_backend(ctx: Context, state: TaskState, endpoint: Endpoint) -> Dispatch
     """One predict call for the running attempt, and what its answer means by mode."""
     attempt, server_id = state.attempt, state.server_id
     call = predict_call(ctx, state, endpoint)
-    relay = streaming.relay(ctx, state.id, attempt) if state.spec.mode is TaskMode.SYNC else None
     try:
         with liveness.heartbeat(ctx, state.id, attempt, state.started_ms):
-            answer = ctx.backends.predict(call, relay)
+            if state.spec.mode is TaskMode.SYNC:  # its answer may stream
+                answer = ctx.backends.predict(call, streaming.relay(ctx, state.id, attempt))
+            else:
+                answer = ctx.backends.predict(call)
     except Conflict:  # the task moved on while its answer streamed: stop reading it
         log.info("task %s attempt %s moved on while its answer streamed", state.id, attempt)
         outcomes.release_and_wake(ctx, state, state.id, attempt)

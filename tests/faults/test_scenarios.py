@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import redis as redis_lib
 import requests
 
+from app.core.events import EventId
 from app.services.maintenance import RECLAIM_AFTER_S
+from tests import sse_client
 from tests.faults.conftest import record
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -253,5 +256,51 @@ def test_limited_tasks_survive_a_redis_loss_and_a_killed_worker_without_running_
             "llm_max_in_flight": by_type["llm"],
             "recovery_s": round(time.monotonic() - restarted_at, 1),
             "final_after_s": round(recovery, 1),
+        },
+    )
+
+
+def test_clients_holding_event_streams_across_a_redis_loss_all_get_their_result(stack):
+    """Clients follow their tasks' event streams (reconnecting with Last-Event-ID when a
+    connection drops, as an EventSource does) while Redis restarts and loses everything:
+    each still gets its task's result, and no event twice."""
+    stack.start()
+    stack.add_backend("b1", capacity=20, delay_s=4.0)
+    ids = stack.submit(40, payload=lambda i: {"tokens": [f"{i}-{n}" for n in range(8)]}, stream=True)
+    headers = dict(stack.client.headers)
+    received: dict[str, list[sse_client.Received]] = {task_id: [] for task_id in ids}
+    reconnections: dict[str, int] = {}
+
+    def follow(task_id: str) -> None:
+        _, reconnections[task_id] = sse_client.follow(
+            f"{stack.api}/task/{task_id}/events", headers, deadline_s=240, into=received[task_id]
+        )
+
+    readers = [threading.Thread(target=follow, args=(task_id,), daemon=True) for task_id in ids]
+    for reader in readers:
+        reader.start()
+    time.sleep(3)
+    stack.redis.restart()
+    restarted_at = time.monotonic()
+    for reader in readers:
+        reader.join(timeout=250)
+    assert not any(reader.is_alive() for reader in readers)
+    for task_id, got in received.items():
+        assert got[-1].event == "result" and got[-1].data["status"] == "COMPLETED", (task_id, got[-3:])
+        assert got[-1].data["result"]["text"] == "".join(f"{ids.index(task_id)}-{n}" for n in range(8))
+        event_ids = [e.id for e in got]
+        assert len(event_ids) == len(set(event_ids)), event_ids
+        assert event_ids == sorted(event_ids, key=EventId.parse)
+        statuses = [e.data["status"] for e in got if e.event == "status"]
+        assert statuses[0] == "PENDING" and statuses[-1] == "COMPLETED"
+    figures = stack.check(ids)
+    assert figures["statuses"] == {"COMPLETED": 40}
+    record(
+        "event streams across a redis restart (data lost)",
+        {
+            **figures,
+            "streams": len(ids),
+            "reconnections": sum(reconnections.values()),
+            "all_results_after_s": round(time.monotonic() - restarted_at, 1),
         },
     )
