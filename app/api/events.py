@@ -9,13 +9,14 @@ from apiflask import APIBlueprint
 from flask import Response, request
 
 from app.api.auth import current_caller, requires
+from app.api.job_schemas import JobSummaryOut
 from app.api.schemas import EventsQuery, TaskOut
-from app.api.views import task_view
+from app.api.views import job_view, task_view
 from app.core.errors import InvalidInput
 from app.core.events import KEEPALIVE, START, Event, EventId, format_sse
 from app.core.task import TaskState
 from app.extensions import current_context as ctx
-from app.services import control, events
+from app.services import control, events, job_events, jobs
 
 bp = APIBlueprint("events", __name__, url_prefix="/api", tag="Events")
 BEARER = {"security": "BearerAuth"}
@@ -80,3 +81,37 @@ def task_events(task_id: str, query: dict[str, Any]) -> Any:
     after = last_event_id(query)
     keepalive_s = context.settings.events_keepalive_s
     return event_stream(events.follow(context, task_id, after, _rendered, keepalive_s=keepalive_s))
+
+
+JOB_STREAM = {
+    "description": (
+        "A text/event-stream. Events: `status` {taskId, status, attempt, serverId, at, "
+        "error?} for each transition of each of the job's tasks (progress updates left "
+        "out), and `job` (the job as GET /api/jobs/{id} returns it, without taskIds) at "
+        "the start and after each batch of statuses, at most about once a second. The "
+        "stream ends when the job is no longer RUNNING. Ids come from the database, so "
+        "resuming works across a Redis loss too."
+    ),
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+def _rendered_job(job: jobs.Job) -> Any:
+    return JobSummaryOut().dump(job_view(job))
+
+
+@bp.get("/jobs/<job_id>/events")
+@requires("client", "admin")
+@bp.input(EventsQuery, location="query", arg_name="query")
+@bp.doc(
+    summary="Follow a job's events (SSE)",
+    description="Its tasks' status events and its counts, from the start or after Last-Event-ID.",
+    responses={200: JOB_STREAM, 404: "No such job (or not yours)", 422: "Malformed Last-Event-ID"},
+    **BEARER,
+)
+def job_events_stream(job_id: str, query: dict[str, Any]) -> Any:
+    context = ctx()
+    jobs.summary(context, job_id, current_caller().owner_filter)
+    after = last_event_id(query)
+    keepalive_s = context.settings.events_keepalive_s
+    return event_stream(job_events.follow(context, job_id, after, _rendered_job, keepalive_s=keepalive_s))

@@ -177,6 +177,13 @@ def get(ctx: Context, job_id: str, owner: str | None) -> Job:
         return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
 
 
+def summary(ctx: Context, job_id: str, owner: str | None) -> Job:
+    """``get`` without the task ids (a job may have many thousands)."""
+    row = _visible_row(ctx, job_id, owner)
+    with ctx.db.session() as session:
+        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], None)
+
+
 def list_jobs(
     ctx: Context, owner: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:

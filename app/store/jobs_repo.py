@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
 from app.core.states import FINAL_STATUSES, TaskStatus
-from app.store.models import JobRow, TaskRow
+from app.store.models import JobRow, TaskRow, TaskTransitionRow
 from app.store.tasks_repo import decode_cursor, encode_cursor
 
 
@@ -153,3 +153,25 @@ def mark_cancelled(session: Session, job_id: str, at_ms: int) -> bool:
         .values(cancelled_at=ms_to_datetime(at_ms))
     )
     return bool(result.rowcount)
+
+
+def transitions_after(
+    session: Session, job_id: str, after_row_id: int, limit: int
+) -> list[TaskTransitionRow]:
+    """Transitions of the job's tasks with a row id above ``after_row_id``, by row id;
+    progress updates (PROCESSING -> PROCESSING) left out."""
+    processing = TaskStatus.PROCESSING.value
+    return list(
+        session.scalars(
+            select(TaskTransitionRow)
+            .join(TaskRow, TaskRow.id == TaskTransitionRow.task_id)
+            .where(
+                TaskRow.job_id == job_id,
+                TaskTransitionRow.id > after_row_id,
+                or_(TaskTransitionRow.from_status.is_(None), TaskTransitionRow.from_status != processing)
+                | (TaskTransitionRow.to_status != processing),
+            )
+            .order_by(TaskTransitionRow.id)
+            .limit(limit)
+        )
+    )
