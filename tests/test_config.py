@@ -54,6 +54,8 @@ def test_every_variable_is_documented_in_env_example():
         "ALERT_MEMORY",
         "ALERT_DISK",
         "ALERT_NETWORK",
+        "EVENTS_KEEPALIVE_S",
+        "WEB_CONNECTIONS",
     ):
         assert f"\n{name}=" in documented, name
 
@@ -71,3 +73,11 @@ def test_without_a_real_secret_nothing_starts(secret):
 
     with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
         create_app(Settings(jwt_secret_key=secret))
+
+
+def test_the_events_keep_alive_is_a_positive_number_of_seconds():
+    assert Settings.from_env({"EVENTS_KEEPALIVE_S": "0.5"}).events_keepalive_s == 0.5
+    assert Settings.from_env({}).events_keepalive_s == 15.0
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ValueError, match="EVENTS_KEEPALIVE_S"):
+            Settings.from_env({"EVENTS_KEEPALIVE_S": bad})
