@@ -70,14 +70,22 @@ def _copy_field(value: Any, is_json: bool) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _green() -> bool:
+    """Whether psycopg2 waits through a callback (psycogreen under gevent: the API's and
+    the worker's processes), where it refuses COPY."""
+    from psycopg2 import extensions
+
+    return extensions.get_wait_callback() is not None
+
+
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same columns) into ``table`` in the session's
     transaction: with COPY on Postgres (several times faster than multi-row INSERTs for
-    thousands of rows), with executemany elsewhere."""
+    thousands of rows) unless psycopg2 is green, with executemany elsewhere."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(table.insert(), rows)
+    if session.get_bind().dialect.name != "postgresql" or _green():
+        session.execute(table.insert(), rows)  # multi-row INSERTs, 1,000 rows each
         return
     names = list(rows[0])
     is_json = [isinstance(table.c[name].type, JSON) for name in names]

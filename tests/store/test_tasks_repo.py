@@ -142,3 +142,26 @@ def test_following_survives_a_pooled_connection_the_server_dropped(pg_db):
     )
     with pg_db.session() as s:
         assert tasks_repo.get_row(s, "t1").version == 2
+
+
+def test_many_tasks_are_stored_with_a_green_psycopg2_which_refuses_copy(pg_db):
+    """Under gevent (psycogreen), psycopg2 waits through a callback and refuses COPY:
+    the API's job submission then stores its tasks with multi-row INSERTs."""
+    from psycopg2 import extensions, extras
+
+    states = [
+        TaskState(f"g{i:04d}", "alice", TaskSpec("echo", {"i": i}), TaskStatus.PENDING, 1, 1000, 1000)
+        for i in range(1500)
+    ]
+    pg_db.engine.dispose()
+    extensions.set_wait_callback(extras.wait_select)
+    try:
+        with pg_db.session() as session:
+            tasks_repo.insert_many(session, states)
+            session.commit()
+    finally:
+        extensions.set_wait_callback(None)
+        pg_db.engine.dispose()
+    with pg_db.session() as session:
+        assert tasks_repo.get_row(session, "g1499").payload == {"i": 1499}
+        assert len(tasks_repo.transitions_of(session, "g0000")) == 1
