@@ -31,8 +31,8 @@ soak: setup
 	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
 
 lint: setup
-	$(BIN)/ruff check app workers tests migrations beat_schedule.py client
-	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py client
+	$(BIN)/ruff check app workers tests migrations beat_schedule.py gunicorn_conf.py client
+	$(BIN)/ruff format --check app workers tests migrations beat_schedule.py gunicorn_conf.py client
 	$(BIN)/mypy
 	luacheck app/store/lua
 

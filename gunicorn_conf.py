@@ -1,4 +1,8 @@
-"""gunicorn's settings for the ``web`` process (``gunicorn -c python:app.gunicorn_conf``).
+"""gunicorn's settings for the ``web`` process (``gunicorn -c python:gunicorn_conf``).
+
+A top-level module, not in ``app``: gunicorn's master imports it before its workers
+patch the standard library for gevent, and importing ``app`` first would load ssl,
+redis and requests unpatched.
 
 The Procfile runs gunicorn's gevent worker class: a greenlet per request, so one
 process holds a thousand open event streams (GET /api/task/{id}/events) beside the
