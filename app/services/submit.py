@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +32,7 @@ def submit(
             row = tasks_repo.find_by_idempotency_key(session, owner, idempotency_key)
             if row is not None:
                 return row_to_state(row), False
+    spec = replace(spec, depends_on=tuple(dict.fromkeys(spec.depends_on)))  # one edge each
     dependency_statuses = deferred.validate_dependencies(
         ctx, None if as_admin else owner, list(spec.depends_on)
     )
