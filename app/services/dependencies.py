@@ -44,8 +44,7 @@ def settle_finished(ctx: Context, finished_ids: list[str]) -> int:
     todo, settled = list(finished_ids), 0
     while todo:
         batch, todo = todo[:BATCH], todo[BATCH:]
-        with ctx.db.session() as session:
-            dependents = dependencies_repo.waiting_dependents(session, batch)
+        dependents = dependencies_repo.waiting_dependents(ctx.db, batch)
         if dependents:
             released, failed = settle_waiting(ctx, dependents)
             settled += released + len(failed)
@@ -58,16 +57,16 @@ def settle_waiting(ctx: Context, task_ids: list[str]) -> tuple[int, list[str]]:
     dependencies all COMPLETED, fail each with one that ended otherwise. Returns (how
     many were released, the ids of those failed: their own dependents are next)."""
     with ctx.db.session() as session:
-        rows = dependencies_repo.waiting_rows(session, task_ids)
-        deps = dependencies_repo.dependency_statuses(session, [row.id for row in rows])
+        deps = dependencies_repo.dependency_statuses(session, task_ids)
+        broken = {t: dep for t, of in deps.items() if (dep := deferral.broken_dependency(of)) is not None}
+        ready = {t for t, of in deps.items() if deferral.all_completed(of)}
+        if not ready and not broken:
+            return 0, []  # the common answer: still waiting, one query
+        rows = dependencies_repo.waiting_rows(session, sorted(ready | broken.keys()))
     states = [row_to_state(row) for row in rows]
-    ready = [s for s in states if deferral.all_completed(deps[s.id])]
-    broken = {s.id: dep for s in states if (dep := deferral.broken_dependency(deps[s.id])) is not None}
-    if not ready and not broken:
-        return 0, []
     # Their hot state in one round trip, rather than one rebuild per transition.
-    ctx.tasks.put_many_if_absent([s for s in states if s in ready or s.id in broken])
-    released = sum(1 for state in ready if _release(ctx, state))
+    ctx.tasks.put_many_if_absent(states)
+    released = sum(1 for state in states if state.id in ready and _release(ctx, state))
     failed = [
         state.id for state in states if state.id in broken and _fail(ctx, state, broken[state.id], deps)
     ]

@@ -3,9 +3,10 @@ single query, found from the dependency's end through its index, never a scan.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import ms_to_datetime
@@ -61,20 +62,28 @@ def insert_with_edges(db: Database, state: TaskState, idempotency_key: str | Non
         )
 
 
-def waiting_dependents(session: Session, finished_ids: list[str]) -> list[str]:
-    """The WAITING tasks that depend on any of ``finished_ids``."""
+def waiting_dependents(db: Database, finished_ids: list[str]) -> list[str]:
+    """The WAITING tasks that depend on any of ``finished_ids``. Every final transition
+    asks this, mostly to hear "none": one statement on an autocommit connection (on
+    Postgres), without a session's BEGIN and COMMIT."""
     found: set[str] = set()
-    for chunk in _chunks(finished_ids):
-        query = (
-            select(TaskDependencyRow.task_id)
-            .join(TaskRow, TaskRow.id == TaskDependencyRow.task_id)
-            .where(
-                TaskDependencyRow.depends_on_id.in_(chunk),
-                TaskRow.status == TaskStatus.WAITING.value,
-            )
-        )
-        found.update(session.scalars(query))
+    with db.write_connection() as conn:
+        for chunk in _chunks(finished_ids):
+            found.update(conn.scalars(_waiting_dependents_query(), {"ids": chunk}))
     return sorted(found)
+
+
+@functools.cache
+def _waiting_dependents_query() -> Select[tuple[str]]:
+    """The query of ``waiting_dependents``, built once."""
+    return (
+        select(TaskDependencyRow.task_id)
+        .join(TaskRow, TaskRow.id == TaskDependencyRow.task_id)
+        .where(
+            TaskDependencyRow.depends_on_id.in_(bindparam("ids", expanding=True)),
+            TaskRow.status == TaskStatus.WAITING.value,
+        )
+    )
 
 
 def waiting_rows(session: Session, task_ids: list[str]) -> list[TaskRow]:
