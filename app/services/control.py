@@ -13,7 +13,7 @@ from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, Conflict, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
-from app.services import deferred, limits, state_sync, waiting
+from app.services import deferred, dependencies, limits, state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_attempt, row_to_state
@@ -182,6 +182,7 @@ def cancel_many(ctx: Context, task_ids: list[str]) -> int:
         tasks_repo.follow_many(ctx.db, moved)
         ctx.tasks.mark_many_synced(moved)
         limits.forget_waiting(ctx, moved)
+        dependencies.on_final_many(ctx, [state.id for state in moved])
     cancelled = len(moved)
     for task_id in one_by_one:
         try:

@@ -31,10 +31,17 @@ BATCH = 500
 def on_final(ctx: Context, state: TaskState) -> None:
     """``state`` (final, its row written) settles its dependents. A store failure is
     logged, not raised: the transition stands, and the sweep settles them later."""
+    on_final_many(ctx, [state.id])
+
+
+def on_final_many(ctx: Context, task_ids: list[str]) -> None:
+    """``on_final`` for tasks that ended together (their rows written)."""
+    if not task_ids:
+        return
     try:
-        settle_finished(ctx, [state.id])
+        settle_finished(ctx, task_ids)
     except StoreUnavailable:
-        log.warning("dependents of task %s not settled yet: store unavailable; the sweep will", state.id)
+        log.warning("dependents of %d tasks not settled: store unavailable; the sweep will", len(task_ids))
 
 
 def settle_finished(ctx: Context, finished_ids: list[str]) -> int:

@@ -223,3 +223,11 @@ def test_after_a_redis_loss_scheduled_and_waiting_tasks_come_back_and_nothing_st
     assert deferred.start_due(world) == 1
     assert drain(world) == ["completed"]
     assert row(world, b.id).status == "COMPLETED"
+
+
+def test_cancelling_many_together_fails_the_dependents_of_each(world):
+    heads = [new(world, capabilities=("nobody-has-this",)) for _ in range(3)]
+    drain(world)  # PENDING in their waiting line: cancelled together
+    waiting = [new(world, depends_on=(head.id,)) for head in heads]
+    assert control.cancel_many(world, [head.id for head in heads]) == 3
+    assert [row(world, w.id).status for w in waiting] == ["FAILED"] * 3
