@@ -1,7 +1,8 @@
 """Fault scenarios for delayed tasks and dependencies (``make faults``): SCHEDULED and
 WAITING tasks live through a Redis loss and a worker killed with -9, with nothing lost
 and nothing run early (``FaultStack.check`` holds every task to its runAt and its
-dependencies' ends)."""
+dependencies' ends). Part of the workload is one job whose items wait for
+siblings by key and start later.
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 CHAINS = 40
 SCHEDULED_PER_DELAY = 12
 DELAYS_S = range(5, 15)
+#: The job: chains of three by sibling keys (their last step delayed too), delayed items
+#: and items that start at once.
+JOB_CHAINS, JOB_DELAYED, JOB_NOW = 20, 40, 40
 
 
 def _post(stack: FaultStack, body: dict[str, Any]) -> str:
@@ -51,7 +55,30 @@ def submit_workload(stack: FaultStack) -> dict[str, list[str]]:
         stack, [{"payload": {"chain": i, "step": "c"}, "dependsOn": [b]} for i, b in enumerate(middles)]
     )
     plain = stack.submit(100)
-    return {"scheduled": scheduled, "chains": heads + middles + tails, "plain": plain}
+    return {
+        "scheduled": scheduled,
+        "chains": heads + middles + tails,
+        "plain": plain,
+        "job": _post_job(stack),
+    }
+
+
+def _post_job(stack: FaultStack) -> list[str]:
+    """One job: chains of three named by sibling keys, delayed items, and items that
+    start at once and wait in their line."""
+    items: list[dict[str, Any]] = []
+    for i in range(JOB_CHAINS):
+        items.append({"key": f"a{i}", "payload": {"job_chain": i, "step": "a"}})
+        items.append({"key": f"b{i}", "payload": {"job_chain": i, "step": "b"}, "dependsOn": [f"a{i}"]})
+        items.append({"payload": {"job_chain": i, "step": "c"}, "dependsOn": [f"b{i}"], "delay": 3})
+    items += [{"payload": {"job_item": i}, "delay": 2 + i % 10} for i in range(JOB_DELAYED)]
+    items += [{"payload": {"job_now": i}} for i in range(JOB_NOW)]
+    body = {"tasks": [{"type": "echo", "capabilities": ["echo"], **item} for item in items]}
+    r = stack.client.post(
+        f"{stack.api}/jobs", json=body, headers={"Idempotency-Key": "fault-job"}, timeout=30
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["taskIds"]
 
 
 def test_scheduled_and_waiting_tasks_survive_a_redis_loss(stack):
