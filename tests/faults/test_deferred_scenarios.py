@@ -2,7 +2,7 @@
 WAITING tasks live through a Redis loss and a worker killed with -9, with nothing lost
 and nothing run early (``FaultStack.check`` holds every task to its runAt and its
 dependencies' ends). Part of the workload is one job whose items wait for
-siblings by key and start later.
+siblings by key and start later."""
 
 from __future__ import annotations
 
