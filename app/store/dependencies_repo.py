@@ -9,12 +9,11 @@ from collections.abc import Iterable
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from app.core.clock import ms_to_datetime
 from app.core.states import TaskStatus
 from app.core.task import TaskState
 from app.store.db import Database
 from app.store.models import TaskDependencyRow, TaskRow, TaskTransitionRow
-from app.store.tasks_repo import task_row_values
+from app.store.tasks_repo import first_transition_row, task_row_values
 
 #: Ids put in one ``IN (...)`` list at most.
 IN_CHUNK = 1000
@@ -43,19 +42,7 @@ def insert_with_edges(db: Database, state: TaskState, idempotency_key: str | Non
     # Plain INSERTs, not COPY: a unique violation must surface as ``IntegrityError``.
     with db.session() as session:
         session.execute(TaskRow.__table__.insert(), [task_row_values(state, idempotency_key)])
-        session.execute(
-            TaskTransitionRow.__table__.insert(),
-            [
-                {
-                    "task_id": state.id,
-                    "version": state.version,
-                    "from_status": None,
-                    "to_status": state.status.value,
-                    "attempt": state.attempt,
-                    "at": ms_to_datetime(state.created_ms),
-                }
-            ],
-        )
+        session.execute(TaskTransitionRow.__table__.insert(), [first_transition_row(state)])
         session.execute(
             TaskDependencyRow.__table__.insert(),
             [{"task_id": state.id, "depends_on_id": dep} for dep in state.spec.depends_on],
