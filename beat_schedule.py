@@ -15,6 +15,9 @@ ROUTINES: dict[str, float] = {
     jobs.POLLS_DUE: 1.0,
     jobs.BATCHES_DUE: 1.0,
     jobs.WAKE_WAITING: 5.0,
+    # Due times wait in Redis; this only starts the due ones (a batch per run).
+    jobs.START_DUE: 1.0,
+    jobs.SWEEP_DEFERRED: 10.0,
     jobs.RECLAIM_SLOTS: 30.0,
     jobs.RECOVER_ATTEMPTS: 5.0,
     # Also rebuilds Redis after it lost its data, so recovery takes at most this long.

@@ -46,6 +46,10 @@ CHECK_ALERTS = "check_alerts"
 POLLS_DUE = "polls_due"
 #: Enqueue a send job for every batch whose oldest task has waited long enough.
 BATCHES_DUE = "batches_due"
+#: SCHEDULED tasks whose runAt has come become PENDING and are dispatched.
+START_DUE = "start_due"
+#: The safety net of SCHEDULED and WAITING tasks: back on the start schedule, settled.
+SWEEP_DEFERRED = "sweep_deferred"
 #: Start a health-check job for every server whose check is due.
 HEALTH_CHECKS = "health_checks"
 #: Servers whose open circuit or busy period ended take tasks again.

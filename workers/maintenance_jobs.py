@@ -17,6 +17,7 @@ from app.services import (
     alerts,
     batching,
     control,
+    deferred,
     fleet_health,
     limits,
     liveness,
@@ -36,6 +37,10 @@ ROUTINES: dict[str, Routine] = {
     jobs.POLLS_DUE: polling.claim_due,
     # Start a send job for every batch whose oldest task has waited long enough.
     jobs.BATCHES_DUE: batching.claim_due,
+    # SCHEDULED tasks whose time has come -> PENDING, dispatched.
+    jobs.START_DUE: deferred.start_due,
+    # SCHEDULED rows missing from the start schedule, WAITING rows nobody settled.
+    jobs.SWEEP_DEFERRED: deferred.sweep,
     # Start waiting tasks for slots that are free (a safety net for missed wake-ups).
     jobs.WAKE_WAITING: maintenance.wake_for_free_slots,
     # Take back slots that no running attempt holds (a worker died holding them).

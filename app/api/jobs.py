@@ -41,7 +41,10 @@ def _specs(data: dict[str, Any]) -> list[TaskSpec]:
     **BEARER,
 )
 def create_job(data: dict[str, Any]) -> Any:
-    job, created = jobs.submit(ctx(), current_caller().subject, data["name"], _specs(data), idempotency_key())
+    caller = current_caller()
+    job, created = jobs.submit(
+        ctx(), caller.subject, data["name"], _specs(data), idempotency_key(), as_admin=caller.is_admin
+    )
     return job_view(job), 201 if created else 200
 
 

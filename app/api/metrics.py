@@ -34,7 +34,7 @@ def _gauge(name: str, doc: str, labels: list[str] | None = None, value: float | 
 
 
 def _task_families(s: Snapshot) -> Iterator[Any]:
-    tasks = _gauge("tasks", "Tasks PENDING or PROCESSING now.", ["type", "status"])
+    tasks = _gauge("tasks", "Unfinished tasks now, by status.", ["type", "status"])
     for (task_type, status), n in sorted(s.tasks_now.items()):
         tasks.add_metric([task_type, status], n)
     yield tasks

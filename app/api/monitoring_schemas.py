@@ -107,6 +107,8 @@ class ErrorsOut(Schema):
 
 class TypeLoadOut(Schema):
     type = String()
+    scheduled = Integer(metadata={"description": "SCHEDULED: waiting for their runAt."})
+    waiting = Integer(metadata={"description": "WAITING: waiting for their dependencies."})
     pending = Integer()
     running = Integer()
 

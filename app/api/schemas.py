@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, Raw, String
+from apiflask.fields import AwareDateTime, Boolean, Dict, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import RAISE, ValidationError, pre_load
+from marshmallow import RAISE, ValidationError, pre_load, validates_schema
 
 from app.core.balancing import Algorithm
+from app.core.deferral import MAX_DELAY_S, MAX_DEPENDENCIES
 from app.core.states import AttemptOutcome, TaskMode, TaskStatus
 from app.core.task import (
     DEFAULT_MAX_RETRIES,
@@ -102,6 +103,18 @@ class StrictBoolean(Boolean):
         return value
 
 
+class StrictNumber(Float):
+    """A JSON number: 3 or 2.5; never true, "3", NaN or infinity."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 def _small_json(value: Any) -> None:
     size = json_size(value)
     if size > METADATA_MAX_BYTES:
@@ -140,10 +153,51 @@ class TaskIn(StrictSchema):
         metadata=TASK_METADATA,
         error_messages={"invalid": "must be a JSON object"},
     )
+    run_at = AwareDateTime(
+        data_key="runAt",
+        load_default=None,
+        format="iso",
+        metadata={
+            "description": (
+                "ISO 8601 time with a timezone (e.g. 2030-01-01T09:00:00Z): the task is "
+                "SCHEDULED until then, then PENDING within about a second and dispatched "
+                "as usual. A time already past starts it at once. Not with delay. Its "
+                "timeout counts from when it becomes PENDING."
+            )
+        },
+    )
+    delay = StrictNumber(
+        load_default=None,
+        validate=Range(0, MAX_DELAY_S),
+        metadata={
+            "description": f"Seconds from now before it starts (0-{MAX_DELAY_S}, 30 days); not with runAt."
+        },
+    )
+    depends_on = List(
+        String(validate=Length(min=1, max=100)),
+        data_key="dependsOn",
+        load_default=list,
+        validate=Length(max=MAX_DEPENDENCIES),
+        metadata={
+            "description": (
+                f"Up to {MAX_DEPENDENCIES} ids of tasks you may read: the task is WAITING "
+                "until every one is COMPLETED. If one ends FAILED, TIMEOUT or CANCELLED, it "
+                "ends FAILED with an error starting 'upstream_failed:' that names it (and "
+                "so do the tasks that depend on it in turn). An unknown id, another "
+                "owner's, or one that has already failed is refused with 422."
+            )
+        },
+    )
+
     stream = StrictBoolean(
         load_default=False,
         metadata={"description": 'Ask the backend to stream its output ("stream": true in its request).'},
     )
+
+    @validates_schema
+    def _one_start_time(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("run_at") is not None and data.get("delay") is not None:
+            raise ValidationError("give runAt or delay, not both", "runAt")
 
 
 class TaskOut(Schema):

@@ -21,7 +21,8 @@ from app.api.schemas import (
     TaskPage,
 )
 from app.api.views import attempt_view, history_view, task_view
-from app.core import signatures
+from app.core import deferral, signatures
+from app.core.clock import datetime_to_ms
 from app.core.errors import Forbidden, InvalidInput
 from app.core.states import TaskMode
 from app.core.task import TaskSpec, TaskState
@@ -52,6 +53,7 @@ def task_spec(data: dict[str, Any]) -> TaskSpec:
         raise InvalidInput("async and mode disagree", {"async": is_async, "mode": mode})
     if mode is None:
         mode = TaskMode.CALLBACK if is_async else TaskMode.SYNC
+    run_at, delay = data.get("run_at"), data.get("delay")
     return TaskSpec(
         type=data["type"],
         payload=data["payload"],
@@ -65,6 +67,10 @@ def task_spec(data: dict[str, Any]) -> TaskSpec:
         poll_interval_s=data["poll_interval"],
         poll_max_attempts=data["poll_max_attempts"],
         metadata=data["metadata"],
+        run_at_ms=deferral.start_ms(
+            datetime_to_ms(run_at), delay, ctx().now_ms() if delay is not None else 0
+        ),
+        depends_on=tuple(dict.fromkeys(data.get("depends_on") or ())),
         stream=data["stream"],
     )
 
@@ -72,10 +78,23 @@ def task_spec(data: dict[str, Any]) -> TaskSpec:
 @bp.post("/task")
 @requires("client", "admin")
 @bp.input(TaskIn, arg_name="data")
-@bp.output(TaskOut, status_code=201, description="The task, stored and queued")
-@bp.doc(responses={200: "The task first created with this Idempotency-Key"}, **BEARER)
+@bp.output(
+    TaskOut,
+    status_code=201,
+    description="The task, stored: PENDING and queued, SCHEDULED (runAt/delay) or WAITING (dependsOn)",
+)
+@bp.doc(
+    responses={
+        200: "The task first created with this Idempotency-Key",
+        422: "Invalid body; or dependsOn names an unknown, another owner's or already failed task",
+    },
+    **BEARER,
+)
 def create_task(data: dict[str, Any]) -> Any:
-    state, created = submit.submit(ctx(), current_caller().subject, task_spec(data), idempotency_key())
+    caller = current_caller()
+    state, created = submit.submit(
+        ctx(), caller.subject, task_spec(data), idempotency_key(), as_admin=caller.is_admin
+    )
     return task_view(state), 201 if created else 200
 
 

@@ -24,6 +24,7 @@ from app.store.poll_schedule import PollSchedule
 from app.store.redis_client import connect
 from app.store.routine_claims import RoutineClaims
 from app.store.servers_repo import EndpointCache
+from app.store.start_schedule import StartSchedule
 from app.store.waiting_lines import WaitingLines
 from app.store.worker_presence import WorkerPresence
 
@@ -51,6 +52,7 @@ class Context:
     waiting: WaitingLines
     limits: LimitState
     polls: PollSchedule
+    starts: StartSchedule
     batches: BatchLines
     stats: StatsCounters
     workers: WorkerPresence
@@ -90,6 +92,7 @@ def build_context(
         waiting=WaitingLines(client),
         limits=LimitState(client),
         polls=PollSchedule(client),
+        starts=StartSchedule(client),
         batches=BatchLines(client),
         stats=StatsCounters(client),
         workers=WorkerPresence(client),

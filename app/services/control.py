@@ -13,7 +13,7 @@ from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, Conflict, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
-from app.services import limits, state_sync, waiting
+from app.services import deferred, dependencies, limits, state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_attempt, row_to_state
@@ -83,7 +83,8 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     the backend is done with it (its answer or callback, which is then ignored), or the
     reclaim job takes it back: the server is never asked for more than it can hold. A
     server with a cancel endpoint is told at once, and its slot freed when it says it
-    stopped."""
+    stopped. A SCHEDULED task leaves the start schedule; a WAITING one is simply final,
+    and its own dependents fail with it."""
     before = visible_task(ctx, task_id, owner)
     now = ctx.now_ms()
     state = state_sync.apply(
@@ -97,6 +98,8 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     )
     if before.status is TaskStatus.PENDING:
         limits.forget_waiting(ctx, [state])
+    if before.status is TaskStatus.SCHEDULED:
+        deferred.unschedule(ctx, task_id)
     if before.status is TaskStatus.PROCESSING and before.server_id:
         endpoint = ctx.endpoints.get(before.server_id)
         if endpoint is not None and endpoint.cancel_url:
@@ -179,6 +182,7 @@ def cancel_many(ctx: Context, task_ids: list[str]) -> int:
         tasks_repo.follow_many(ctx.db, moved)
         ctx.tasks.mark_many_synced(moved)
         limits.forget_waiting(ctx, moved)
+        dependencies.on_final_many(ctx, [state.id for state in moved])
     cancelled = len(moved)
     for task_id in one_by_one:
         try:

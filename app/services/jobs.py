@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from app import jobs as job_names
+from app.core import deferral, job_graph
 from app.core.errors import InvalidInput, NotFound, StoreUnavailable
 from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState, waiting_score
-from app.services import control, statistics
+from app.services import control, deferred, statistics
 from app.services.context import Context
-from app.store import jobs_repo, tasks_repo
+from app.store import dependencies_repo, jobs_repo, tasks_repo
 from app.store.jobs_repo import JobRecord, JobTally
 
 log = logging.getLogger("taskfleet.jobs")
@@ -74,8 +77,11 @@ def submit(
     name: str | None,
     specs: list[TaskSpec],
     idempotency_key: str | None = None,
+    as_admin: bool = False,
 ) -> tuple[Job, bool]:
     """Store a job and all its tasks, or nothing (a bad item refuses the whole job).
+    Items may start later (``run_at_ms``) and wait for other tasks (``depends_on``: ids
+    of tasks ``owner`` may read, or anyone's ``as_admin``, or sibling items' keys).
     Returns (job, created); the same owner and ``idempotency_key`` return the first job."""
     if idempotency_key:
         existing = _by_idempotency_key(ctx, owner, idempotency_key)
@@ -84,33 +90,68 @@ def submit(
     _check_keys(specs)
     now = ctx.now_ms()
     job_id = str(uuid.uuid4())
-    states = [
-        TaskState(
-            id=task_id,
-            owner=owner,
-            spec=replace(spec, job_id=job_id),
-            status=TaskStatus.PENDING,
-            version=1,
-            created_ms=now,
-            updated_ms=now,
+    ids = ordered_ids(now, len(specs))
+    graph = job_graph.resolve([s.job_key for s in specs], [s.depends_on for s in specs], ids)
+    external = _external_statuses(ctx, graph, None if as_admin else owner)
+    states = []
+    for task_id, spec, depends_on in zip(ids, specs, graph.depends_on, strict=True):
+        # A sibling is new, so not COMPLETED: waiting for one means WAITING.
+        statuses = {dep: external.get(dep, TaskStatus.PENDING) for dep in depends_on}
+        states.append(
+            TaskState(
+                id=task_id,
+                owner=owner,
+                spec=replace(spec, job_id=job_id, depends_on=depends_on),
+                status=deferred.initial_status(spec.run_at_ms, statuses, now),
+                version=1,
+                created_ms=now,
+                updated_ms=now,
+            )
         )
-        for task_id, spec in zip(ordered_ids(now, len(specs)), specs, strict=True)
-    ]
+    edges = [(state.id, dep) for state in states for dep in state.spec.depends_on]
     record = JobRecord(id=job_id, owner=owner, name=name, total=len(states), created_ms=now)
     try:
         with ctx.db.session() as session:
             jobs_repo.insert(session, record, idempotency_key)
-            tasks_repo.insert_many(session, states)
+            tasks_repo.insert_many(session, states, edges)
     except IntegrityError:
         if not idempotency_key:
             raise
         existing = _by_idempotency_key(ctx, owner, idempotency_key)
         assert existing is not None, "unique violation without the conflicting job"
         return existing, False
-    _start(ctx, states)
+    _start(ctx, [state for state in states if state.status is TaskStatus.PENDING])
+    deferred.after_insert(ctx, states)  # SCHEDULED and WAITING ones
     log.info("job %s accepted: %d tasks", job_id, len(states), extra={"job_id": job_id})
-    counts = {TaskStatus.PENDING.value: len(states)}
-    return _job(record, JobTally(counts), [state.id for state in states]), True
+    counts = Counter(state.status.value for state in states)
+    return _job(record, JobTally(dict(counts)), ids), True
+
+
+def _external_statuses(ctx: Context, graph: job_graph.JobGraph, reader: str | None) -> dict[str, TaskStatus]:
+    """The status of each task outside the job that items wait for; ``InvalidInput``
+    naming each item whose dependencies are wrong: a cycle among siblings, too many, or
+    tasks that are unknown, not ``reader``'s (None: an admin) or already failed."""
+    problems: dict[str, dict[str, Any]] = {}
+    for index, reason in graph.problems.items():
+        problems[str(index)] = {"dependsOn": [reason]}
+    for index, depends_on in enumerate(graph.depends_on):
+        if len(depends_on) > deferral.MAX_DEPENDENCIES:
+            problems[str(index)] = {"dependsOn": [f"at most {deferral.MAX_DEPENDENCIES} dependencies"]}
+    found = {}
+    if graph.external:
+        with ctx.db.session() as session:
+            found = dependencies_repo.owners_and_statuses(session, graph.external)
+    wrong = deferral.dependency_problems(graph.external, found, reader)
+    if wrong:
+        for index, depends_on in enumerate(graph.depends_on):
+            bad = {dep: wrong[dep] for dep in depends_on if dep in wrong}
+            if bad:
+                problems.setdefault(str(index), {})["dependsOn"] = bad
+    if problems:
+        raise InvalidInput(
+            "items' dependsOn name tasks that cannot be waited for", {"json": {"tasks": problems}}
+        )
+    return {dep: status for dep, (_, status) in found.items()}
 
 
 def _check_keys(specs: list[TaskSpec]) -> None:
@@ -128,11 +169,12 @@ def _check_keys(specs: list[TaskSpec]) -> None:
         raise InvalidInput("item keys must be unique within a job", {"json": {"tasks": bad}})
 
 
-def _start(ctx: Context, states: list[TaskState]) -> None:
+def _start(ctx: Context, pending: list[TaskState]) -> None:
     """The job is durable: give its PENDING tasks hot state, line them up, and have a
     worker wake as many as the fleet has free slots. If Redis fails here the answer is
     still 201: the orphan sweep finds PENDING tasks that are in no line."""
-    pending = [state for state in states if state.status is TaskStatus.PENDING]
+    if not pending:
+        return
     try:
         ctx.tasks.put_many_if_absent(pending, new=True)
         ctx.waiting.park_many(

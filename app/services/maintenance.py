@@ -8,7 +8,7 @@ import logging
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskMode, TaskStatus
-from app.services import limits, outcomes, polling, servers, state_sync, statistics, waiting
+from app.services import deferred, limits, outcomes, polling, servers, state_sync, statistics, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -105,7 +105,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
     """Make Redis and the database agree: rebuild Redis when it lost its data, let the
     database catch up with tasks it could not follow, and re-enqueue PENDING tasks that
     nothing will dispatch (lost between commit and enqueue)."""
-    report = {"servers": 0, "tasks": 0, "synced": 0, "requeued": 0, "stats_hours": 0}
+    report = {"servers": 0, "tasks": 0, "scheduled": 0, "synced": 0, "requeued": 0, "stats_hours": 0}
     rebuild = ctx.tasks.needs_rebuild()
     if rebuild:
         report["stats_hours"] = statistics.mark_lost(ctx)
@@ -114,6 +114,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
         # attempts still running, so none starts early.
         limits.publish(ctx)
         report["tasks"] = _rebuild_tasks(ctx)
+        report["scheduled"] = deferred.rebuild(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())
     for task_id in ctx.tasks.unsynced(BATCH):
         state = ctx.tasks.get(task_id)

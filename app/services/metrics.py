@@ -18,7 +18,8 @@ from app.store.records import SlotUse
 
 @dataclass
 class Snapshot:
-    #: (type, status) -> tasks in that status now (PENDING, PROCESSING).
+    #: (type, status) -> unfinished tasks in that status now (SCHEDULED, WAITING, PENDING,
+    #: PROCESSING).
     tasks_now: dict[tuple[str, str], int] = field(default_factory=dict)
     #: type -> all-time counters (created, completed, failed, timeout, cancelled, retried).
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -38,7 +39,9 @@ class Snapshot:
 
 def snapshot(ctx: Context) -> Snapshot:
     with ctx.db.session() as session:
-        tasks_now = tasks_repo.count_by_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING])
+        tasks_now = tasks_repo.count_by_status(
+            session, [TaskStatus.SCHEDULED, TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.PROCESSING]
+        )
     return Snapshot(
         tasks_now=tasks_now,
         by_type=statistics.totals(ctx, BY_TYPE),

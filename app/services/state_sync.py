@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.core.errors import StoreUnavailable
-from app.core.states import AttemptOutcome, TaskStatus
+from app.core.states import AttemptOutcome, TaskStatus, is_final
 from app.core.task import TaskState
+from app.services import dependencies
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.hot_state import HotStateMissing
@@ -57,6 +58,7 @@ def apply(
     attempt_end: AttemptEnd | None = None,
     now_ms: int | None = None,
     attempt_metadata: dict[str, Any] | None = None,
+    settle: bool = True,
     **fields: Any,
 ) -> TaskState:
     """Move the task to ``target`` (raises ``Conflict`` if it is not in ``sources``) and
@@ -66,7 +68,9 @@ def apply(
     ``finished_ms`` field so the statistics and the records agree to the millisecond.
     ``attempt_metadata``: what the backend reported about the running attempt (a
     progress update's ``metadata``), kept on its record; an ending attempt takes it in
-    ``attempt_end.metadata`` instead."""
+    ``attempt_end.metadata`` instead. A final transition settles the task's dependents
+    (``dependencies.on_final``) once its row is written; ``settle=False`` leaves that to
+    the caller (``dependencies`` itself, which walks a chain without recursing)."""
     sources = tuple(sources)
     if now_ms is None:
         now_ms = attempt_end.at_ms if attempt_end else ctx.now_ms()
@@ -96,6 +100,8 @@ def apply(
             "version": state.version,
         },
     )
+    if settle and is_final(state.status):
+        dependencies.on_final(ctx, state)
     return state
 
 
@@ -116,3 +122,5 @@ def persist(ctx: Context, state: TaskState) -> None:
         attempt_end = AttemptEnd(state.attempt, outcome, error, state.updated_ms)
     tasks_repo.follow(ctx.db, state, from_status, attempt_end)
     ctx.tasks.mark_synced(state)
+    if is_final(state.status):
+        dependencies.on_final(ctx, state)

@@ -95,12 +95,17 @@ def status(ctx: Context) -> dict[str, Any]:
     if view["database"] == "ok":
         try:
             with ctx.db.session() as session:
-                counts = tasks_repo.count_by_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING])
+                counts = tasks_repo.count_by_status(
+                    session,
+                    [TaskStatus.SCHEDULED, TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.PROCESSING],
+                )
                 done = sum(tasks_repo.finished_by_status_since(session, now - RATE_WINDOW_S * 1000).values())
             types = sorted({task_type for task_type, _ in counts})
             view["by_type"] = [
                 {
                     "type": t,
+                    "scheduled": counts.get((t, TaskStatus.SCHEDULED), 0),
+                    "waiting": counts.get((t, TaskStatus.WAITING), 0),
                     "pending": counts.get((t, TaskStatus.PENDING), 0),
                     "running": counts.get((t, TaskStatus.PROCESSING), 0),
                 }

@@ -4,42 +4,53 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.services import statistics
+from app.services import deferred, statistics
 from app.services.context import Context
-from app.store import tasks_repo
+from app.store import dependencies_repo, tasks_repo
 from app.store.tasks_repo import row_to_state
 
 log = logging.getLogger("taskfleet.submit")
 
 
 def submit(
-    ctx: Context, owner: str, spec: TaskSpec, idempotency_key: str | None = None
+    ctx: Context, owner: str, spec: TaskSpec, idempotency_key: str | None = None, as_admin: bool = False
 ) -> tuple[TaskState, bool]:
-    """Store a new PENDING task and enqueue its dispatch. Returns (task, created); the
-    same owner and ``idempotency_key`` always return the one task first created."""
+    """Store a new task and start it: PENDING and dispatched, or SCHEDULED until its
+    ``run_at_ms``, or WAITING until its ``depends_on`` tasks complete (they must exist,
+    be readable by ``owner``, or by anyone ``as_admin``, and not have failed). Returns
+    (task, created); the same owner and ``idempotency_key`` always return the one task
+    first created."""
     if idempotency_key:
         with ctx.db.session() as session:
             row = tasks_repo.find_by_idempotency_key(session, owner, idempotency_key)
             if row is not None:
                 return row_to_state(row), False
+    spec = replace(spec, depends_on=tuple(dict.fromkeys(spec.depends_on)))  # one edge each
+    dependency_statuses = deferred.validate_dependencies(
+        ctx, None if as_admin else owner, list(spec.depends_on)
+    )
     now_ms = ctx.now_ms()
     state = TaskState(
         id=str(uuid.uuid4()),
         owner=owner,
         spec=spec,
-        status=TaskStatus.PENDING,
+        status=deferred.initial_status(spec.run_at_ms, dependency_statuses, now_ms),
         version=1,
         created_ms=now_ms,
         updated_ms=now_ms,
     )
     try:
-        tasks_repo.insert_task(ctx.db, state, idempotency_key)
+        if spec.depends_on:
+            dependencies_repo.insert_with_edges(ctx.db, state, idempotency_key)
+        else:
+            tasks_repo.insert_task(ctx.db, state, idempotency_key)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -47,6 +58,9 @@ def submit(
             row = tasks_repo.find_by_idempotency_key(session, owner, idempotency_key)
             assert row is not None, "unique violation without the conflicting row"
             return row_to_state(row), False
+    if state.status is not TaskStatus.PENDING:
+        deferred.after_insert(ctx, [state])
+        return state, True
     # The task is durable now. If Redis or the broker fail from here on, the answer is
     # still 201: the orphan sweep (workers.maintenance_jobs) enqueues PENDING tasks it finds.
     try:

@@ -41,6 +41,12 @@ SLEEPING = f"{PREFIX}:lb:sleeping"
 HEALTH_DUE = f"{PREFIX}:health:due"
 #: zset task_id -> ms its poll-mode attempt's next poll is due (see due_claim.lua).
 POLLS_DUE = f"{PREFIX}:polls:due"
+#: zset task_id -> run_at ms of SCHEDULED tasks (a claimed one: ms its claim lapses; see
+#: due_claim.lua). Rebuilt from the database after a Redis loss.
+STARTS_DUE = f"{PREFIX}:starts:due"
+#: string: the task id the deferred-task sweep continues after (it walks WAITING and
+#: SCHEDULED rows).
+DEFERRED_CURSOR = f"{PREFIX}:deferred:cursor"
 #: zset batch id -> ms the oldest attempt of that gathering batch has waited enough.
 BATCHES_DUE = f"{PREFIX}:batches:due"
 #: hash task type (or '*') -> JSON of its concurrency limit's config: every limit in force.

@@ -302,6 +302,20 @@ class HydrateCall(ScriptCall):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DeferCall(ScriptCall):
+    """``task_defer.lua``: count a new SCHEDULED or WAITING task; schedule its start."""
+
+    SCRIPT: ClassVar[str] = "task_defer"
+
+    starts: str = key()
+    stats: str = key()
+    task_id: str = arg()
+    due_ms: str = arg()
+    task_type: str = arg()
+    created_ms: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SyncedCall(ScriptCall):
     """``task_synced.lua``: the database holds a task's version; expire it if final."""
 

@@ -98,30 +98,8 @@ class AttemptEnd:
 def insert_task(db: Database, state: TaskState, idempotency_key: str | None) -> None:
     """Store a new task with its first transition (one statement on Postgres). Raises
     ``IntegrityError`` when the owner already has a task with ``idempotency_key``."""
-    spec = state.spec
     params = {
-        "task__id": state.id,
-        "task__owner": state.owner,
-        "task__type": spec.type,
-        "task__priority": spec.priority,
-        "task__payload": spec.payload,
-        "task__metadata": spec.metadata,
-        "task__capabilities": list(spec.capabilities),
-        "task__mode": spec.mode.value,
-        "task__region": spec.region,
-        "task__server_group": spec.group,
-        "task__max_retries": spec.max_retries,
-        "task__timeout_s": spec.timeout_s,
-        "task__poll_interval_s": spec.poll_interval_s,
-        "task__poll_max_attempts": spec.poll_max_attempts,
-        "task__idempotency_key": idempotency_key,
-        "task__job_id": spec.job_id,
-        "task__job_key": spec.job_key,
-        "task__stream": spec.stream,
-        "task__run_at": ms_to_datetime(spec.run_at_ms),
-        "task__depends_on": list(spec.depends_on) or None,
-        "task__created_at": ms_to_datetime(state.created_ms),
-        **{f"task__{name}": value for name, value in _snapshot_columns(state).items()},
+        **{f"task__{name}": value for name, value in task_row_values(state, idempotency_key).items()},
         **_transition_params(state, None, state.created_ms),
     }
     _run(db, _insert_statements(db.engine.dialect.name), params)
@@ -156,23 +134,21 @@ def task_row_values(state: TaskState, idempotency_key: str | None = None) -> dic
     }
 
 
+def first_transition_row(state: TaskState) -> dict[str, Any]:
+    """A new task's first transition (into its first status), column by column."""
+    return {
+        name.removeprefix("transition__"): value
+        for name, value in _transition_params(state, None, state.created_ms).items()
+    }
+
+
 def insert_many(session: Session, states: list[TaskState], edges: Iterable[tuple[str, str]] = ()) -> None:
     """Store new tasks, their first transitions and their dependency edges (task id,
     dependency id) in the session's transaction: a few multi-row INSERTs for them all."""
     if not states:
         return
     bulk_insert(session, TaskRow.__table__, [task_row_values(state) for state in states])
-    bulk_insert(
-        session,
-        TaskTransitionRow.__table__,
-        [
-            {
-                name.removeprefix("transition__"): value
-                for name, value in _transition_params(state, None, state.created_ms).items()
-            }
-            for state in states
-        ],
-    )
+    bulk_insert(session, TaskTransitionRow.__table__, [first_transition_row(state) for state in states])
     bulk_insert(
         session,
         TaskDependencyRow.__table__,

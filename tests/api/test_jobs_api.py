@@ -218,3 +218,72 @@ def test_cancelling_a_job_moves_waiting_tasks_together_and_the_rest_one_by_one(c
         attempt = tasks_repo.attempts_of(s, ids[0])[0]
         assert attempt.outcome == "CANCELLED"
         assert s.query(TaskTransitionRow).filter_by(to_status="CANCELLED").count() == 5
+
+
+def test_job_items_wait_for_siblings_by_key_and_for_existing_tasks_by_id(client, auth, ctx):
+    done = client.post("/api/task", json={"type": "echo"}, headers=auth()).get_json()["id"]
+    client.post(f"/api/task/{done}/cancel", headers=auth())  # final, but not completed
+    running = client.post("/api/task", json={"type": "echo"}, headers=auth()).get_json()["id"]
+    body = {
+        "tasks": [
+            {"type": "echo", "key": "a"},
+            {"type": "echo", "key": "b", "dependsOn": ["a", running]},
+            {"type": "echo", "key": "c", "dependsOn": ["b"], "delay": 60},
+            {"type": "echo", "delay": 60},
+        ]
+    }
+    job = post_job(client, auth, body).get_json()
+    assert job["counts"] == {"PENDING": 1, "WAITING": 2, "SCHEDULED": 1}
+    a, b, c, _ = (client.get(f"/api/task/{t}", headers=auth()).get_json() for t in job["taskIds"])
+    assert b["dependsOn"] == [a["id"], running] and c["dependsOn"] == [b["id"]] and c["runAt"]
+    # A dependency that ended without completing is refused, naming the item.
+    r = post_job(client, auth, {"tasks": [{"type": "echo"}, {"type": "echo", "dependsOn": [done]}]})
+    assert r.status_code == 422
+    assert r.get_json()["details"]["json"]["tasks"] == {"1": {"dependsOn": {done: "already CANCELLED"}}}
+
+
+def test_unknown_or_foreign_dependencies_and_cycles_refuse_the_job(client, auth, ctx):
+    theirs = client.post("/api/task", json={"type": "echo"}, headers=auth("bob")).get_json()["id"]
+    body = {
+        "tasks": [
+            {"type": "echo", "key": "a", "dependsOn": ["c"]},
+            {"type": "echo", "key": "b", "dependsOn": ["a"]},
+            {"type": "echo", "key": "c", "dependsOn": ["b"]},
+            {"type": "echo", "key": "d", "dependsOn": ["nope"]},
+            {"type": "echo", "dependsOn": [theirs]},
+            {"type": "echo", "key": "f"},
+        ]
+    }
+    r = post_job(client, auth, body)
+    assert r.status_code == 422
+    bad = r.get_json()["details"]["json"]["tasks"]
+    assert set(bad) == {"0", "1", "2", "3", "4"}
+    assert "cycle" in bad["0"]["dependsOn"][0]
+    assert bad["3"]["dependsOn"] == {"nope": "no such task"} and bad["4"]["dependsOn"] == {
+        theirs: "no such task"
+    }
+    with ctx.db.session() as s:
+        assert s.query(JobRow).count() == 0 and s.query(TaskRow).count() == 1
+    # An admin may wait for anyone's task.
+    admin_job = client.post(
+        "/api/jobs",
+        json={"tasks": [{"type": "echo", "dependsOn": [theirs]}]},
+        headers=auth("root", ("admin",)),
+    )
+    assert admin_job.status_code == 201
+
+
+def test_an_item_that_fails_ends_its_dependents_in_the_job_as_upstream_failed(client, auth, ctx):
+    body = {
+        "tasks": [
+            {"type": "echo", "key": "a"},
+            {"type": "echo", "key": "b", "dependsOn": ["a"]},
+            {"type": "echo", "key": "c", "dependsOn": ["b"]},
+        ]
+    }
+    job = post_job(client, auth, body).get_json()
+    client.post(f"/api/task/{job['taskIds'][0]}/cancel", headers=auth())
+    ended = client.get(f"/api/jobs/{job['id']}", headers=auth()).get_json()
+    assert ended["status"] == "FAILED" and ended["counts"] == {"CANCELLED": 1, "FAILED": 2}
+    c = client.get(f"/api/task/{job['taskIds'][2]}", headers=auth()).get_json()
+    assert "upstream_failed" in c["error"] and job["taskIds"][1] in c["error"]

@@ -74,6 +74,17 @@ OPERATIONS = [
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
     },
     {
+        "include-path": "/api/jobs",
+        "include-method": "GET",
+        "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+    },
+    # ... and a task's dependsOn naming tasks that do not exist.
+    {
+        "include-path": "/api/task",
+        "include-method": "POST",
+        "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+    },
+    {
         "include-path": "/api/servers",
         "include-method": "POST",
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},

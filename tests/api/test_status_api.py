@@ -28,6 +28,8 @@ def test_status_shows_queues_load_by_type_slots_and_rate(ctx, client, auth, back
         submit_task(ctx, {"n": 1})
     drain(ctx)
     submit_task(ctx, capabilities=("tpu",))  # no server: waits
+    later = submit_task(ctx, run_at_ms=ctx.now_ms() + 60_000)  # SCHEDULED
+    submit_task(ctx, depends_on=(later,))  # WAITING
     drain(ctx)
     ctx.queue.enqueue("not-run-yet", 0)  # a job still in the queue
     ctx.workers.beat("celery@w1", ctx.now_ms())
@@ -36,7 +38,7 @@ def test_status_shows_queues_load_by_type_slots_and_rate(ctx, client, auth, back
     status = client.get("/api/status", headers=auth("root", ("admin",))).get_json()
     assert status["redis"] == status["database"] == "ok"
     assert status["workers"] == ["celery@w1"]
-    assert status["byType"] == [{"type": "echo", "pending": 1, "running": 0}]
+    assert status["byType"] == [{"type": "echo", "scheduled": 1, "waiting": 1, "pending": 1, "running": 0}]
     assert (status["slotsInUse"], status["slotCapacity"]) == (0, 10)
     assert status["waitingForSlot"] == 1
     assert status["finishedLastMinute"] == 3

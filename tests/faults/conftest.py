@@ -187,6 +187,21 @@ class FaultStack:
                 .order_by(TaskTransitionRow.task_id, TaskTransitionRow.version)
             ):
                 transitions.setdefault(t.task_id, []).append(t)
+            first_started = dict(
+                s.execute(
+                    select(TaskAttemptRow.task_id, func.min(TaskAttemptRow.started_at))
+                    .where(TaskAttemptRow.task_id.in_(ids))
+                    .group_by(TaskAttemptRow.task_id)
+                ).all()
+            )
+            upstream = {dep for row in tasks.values() for dep in row.depends_on or ()}
+            ended = dict(
+                s.execute(
+                    select(TaskRow.id, TaskRow.finished_at).where(
+                        TaskRow.id.in_(upstream), TaskRow.status == "COMPLETED"
+                    )
+                ).all()
+            )
             attempts = dict(
                 s.execute(
                     select(TaskAttemptRow.task_id, func.count())
@@ -199,13 +214,27 @@ class FaultStack:
         assert not lost, f"{len(lost)} tasks never reached a final state"
         bad = []
         for task_id, rows in transitions.items():
-            assert rows[0].to_status == "PENDING" and rows[0].from_status is None
+            assert rows[0].to_status in _first_statuses(tasks[task_id]) and rows[0].from_status is None
             for row in rows[1:]:
                 if row.from_status is not None and not is_allowed(row.from_status, row.to_status):
                     bad.append((task_id, row.from_status, row.to_status))
             completed = [r for r in rows if r.to_status == "COMPLETED"]
             assert len(completed) <= 1, f"task {task_id} completed twice"
         assert not bad, f"forbidden transitions recorded: {bad[:5]}"
+        # Nothing ran early: not before its runAt, not before every dependency completed.
+        early = [
+            task_id
+            for task_id, row in tasks.items()
+            if task_id in first_started
+            and (
+                (row.run_at is not None and first_started[task_id] < row.run_at)
+                or any(
+                    ended.get(dep) is None or ended[dep] > first_started[task_id]
+                    for dep in row.depends_on or ()
+                )
+            )
+        ]
+        assert not early, f"{len(early)} tasks started before their runAt or dependencies, e.g. {early[:5]}"
         for task_id, row in tasks.items():
             if row.status == "COMPLETED":
                 assert row.result is not None, f"completed task {task_id} has no result"
@@ -242,6 +271,16 @@ class FaultStack:
         while (leases := fleet.all_leases()) and time.monotonic() < deadline:
             time.sleep(0.5)  # a release may still be on its way right after the last commit
         return leases
+
+
+def _first_statuses(row: TaskRow) -> set[str]:
+    """The statuses a task may be created in: PENDING, or SCHEDULED with a runAt, or
+    WAITING with dependencies."""
+    return (
+        {"PENDING"}
+        | ({"SCHEDULED"} if row.run_at is not None else set())
+        | ({"WAITING"} if row.depends_on else set())
+    )
 
 
 @pytest.fixture

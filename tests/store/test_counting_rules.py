@@ -15,7 +15,7 @@ from app.core.clock import datetime_to_ms
 from app.core.states import TaskMode, TaskStatus
 from app.core.tally import BY_SERVER, BY_TYPE, METRICS, Tally
 from app.core.task import TaskSpec
-from app.services import control, outcomes, submit
+from app.services import control, deferred, outcomes, submit
 from app.store import stats_repo
 from app.store.models import TaskAttemptRow, TaskRow, TaskTransitionRow
 from tests.services.helpers import HOUR, START, drain, make_world, run_batch, submit_task
@@ -98,11 +98,13 @@ def run_workload(ctx, clock) -> None:
     drain(ctx)
     control.retry(ctx, first_task_in(ctx, TaskStatus.FAILED), None)  # manual retry in H
     drain(ctx)
+    scheduled_and_dependent(ctx)  # created in H; the scheduled one starts in H+1
     # 90 s before the hour ends: submitted in H; the callback attempts and the waiting
     # tasks time out 61 s and more later, in H+1 (and are retried there).
     clock.advance(((START // HOUR + 1) * HOUR - 90_000 - clock.now_ms()) / 1000)
     run_batch(ctx, clock, 12)
     assert clock.now_ms() // HOUR == START // HOUR + 1
+    assert deferred.start_due(ctx) == 1
     control.retry(ctx, first_task_in(ctx, TaskStatus.TIMEOUT), None)  # manual retry in H+1
     control.retry(ctx, first_task_in(ctx, TaskStatus.FAILED), None)  # its failure was in H
     drain(ctx)
@@ -112,6 +114,18 @@ def run_workload(ctx, clock) -> None:
     drain(ctx)
     control.cancel(ctx, first_task_in(ctx, TaskStatus.PENDING, OTHER_TYPE), None)
     run_batch(ctx, clock, 12)  # all of it in H+1
+
+
+def scheduled_and_dependent(ctx) -> None:
+    """Tasks created SCHEDULED or WAITING (no hot state: ``task_defer.lua`` counts them
+    created): one started later, one cancelled while SCHEDULED, one released by its
+    dependency, one failed by its dependency (upstream_failed)."""
+    due = ctx.now_ms() + 60_000
+    other_type(ctx, {"n": 10}, run_at_ms=due)
+    control.cancel(ctx, other_type(ctx, {"n": 11}, run_at_ms=due), None)
+    other_type(ctx, {"n": 12}, depends_on=(other_type(ctx, {"n": 13}),))
+    other_type(ctx, {"n": 14}, depends_on=(other_type(ctx, {"fail": 400}),))
+    drain(ctx)
 
 
 def callbacks_busy_and_running_cancels(ctx) -> None:
