@@ -171,10 +171,7 @@ class EventHub:
         while True:
             self._watching.wait(timeout=5)
             with self._lock:
-                cursors = {
-                    task_id: EventId(c.version, min(c.seq, (1 << 63) - 1))
-                    for task_id, c in self._cursors.items()
-                }
+                cursors = dict(self._cursors)
             if not cursors:
                 continue
             try:

@@ -9,7 +9,6 @@ import redis
 
 from app.core.errors import StoreUnavailable
 
-
 #: Connections one process opens to Redis at most. A gevent process (the API's event
 #: streams, the worker's greenlets) may have hundreds of callers at once: past this
 #: they wait for a free connection (``POOL_WAIT_S``) rather than fail at once, as
