@@ -56,8 +56,26 @@ def changed(before: Snapshot | None, after: Snapshot) -> bool:
     return before is None or (before.status, before.progress) != (after.status, after.progress)
 
 
-def _timed_out(kind: str, object_id: str, timeout_s: float | None, last: Snapshot) -> WaitTimeout:
+def timed_out(object_id: str, timeout_s: float | None, last: Snapshot, kind: str = "task") -> WaitTimeout:
     return WaitTimeout(f"{kind} {object_id} is still {last.status} after {timeout_s:g} s", last)
+
+
+def after_first(first: S, snapshots: Iterator[S]) -> Iterator[S]:
+    """``snapshots`` less those that show nothing new since ``first`` (already shown)."""
+    last: S | None = first
+    for snapshot in snapshots:
+        if changed(last, snapshot):
+            yield snapshot
+        last = snapshot
+
+
+async def after_first_async(first: S, snapshots: AsyncIterator[S]) -> AsyncIterator[S]:
+    """:func:`after_first` for the async client."""
+    last: S | None = first
+    async for snapshot in snapshots:
+        if changed(last, snapshot):
+            yield snapshot
+        last = snapshot
 
 
 def poll(
@@ -84,7 +102,7 @@ def poll(
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(kind, object_id, timeout_s, current)
+                raise timed_out(object_id, timeout_s, current, kind)
             delay = min(delay, left)
         sleep(delay)
 
@@ -112,6 +130,6 @@ async def poll_async(
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(kind, object_id, timeout_s, current)
+                raise timed_out(object_id, timeout_s, current, kind)
             delay = min(delay, left)
         await sleep(delay)
