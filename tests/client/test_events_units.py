@@ -21,7 +21,7 @@ from taskfleet_client import (
     Task,
     TransportError,
 )
-from taskfleet_client.events import SSEDecoder, Snapshots, decode
+from taskfleet_client.events import Snapshots, SSEDecoder, decode
 
 FAST = Reconnect(tries=2, first_s=0.0)
 NO_WAIT = Backoff(first_s=0.0, max_s=0.0)
@@ -72,7 +72,8 @@ def sse(*events: tuple[str, str, object]) -> bytes:
     return "".join(f"id: {i}\nevent: {n}\ndata: {json.dumps(d)}\n\n" for i, n, d in events).encode()
 
 
-TASK = {"id": "t1", "type": "llm", "status": "PENDING", "progress": 0, "createdAt": "2026-01-01T00:00:00+00:00"}
+CREATED = "2026-01-01T00:00:00+00:00"
+TASK = {"id": "t1", "type": "llm", "status": "PENDING", "progress": 0, "createdAt": CREATED}
 DONE = {**TASK, "status": "COMPLETED", "progress": 100, "result": {"text": "ab"}}
 WHOLE = [
     ("1-0", "status", {"status": "PENDING", "attempt": 0, "serverId": None, "at": 1}),
@@ -147,9 +148,12 @@ def test_reconnecting_gives_up_after_its_tries_in_a_row():
         calls.append(request.headers.get("Last-Event-ID"))
         return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, stream=Cut(b": open\n\n"))
 
-    with Client("http://tf", transport=httpx.MockTransport(handle), reconnect=FAST) as tf:
-        with pytest.raises(TransportError, match="dropped 2 times"):
-            list(tf.events("t1"))
+    transport = httpx.MockTransport(handle)
+    with (
+        Client("http://tf", transport=transport, reconnect=FAST) as tf,
+        pytest.raises(TransportError, match="dropped 2 times"),
+    ):
+        list(tf.events("t1"))
     assert calls == [None, None, None]
 
 
