@@ -18,8 +18,8 @@ kind:
                   job is done ``delay`` s later. GET /status/<job> -> 200
                   {"status": "PROCESSING"} until then, {"status": "COMPLETED",
                   "result": {"server": <name>}} after (404 for a job it never took).
-  stream          POST /predict -> 200 text/event-stream (chunked): STREAM_CHUNKS events
-                  spread evenly over the delay, each ``data: {"i": <n>, "sent_ns":
+  stream          POST /predict -> 200 text/event-stream (chunked): after STREAM_LEAD_S,
+                  STREAM_CHUNKS events spread evenly over the delay, each ``data: {"i": <n>, "sent_ns":
                   <time.time_ns() as it is written>}``, then ``event: result``
                   {"server": <name>, "chunks": <n>}. Bench part 8 subtracts ``sent_ns``
                   from the time a client of the task's event stream reads the chunk.
@@ -53,8 +53,10 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 KINDS = ("sync", "batch", "poll", "stream")
-#: Chunks a ``stream`` listener sends per call.
+#: Chunks a ``stream`` listener sends per call, and the seconds before the first (so a
+#: client that opens the task's event stream right after submitting it is there in time).
 STREAM_CHUNKS = 20
+STREAM_LEAD_S = 0.5
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
@@ -250,7 +252,7 @@ class Handler(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         step = self.listener.delay_s / STREAM_CHUNKS
         for i in range(STREAM_CHUNKS):
-            loop.call_later(step * (i + 1), self.stream_chunk, i)
+            loop.call_later(STREAM_LEAD_S + step * i, self.stream_chunk, i)
 
     def stream_chunk(self, i: int) -> None:
         self.send(chunk(b'data: {"i": %d, "sent_ns": %d}\n\n' % (i, time.time_ns())))

@@ -7,27 +7,31 @@ figure of the part is measured against it alone. In the same run, back to back:
 1. **No streams open**: ``POST /api/task`` and then ``GET /api/task/{id}`` of that
    task, one after the other from one client (a kept-alive ``requests.Session``),
    ``--streams-requests`` times: p50 and p99 of each.
-2. **1,000 streams open** (``--streams``): that many tasks submitted SCHEDULED a day
-   ahead (``delay``), so nothing runs them and their streams stay open, idle but for
-   the 15 s keep-alive comments; each stream opened with the Python client
+2. **1,000 streams open** (``--streams``): that many tasks for a capability no server
+   has, so they wait PENDING in their line, nothing runs them and their streams stay
+   open, idle but for the 15 s keep-alive comments; each stream opened with the Python client
    (``taskfleet_client.AsyncClient.events``, httpx, one asyncio loop in a thread,
    a connection each). Once every stream has read its first event, the same requests
    as in 1, and the process's CPU and memory while the streams are held.
-3. **Chunk latency**, with the 1,000 streams still open: ``--stream-tasks`` tasks with
-   ``"stream": true`` on a streaming backend (``bench/fast_backend.py`` kind
-   ``stream``: 20 chunks over 2 s, each stamped with ``time.time_ns()`` as it is
+3. **Chunk latency**, once before the streams of 2 are opened and once with them open:
+   ``--stream-tasks`` tasks with ``"stream": true``, all at once, on a streaming
+   backend (``bench/fast_backend.py`` kind ``stream``: 20 chunks, the first 0.5 s
+   after the call, the rest over 2 s, each stamped with ``time.time_ns()`` as it is
    written); each task's event stream is opened right after its submission, and for
    every chunk read, the read time minus the stamp (the backend, the Celery worker
-   relaying it into Redis, the API's event hub, gunicorn and the client's parsing).
-   Chunks stamped before the client's stream was open would measure a replay, not the
-   relay: they are counted and left out (there are none in practice).
+   relaying it into Redis, the API's event hub, gunicorn and the client's parsing),
+   for the first chunk of each task and for all. A chunk stamped before the client's
+   stream was open would measure a replay, not the relay: those are counted and left
+   out.
 
-The part's tasks are cancelled afterwards and its web process stopped.
+The part's tasks (those of 1 and 2 ask for the same unserved capability) are cancelled
+afterwards, their waiting line removed and the part's web process stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 import uuid
@@ -40,6 +44,8 @@ import requests
 from taskfleet_client import AsyncClient
 
 from app.devstack import free_port
+from app.store import keys
+from app.store.waiting_lines import profile_id
 from bench.common import ApiClient, log, register_server, summary_ms
 from bench.stack import Backend, BenchStack
 
@@ -48,8 +54,8 @@ STREAM_DELAY_S = 2.0
 STREAM_SLOTS = 100
 #: Target of issue 14 for POST /api/task and GET /api/task/{id} beside the streams.
 P99_TARGET_MS = 50.0
-#: Held tasks start this far ahead (seconds): their streams stay open for the part.
-HOLD_DELAY_S = 86_400
+#: No registered server has it: the part's tasks wait and their streams stay open.
+CAPABILITY = "bench-streams-unserved"
 WEB_NAME = "web-streams"
 
 
@@ -72,12 +78,12 @@ def start_web(stack: BenchStack) -> str:
 
 
 def request_latency(api: str, token: str, n: int, kind: str) -> dict[str, Any]:
-    """``n`` times POST /api/task (SCHEDULED a day ahead) then GET it, one client."""
+    """``n`` times POST /api/task (a task no server can take) then GET it, one client."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     posts, gets, ids = [], [], []
     for i in range(n):
-        body = {"type": kind, "payload": {"i": i}, "delay": HOLD_DELAY_S}
+        body = {"type": kind, "payload": {"i": i}, "capabilities": [CAPABILITY]}
         t0 = time.perf_counter()
         r = session.post(f"{api}/task", json=body, timeout=30)
         t1 = time.perf_counter()
@@ -95,10 +101,45 @@ def request_latency(api: str, token: str, n: int, kind: str) -> dict[str, Any]:
     return {"post": summary_ms(posts), "get": summary_ms(gets), "ids": ids}
 
 
+#: Indexes of the held streams' counters (shared with their process).
+OPENED, FAILED, ENDED = 0, 1, 2
+
+
+def hold_streams(api: str, token: str, task_ids: list[str], counts: Any, stop: Any) -> None:
+    """In a process of its own (so the timed client's loop is not the one holding a
+    thousand connections): one event stream per task with the Python client, counted
+    open at its first event, held until ``stop`` is set."""
+
+    async def hold(client: AsyncClient, task_id: str) -> None:
+        first = True
+        try:
+            async for _event in client.events(task_id):
+                if first:
+                    counts[OPENED] += 1
+                    first = False
+            counts[ENDED] += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted and logged, the part goes on
+            counts[FAILED] += 1
+            log(f"part 8: held stream {task_id} failed: {type(exc).__name__}: {exc}"[:300])
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=len(task_ids) + 10, max_keepalive_connections=10)
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        async with AsyncClient(api, token, timeout_s=60, transport=transport) as client:
+            held = [asyncio.ensure_future(hold(client, task_id)) for task_id in task_ids]
+            await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+            for task in held:
+                task.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+
+    asyncio.run(main())
+
+
 class Streams:
-    """Event streams read by the Python client on one asyncio loop in a thread: held
-    streams (counted when their first event arrives) and timed streams of streaming
-    tasks (each chunk's read time minus its stamp)."""
+    """Timed event streams of streaming tasks, read by the Python client on one asyncio
+    loop in a thread: each chunk's read time minus its stamp."""
 
     def __init__(self, api: str, token: str, connections: int) -> None:
         self.api, self.token = api, token
@@ -106,11 +147,8 @@ class Streams:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="bench-streams", daemon=True)
         self.client: AsyncClient | None = None
-        self.opened = 0
-        self.failed: list[str] = []
-        self.ended_early = 0
-        self.held: list[asyncio.Task[None]] = []
         self.latencies_ms: list[float] = []
+        self.first_ms: list[float] = []
         self.replayed = 0
         self.chunks_per_task: list[int] = []
 
@@ -127,27 +165,7 @@ class Streams:
     def run(self, coro: Any, timeout_s: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
-    def hold(self, task_ids: list[str]) -> None:
-        async def open_all() -> None:
-            self.held = [asyncio.ensure_future(self._hold(task_id)) for task_id in task_ids]
-
-        self.run(open_all())
-
-    async def _hold(self, task_id: str) -> None:
-        assert self.client is not None
-        first = True
-        try:
-            async for _event in self.client.events(task_id):
-                if first:
-                    self.opened += 1
-                    first = False
-            self.ended_early += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the part goes on
-            self.failed.append(f"{type(exc).__name__}: {exc}"[:200])
-
-    def timed(self, count: int, capability: str) -> float:
+    def timed(self, count: int, capability: str) -> dict[str, Any]:
         """Submit ``count`` streaming tasks at once, read each one's stream; seconds taken."""
 
         async def one(i: int) -> None:
@@ -156,32 +174,61 @@ class Streams:
                 "bench-stream", {"i": i}, capabilities=[capability], stream=True, max_retries=0
             )
             opened_ns, chunks = None, 0
+            asked = time.perf_counter()
             async for event in self.client.events(task.id):
                 now_ns = time.time_ns()
                 if opened_ns is None:
                     opened_ns = now_ns
+                    opens.append((time.perf_counter() - asked) * 1000)
                 if event.name != "chunk":
                     continue
                 chunks += 1
                 sent_ns = int(event.data["data"]["sent_ns"])
                 if sent_ns < opened_ns:
                     self.replayed += 1
-                else:
-                    self.latencies_ms.append((now_ns - sent_ns) / 1e6)
+                    continue
+                self.latencies_ms.append((now_ns - sent_ns) / 1e6)
+                if event.data["data"]["i"] == 0:
+                    self.first_ms.append((now_ns - sent_ns) / 1e6)
             self.chunks_per_task.append(chunks)
 
-        async def every() -> None:
-            await asyncio.gather(*(one(i) for i in range(count)))
+        lags: list[float] = []
+        opens: list[float] = []
 
+        async def lag_monitor(done: asyncio.Event) -> None:
+            """How late this loop wakes from a 10 ms sleep: the client's own delay."""
+            while not done.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append((time.perf_counter() - before - 0.01) * 1000)
+
+        async def every() -> None:
+            done = asyncio.Event()
+            monitor = asyncio.ensure_future(lag_monitor(done))
+            try:
+                await asyncio.gather(*(one(i) for i in range(count)))
+            finally:
+                done.set()
+                await monitor
+
+        self.latencies_ms, self.first_ms, self.replayed, self.chunks_per_task = [], [], 0, []
         started = time.monotonic()
         self.run(every(), timeout_s=300)
-        return time.monotonic() - started
+        return {
+            "seconds": round(time.monotonic() - started, 2),
+            "all": summary_ms(self.latencies_ms),
+            "first": summary_ms(self.first_ms),
+            "replayed_left_out": self.replayed,
+            "chunks_per_task_min": min(self.chunks_per_task, default=0),
+            "client_loop_lag": summary_ms(lags),
+            "stream_open": summary_ms(opens),
+        }
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+
         async def close() -> None:
-            for task in self.held:
-                task.cancel()
-            await asyncio.gather(*self.held, return_exceptions=True)
             if self.client is not None:
                 await self.client.aclose()
 
@@ -237,7 +284,11 @@ def part_streams(
     token = stack.token(subject, ["client"])
     kind = "bench-stream-held"
     made: list[str] = []
-    holder = Streams(api, token, streams + stream_tasks + 50)
+    holder = Streams(api, token, stream_tasks + 50)
+    spawn = multiprocessing.get_context("spawn")
+    counts = spawn.Array("i", 3)
+    stop = spawn.Event()
+    held_proc: Any = None
     try:
         log(f"part 8: warm-up, then {requests_n} POST + GET /api/task with no stream open ...")
         made += request_latency(api, token, 50, kind)["ids"]
@@ -245,28 +296,42 @@ def part_streams(
         made += idle.pop("ids")
         out["no_streams"] = idle | {"web": web_usage(stack)}
 
-        log(f"part 8: {streams:,} tasks SCHEDULED a day ahead, then their event streams ...")
+        log(f"part 8: {streams:,} tasks no server can take, then their event streams ...")
         held = ApiClient(stack, subject, ["client"])
         held.api = api
-        bodies = [{"type": kind, "payload": {"held": i}, "delay": HOLD_DELAY_S} for i in range(streams)]
+        bodies = [
+            {"type": kind, "payload": {"held": i}, "capabilities": [CAPABILITY]} for i in range(streams)
+        ]
         held_ids = held.submit_many(bodies, threads)
         made += held_ids
         holder.start()
+        log(f"part 8: {stream_tasks} streaming tasks, no stream held ...")
+        cpu_a = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
+        out["chunks_no_streams"] = holder.timed(stream_tasks, backend.capability)
+        cpu_b = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
+        out["chunks_no_streams"]["web_cpu_percent"] = round(
+            (cpu_b - cpu_a) / out["chunks_no_streams"]["seconds"] * 100, 1
+        )
         cpu_before = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
         t0 = time.monotonic()
-        holder.hold(held_ids)
+        held_proc = spawn.Process(
+            target=hold_streams, args=(api, token, held_ids, counts, stop), name="bench-held-streams"
+        )
+        held_proc.start()
         deadline = t0 + 120
-        while holder.opened + len(holder.failed) < streams and time.monotonic() < deadline:
+        while counts[OPENED] + counts[FAILED] < streams and time.monotonic() < deadline:
             stack.check_alive()
+            if not held_proc.is_alive():
+                raise RuntimeError(f"part 8: the process holding the streams exited ({held_proc.exitcode})")
             time.sleep(0.1)
         out["open_seconds"] = round(time.monotonic() - t0, 2)
-        out["opened"] = holder.opened
-        log(f"  {holder.opened:,} streams open in {out['open_seconds']} s ({len(holder.failed)} failed)")
+        out["opened"] = counts[OPENED]
+        log(f"  {counts[OPENED]:,} streams open in {out['open_seconds']} s ({counts[FAILED]} failed)")
         time.sleep(2.0)  # the opening burst over
         cpu_open = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
         t_open = time.monotonic()
 
-        log(f"part 8: {requests_n} POST + GET /api/task with {holder.opened:,} streams open ...")
+        log(f"part 8: {requests_n} POST + GET /api/task with {counts[OPENED]:,} streams open ...")
         busy = request_latency(api, token, requests_n, kind)
         made += busy.pop("ids")
         out["with_streams"] = busy | {"web": web_usage(stack)}
@@ -280,18 +345,29 @@ def part_streams(
         out["held_seconds_before_chunks"] = round(time.monotonic() - t_open, 1)
 
         log(f"part 8: {stream_tasks} streaming tasks (20 chunks over {STREAM_DELAY_S:g} s each) ...")
-        out["chunk_part_seconds"] = round(holder.timed(stream_tasks, backend.capability), 2)
-        out["chunk_latency"] = summary_ms(holder.latencies_ms)
-        out["chunks_replayed_left_out"] = holder.replayed
-        out["chunks_per_task_min"] = min(holder.chunks_per_task, default=0)
-        out["held_still_open"] = holder.opened - holder.ended_early - len(holder.failed)
-        out["held_failed"] = holder.failed[:5]
-        out["held_failed_count"] = len(holder.failed)
-        out["held_ended_early"] = holder.ended_early
+        cpu_a = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
+        out["chunks_with_streams"] = holder.timed(stream_tasks, backend.capability)
+        cpu_b = stack.cpu_seconds([WEB_NAME])[WEB_NAME]
+        out["chunks_with_streams"]["web_cpu_percent"] = round(
+            (cpu_b - cpu_a) / out["chunks_with_streams"]["seconds"] * 100, 1
+        )
+        out["held_still_open"] = counts[OPENED] - counts[ENDED] - counts[FAILED]
+        out["held_failed_count"] = counts[FAILED]
+        out["held_ended_early"] = counts[ENDED]
     finally:
         holder.stop()
+        stop.set()
+        if held_proc is not None:
+            held_proc.join(30)
+            if held_proc.is_alive():
+                held_proc.terminate()
+                held_proc.join(5)
     log("part 8: cancelling the part's tasks, stopping its web process ...")
     cancel_all(api, token, made, threads)
+    r = stack.redis()
+    r.delete(keys.waiting(profile_id([CAPABILITY], None)))
+    r.hdel(keys.WAITING_PROFILES, profile_id([CAPABILITY], None))
+    r.close()
     stack.stop_process(WEB_NAME)
     for key in ("post", "get"):
         out[f"{key}_p99_ratio"] = out["with_streams"][key]["p99_ms"] / out["no_streams"][key]["p99_ms"]
@@ -333,18 +409,20 @@ def streams_rows(st: dict[str, Any]) -> list[tuple[str, ...]]:
                 met(busy[key]["p99_ms"]),
             )
         )
-    lat = st["chunk_latency"]
-    rows.append(
-        (
-            "8",
-            f"  chunk latency p50 / p99, backend write -> client read ({lat['n']:,} chunks)",
-            f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms",
-            "",
-            "",
-            "",
-            "-",
+    idle_c, busy_c = st["chunks_no_streams"], st["chunks_with_streams"]
+    for key, what in (("first", "first chunk of each task"), ("all", "every chunk")):
+        b, i = busy_c[key], idle_c[key]
+        rows.append(
+            (
+                "8",
+                f"  {what}, backend write -> client read, p50 / p99 ({b['n']:,})",
+                f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms",
+                f"{i['p50_ms']:.1f} / {i['p99_ms']:.1f} ms none open",
+                "",
+                "",
+                "-",
+            )
         )
-    )
     return rows
 
 
@@ -352,7 +430,7 @@ def print_streams_notes(st: dict[str, Any]) -> None:
     idle, busy = st["no_streams"], st["with_streams"]
     print(
         f"part 8, {st['part_seconds']:.0f} s: one gunicorn gevent worker; {st['requests']} sequential"
-        f" POST + GET from one client each time; held streams are of tasks SCHEDULED a day ahead"
+        f" POST + GET from one client each time; held streams are of tasks no server can take"
     )
     print(
         f"  web process: {idle['web']['rss_mib']:.0f} MiB, {idle['web']['tcp_connections']} TCP connections"
@@ -360,11 +438,21 @@ def print_streams_notes(st: dict[str, Any]) -> None:
         f" {st['opened']:,} open; opening them took {st['open_cpu_seconds']:.1f} CPU s;"
         f" holding them idle {st['held_idle_cpu_percent']:.1f} % of a core"
     )
+    for label, c in (("none held", st["chunks_no_streams"]), ("1,000 held", st["chunks_with_streams"])):
+        print(
+            f"  chunks, {label}: {st['stream_tasks']} tasks x {st['stream_chunks_per_task']} chunks over"
+            f" {st['stream_backend_delay_s']:g} s, all at once, in {c['seconds']:.1f} s; fewest chunks a"
+            f" client read {c['chunks_per_task_min']}; replayed (left out) {c['replayed_left_out']};"
+            f" max {c['all']['max_ms']:.1f} ms; web process {c['web_cpu_percent']:.0f} % of a core;"
+            f" the client's loop late by p99 {c['client_loop_lag']['p99_ms']:.1f} ms; a stream's first"
+            f" event p50 {c['stream_open']['p50_ms']:.0f} ms, p99 {c['stream_open']['p99_ms']:.0f} ms"
+            " after it was asked for"
+        )
     print(
-        f"  chunks: {st['stream_tasks']} tasks x {st['stream_chunks_per_task']} chunks over"
-        f" {st['stream_backend_delay_s']:g} s, all at once, in {st['chunk_part_seconds']:.1f} s;"
-        f" fewest chunks a client read {st['chunks_per_task_min']}; replayed (left out)"
-        f" {st['chunks_replayed_left_out']}; max {st['chunk_latency']['max_ms']:.1f} ms;"
-        f" held streams still open after: {st['held_still_open']:,}"
-        + (f"; failures: {st['held_failed']}" if st["held_failed_count"] else "")
+        f"  held streams still open after: {st['held_still_open']:,}"
+        + (
+            f"; failed: {st['held_failed_count']} (their errors are in the log)"
+            if st["held_failed_count"]
+            else ""
+        )
     )

@@ -3,7 +3,12 @@ stack: streamed output on stdout as it comes, statuses on stderr."""
 
 from __future__ import annotations
 
+import io
 import json
+
+from taskfleet_client import Event
+
+from app.remote_cli import render
 
 TOKENS = ["The", " quick", " brown", " fox"]
 
@@ -55,3 +60,13 @@ def test_another_owners_events_are_an_error_not_a_traceback(taskfleet, fleet):
     other = taskfleet("tasks", "events", task_id, token=fleet.bob)
     assert other.returncode != 0 and "Traceback" not in other.stderr
     assert "no event stream" in other.stderr
+
+
+def test_chunks_are_written_as_text_as_they_are_and_other_json_a_line_each():
+    out = io.StringIO()
+    writer = render.ChunkWriter(out)
+    for data in ["Hel", "lo", {"token": 1}, "end"]:
+        writer.write(Event("2-1", "chunk", {"data": data}))
+    writer.end()
+    writer.end()  # a closed line is not closed twice
+    assert out.getvalue() == 'Hello{"token": 1}\nend\n'
