@@ -1,13 +1,12 @@
-"""Following a task (or a job) to its end.
+"""Following a task (or a job) to its end by polling.
 
 ``watch`` yields a task each time its status or progress changes and stops after the
 final state; ``wait`` is its last value (``watch_job`` and ``wait_job`` do the same for
-a job). Today the only source of those updates is polling ``GET /api/task/{id}`` (or
-``GET /api/jobs/{id}``) with a growing interval (0.2 s up to 2 s): the API has no event
-stream yet. When it has one, a second source with the same contract (changed
-snapshots, then the final one, ``WaitTimeout`` at the deadline) plugs in under
-``watch``, and ``wait`` and the CLI's progress bar follow without a change.
-"""
+a job). A task's updates come from its event stream (``taskfleet_client.events``); this
+module is the other source with the same contract (changed snapshots, then the final
+one, ``WaitTimeout`` at the deadline): polling ``GET /api/task/{id}`` (or ``GET
+/api/jobs/{id}``) with a growing interval (0.2 s up to 2 s), for a server without
+event streams, and for jobs."""
 
 from __future__ import annotations
 
