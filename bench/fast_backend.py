@@ -18,6 +18,11 @@ kind:
                   job is done ``delay`` s later. GET /status/<job> -> 200
                   {"status": "PROCESSING"} until then, {"status": "COMPLETED",
                   "result": {"server": <name>}} after (404 for a job it never took).
+  stream          POST /predict -> 200 text/event-stream (chunked): after STREAM_LEAD_S,
+                  STREAM_CHUNKS events spread evenly over the delay, each ``data: {"i": <n>, "sent_ns":
+                  <time.time_ns() as it is written>}``, then ``event: result``
+                  {"server": <name>, "chunks": <n>}. Bench part 8 subtracts ``sent_ns``
+                  from the time a client of the task's event stream reads the chunk.
 
   GET  /health   -> 200 {"status": "healthy"}
   GET  /stats    -> 200 of this listener: "kind", "calls" (predict calls), "items"
@@ -47,7 +52,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-KINDS = ("sync", "batch", "poll")
+KINDS = ("sync", "batch", "poll", "stream")
+#: Chunks a ``stream`` listener sends per call, and the seconds before the first (so a
+#: client that opens the task's event stream right after submitting it is there in time).
+STREAM_CHUNKS = 20
+STREAM_LEAD_S = 0.5
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
 
 
 @dataclass
@@ -91,6 +104,11 @@ def response(status: str, body: bytes) -> bytes:
         f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
+
+
+def chunk(data: bytes) -> bytes:
+    """One piece of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 NOT_FOUND = response("404 Not Found", b'{"error": "not found"}')
@@ -140,6 +158,8 @@ class Handler(asyncio.Protocol):
                 self.take_job(body)
             elif listener.kind == "batch" and b'"batch"' in body:
                 self.predict_batch(body)
+            elif listener.kind == "stream":
+                self.predict_stream()
             else:
                 self.predict_one()
         elif method == "GET" and path.startswith("/status/"):
@@ -222,6 +242,30 @@ class Handler(asyncio.Protocol):
         else:
             self.send(response("200 OK", listener.completed_item))
 
+    # -- stream: chunks as server-sent events, stamped with their send time ---------
+
+    def predict_stream(self) -> None:
+        self.listener.counters.enter()
+        PROCESS.enter()
+        self.busy = True
+        self.send(STREAM_HEAD)
+        loop = asyncio.get_running_loop()
+        step = self.listener.delay_s / STREAM_CHUNKS
+        for i in range(STREAM_CHUNKS):
+            loop.call_later(STREAM_LEAD_S + step * i, self.stream_chunk, i)
+
+    def stream_chunk(self, i: int) -> None:
+        self.send(chunk(b'data: {"i": %d, "sent_ns": %d}\n\n' % (i, time.time_ns())))
+        if i < STREAM_CHUNKS - 1:
+            return
+        self.listener.counters.leave()
+        PROCESS.leave()
+        result = b'event: result\ndata: {"server": "%s", "chunks": %d}\n\n' % (
+            self.listener.name.encode(),
+            i + 1,
+        )
+        self.answer(chunk(result) + b"0\r\n\r\n")
+
     # -- the connection -------------------------------------------------------------
 
     def answer(self, data: bytes) -> None:
@@ -291,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         type=parse_listener,
         required=True,
-        help="name:port:delay_s[:sync|batch|poll] (repeatable)",
+        help="name:port:delay_s[:sync|batch|poll|stream] (repeatable)",
     )
     args = parser.parse_args(argv)
     asyncio.run(serve(args.listen))

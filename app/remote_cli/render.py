@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from taskfleet_client import Attempt, Job, Limit, Server, Task
+from taskfleet_client import Attempt, Event, Job, Limit, Server, Task
 
 #: Eight heights, lowest first; an hour with nothing shows the lowest.
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -167,23 +167,75 @@ def job_label(job: Job) -> str:
     return f"{job.status} {job.progress}% ({job.finished:,}/{job.total:,}: {counts(job)})"
 
 
-def follow(updates: Iterator[Task], task_id: str) -> Task:
+def follow(updates: Iterator[Task], task_id: str, bar: bool = True) -> Task:
     """Show a task's updates on stderr until the last one, and return it: a live bar
-    from its progress on a terminal, one line per change elsewhere (logs, CI)."""
-    return _follow(updates, f"task {short(task_id)}", label, lambda task: 100 if task.ok else task.progress)
+    from its progress on a terminal (unless ``bar`` is False), one line per change
+    elsewhere (logs, CI)."""
+    return _follow(updates, f"task {short(task_id)}", label, _task_percent, bar)
+
+
+def _task_percent(task: Task) -> int:
+    return 100 if task.ok else task.progress
+
+
+class ChunkWriter:
+    """Streamed output on stdout as it comes: text chunks as they are (tokens), any
+    other JSON one per line; ``end`` closes the last line."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.open_line = False
+
+    def write(self, event: Event) -> None:
+        data = event.data.get("data") if isinstance(event.data, dict) else event.data
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False) + "\n"
+        if text:
+            self.out.write(text)
+            self.out.flush()
+            self.open_line = not text.endswith("\n")
+
+    def end(self) -> None:
+        if self.open_line:
+            self.out.write("\n")
+            self.open_line = False
+
+
+def follow_output(updates: Iterator[Task | Event], task_id: str) -> Task:
+    """:func:`follow`, with the chunks of a streamed answer written to stdout as they
+    come (status lines on stderr then, not a bar, which would break the text)."""
+    first = next(updates)
+    assert isinstance(first, Task), "following starts with the task"
+    chunks = ChunkWriter()
+
+    def tasks() -> Iterator[Task]:
+        yield first
+        for update in updates:
+            if isinstance(update, Task):
+                yield update
+            else:
+                chunks.write(update)
+
+    try:
+        return follow(tasks(), task_id, bar=not first.raw.get("stream"))
+    finally:
+        chunks.end()
 
 
 def follow_job(updates: Iterator[Job], job_id: str) -> Job:
     """:func:`follow` for a job: its bar is the share of its tasks that finished."""
-    return _follow(updates, f"job {short(job_id)}", job_label, lambda job: job.progress)
+    return _follow(updates, f"job {short(job_id)}", job_label, lambda job: job.progress, True)
 
 
 def _follow(
-    updates: Iterator[Shown], name: str, describe: Callable[[Shown], str], percent: Callable[[Shown], int]
+    updates: Iterator[Shown],
+    name: str,
+    describe: Callable[[Shown], str],
+    percent: Callable[[Shown], int],
+    bar: bool,
 ) -> Shown:
     err = console(sys.stderr)
     last: Shown | None = None
-    if not err.is_terminal:
+    if not (bar and err.is_terminal):
         for last in updates:
             click.echo(f"{name}: {describe(last)}", err=True)
     else:

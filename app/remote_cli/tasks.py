@@ -43,9 +43,11 @@ def check_run_at(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def wait_and_print(client: Client, task_id: str, timeout_s: float | None) -> None:
-    """Follow the task to its end, print its result JSON, fail unless it COMPLETED."""
+    """Follow the task to its end (its event stream, or polling an older server), print
+    the chunks of a streamed answer as they come and then its result JSON; fail unless
+    it COMPLETED."""
     try:
-        task = render.follow(client.watch(task_id, timeout_s), task_id)
+        task = render.follow_output(client.follow(task_id, timeout_s), task_id)
     except WaitTimeout as exc:
         raise Failure(f"{exc}; it goes on (taskfleet tasks wait {task_id})") from exc
     except KeyboardInterrupt:
@@ -80,8 +82,16 @@ def wait_and_print(client: Client, task_id: str, timeout_s: float | None) -> Non
     metavar="TASK_ID",
     help="A task that must COMPLETE first (repeatable); WAITING until then.",
 )
+@click.option(
+    "--stream",
+    is_flag=True,
+    default=None,
+    help="Ask the backend to stream its output (with --wait: printed as it comes).",
+)
 @click.option("--idempotency-key", help="The same key again returns the first task.")
-@click.option("--wait", is_flag=True, help="Show its progress, then print the result JSON.")
+@click.option(
+    "--wait", is_flag=True, help="Show its progress (and streamed output), then print the result JSON."
+)
 @click.option("--wait-timeout", type=float, help="With --wait: give up after this many seconds.")
 @api_command
 def submit(
@@ -161,8 +171,23 @@ def attempts(client: Client, task_id: str, as_json: bool) -> None:
 @click.option("--timeout", "timeout_s", type=float, help="Give up after this many seconds.")
 @api_command
 def wait_for(client: Client, task_id: str, timeout_s: float | None) -> None:
-    """Follow a task to its end; print its result JSON."""
+    """Follow a task to its end (streamed output as it comes); print its result JSON."""
     wait_and_print(client, task_id, timeout_s)
+
+
+@tasks.command("events")
+@click.argument("task_id")
+@click.option("--after", "last_event_id", metavar="EVENT_ID", help="Resume after this event id.")
+@api_command
+def events(client: Client, task_id: str, last_event_id: str | None) -> None:
+    """The task's events as they happen, one JSON line each ({id, event, data}), until
+    its result."""
+    try:
+        for event in client.events(task_id, last_event_id):
+            line = {"id": event.id, "event": event.name, "data": event.data}
+            click.echo(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _each(ids: tuple[str, ...], action: Any) -> None:

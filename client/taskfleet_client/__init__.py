@@ -26,6 +26,7 @@ from taskfleet_client.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    NoEventStream,
     NotFound,
     PayloadTooLarge,
     RetryableError,
@@ -39,6 +40,7 @@ from taskfleet_client.errors import (
     UnsupportedMediaType,
     WaitTimeout,
 )
+from taskfleet_client.events import Event, Reconnect
 from taskfleet_client.job_models import Job, JobPage
 from taskfleet_client.limit_models import DynamicLimit, Limit, LimitChange
 from taskfleet_client.models import (
@@ -71,6 +73,7 @@ __all__ = [
     "Attempt",
     "DynamicLimit",
     "ErrorEntry",
+    "Event",
     "Forbidden",
     "HeartbeatLoad",
     "Hour",
@@ -78,8 +81,10 @@ __all__ = [
     "JobPage",
     "Limit",
     "LimitChange",
+    "NoEventStream",
     "NotFound",
     "PayloadTooLarge",
+    "Reconnect",
     "RetryPolicy",
     "RetryableError",
     "Server",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -12,7 +13,10 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskfleet_client import _http, calls
+from taskfleet_client import events as sse
 from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.errors import NoEventStream, WaitTimeout
+from taskfleet_client.events import Event, Reconnect
 from taskfleet_client.job_models import Job, JobPage
 from taskfleet_client.limit_models import Limit
 from taskfleet_client.models import (
@@ -27,7 +31,7 @@ from taskfleet_client.models import (
     TaskPage,
 )
 from taskfleet_client.retrying import RetryPolicy, retry_after_s, retry_on_error, retry_on_status
-from taskfleet_client.waiting import Backoff, poll_async
+from taskfleet_client.waiting import Backoff, after_first_async, poll_async, timed_out
 
 T = TypeVar("T")
 
@@ -47,9 +51,12 @@ class AsyncClient:
         backoff: Backoff | None = None,
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.retry_policy = retry or RetryPolicy()
         self.backoff = backoff or Backoff()
+        self.reconnect = reconnect or Reconnect()
+        self._streams = True
         self._http = httpx.AsyncClient(
             base_url=_http.api_root(base_url),
             headers=_http.headers(token, headers),
@@ -152,9 +159,93 @@ class AsyncClient:
     async def attempts(self, task_id: str) -> builtins.list[Attempt]:
         return await self.send(calls.task_attempts(task_id))
 
-    def watch(self, task_id: str, timeout: float | None = None) -> AsyncIterator[Task]:
-        """The task each time its status or progress changes, ending with its final state."""
-        return poll_async(lambda: self.get(task_id), task_id, timeout, self.backoff)
+    def events(self, task_id: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
+        """The task's events as they happen; see :meth:`Client.events`."""
+        return self._events(task_id, last_event_id, None)
+
+    async def _events(
+        self, task_id: str, last_id: str | None, deadline: float | None
+    ) -> AsyncIterator[Event]:
+        failures = 0
+        while True:
+            try:
+                async for event in self._stream_once(task_id, last_id, deadline):
+                    failures = 0
+                    last_id = event.id or last_id
+                    yield event
+                    if event.name == sse.RESULT:
+                        return
+            except httpx.TransportError as exc:
+                if sse.past(deadline, time.monotonic()):
+                    raise WaitTimeout(f"task {task_id} not final before the deadline", None) from exc
+            if sse.past(deadline, time.monotonic()):
+                raise WaitTimeout(f"task {task_id} not final before the deadline", None)
+            failures += 1
+            delay = self.reconnect.delay_s(failures)
+            if delay is None:
+                raise sse.dropped(task_id, failures - 1)
+            await asyncio.sleep(delay)
+
+    async def _stream_once(
+        self, task_id: str, last_id: str | None, deadline: float | None
+    ) -> AsyncIterator[Event]:
+        timeout = sse.stream_timeout(self._http.timeout, deadline, time.monotonic())
+        request = self._http.build_request(
+            "GET", sse.path(task_id), headers=sse.request_headers(last_id), timeout=timeout
+        )
+        response = await self._http.send(request, stream=True)
+        try:
+            if retry_on_status(response.status_code):
+                return
+            if response.status_code in sse.NO_STREAM_STATUSES:
+                raise sse.no_stream(task_id, response.status_code)
+            if not response.is_success:
+                await response.aread()
+                _http.read_answer(response)
+            if not sse.is_event_stream(response.headers.get("content-type")):
+                raise sse.no_stream(task_id, response.status_code)
+            decoder = sse.SSEDecoder()
+            async for line in response.aiter_lines():
+                found = decoder.line(line)
+                if found is not None:
+                    yield sse.event_of(*found)
+                if sse.past(deadline, time.monotonic()):
+                    return
+        finally:
+            await response.aclose()
+
+    async def follow(self, task_id: str, timeout: float | None = None) -> AsyncIterator[Task | Event]:
+        """:meth:`watch`'s snapshots and the ``chunk`` events between them; see
+        :meth:`Client.follow`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        first = await self.get(task_id)
+        yield first
+        if first.done:
+            return
+        snapshots = sse.Snapshots(first)
+        if self._streams:
+            try:
+                async for event in self._events(task_id, None, deadline):
+                    shown = event if event.name == sse.CHUNK else snapshots.apply(event)
+                    if shown is not None:
+                        yield shown
+                return
+            except NoEventStream:
+                self._streams = False
+            except WaitTimeout:
+                raise timed_out(task_id, timeout, snapshots.task) from None
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        async for task in after_first_async(
+            first, poll_async(lambda: self.get(task_id), task_id, left, self.backoff)
+        ):
+            yield task
+
+    async def watch(self, task_id: str, timeout: float | None = None) -> AsyncIterator[Task]:
+        """The task each time its status or progress changes, ending with its final
+        state; reads the event stream, polls a server that has none."""
+        async for item in self.follow(task_id, timeout):
+            if isinstance(item, Task):
+                yield item
 
     async def wait(self, task_id: str, timeout: float | None = None) -> Task:
         """The task once final; ``WaitTimeout`` after ``timeout`` seconds."""

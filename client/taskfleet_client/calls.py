@@ -73,6 +73,9 @@ class TaskFields(TypedDict, total=False):
     #: Ids of tasks that must be COMPLETED first (inside a job, sibling keys too); the
     #: task is WAITING until then.
     depends_on: Sequence[str]
+    #: Ask the backend to stream its output: its chunks come as ``chunk`` events of the
+    #: task's event stream (``Client.events``, ``Client.follow``).
+    stream: bool
     #: Fields in the API's own camelCase, sent as they are (for fields newer than this client).
     extra: Mapping[str, Any]
 
@@ -124,6 +127,7 @@ SUBMIT_KEYS = {
     "run_at": "runAt",
     "delay": "delay",
     "depends_on": "dependsOn",
+    "stream": "stream",
 }
 SERVER_KEYS = {
     "id": "id",

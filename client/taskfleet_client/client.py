@@ -12,7 +12,10 @@ from typing import Any, TypeVar, Unpack
 import httpx
 
 from taskfleet_client import _http, calls
+from taskfleet_client import events as sse
 from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.errors import NoEventStream, WaitTimeout
+from taskfleet_client.events import Event, Reconnect
 from taskfleet_client.job_models import Job, JobPage
 from taskfleet_client.limit_models import Limit
 from taskfleet_client.models import (
@@ -27,7 +30,7 @@ from taskfleet_client.models import (
     TaskPage,
 )
 from taskfleet_client.retrying import RetryPolicy, retry_after_s, retry_on_error, retry_on_status
-from taskfleet_client.waiting import Backoff, poll
+from taskfleet_client.waiting import Backoff, after_first, poll, timed_out
 
 T = TypeVar("T")
 
@@ -52,10 +55,16 @@ class Client:
         backoff: Backoff | None = None,
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.retry_policy = retry or RetryPolicy()
-        #: The polling intervals of :meth:`watch` and :meth:`wait`.
+        #: The polling intervals of :meth:`watch` and :meth:`wait` (on a server without
+        #: event streams).
         self.backoff = backoff or Backoff()
+        #: How a dropped event stream is resumed.
+        self.reconnect = reconnect or Reconnect()
+        #: False once the server answered that it has no event streams.
+        self._streams = True
         self._http = httpx.Client(
             base_url=_http.api_root(base_url),
             headers=_http.headers(token, headers),
@@ -124,7 +133,8 @@ class Client:
         """Submit a task; ``fields`` are the task fields in snake_case (``capabilities``,
         ``priority``, ``mode``, ``timeout``, ``max_retries``, ``region``, ``group``,
         ``poll_interval``, ``poll_max_attempts``; ``run_at`` or ``delay`` to start it
-        later, ``depends_on`` to start it after other tasks COMPLETED), plus
+        later, ``depends_on`` to start it after other tasks COMPLETED, ``stream=True`` to have
+        the backend stream its output), plus
         ``idempotency_key``: the same key again returns the task it first created."""
         return self.send(calls.submit(type, payload, fields))
 
@@ -168,10 +178,91 @@ class Client:
         duration and the backend's metadata."""
         return self.send(calls.task_attempts(task_id))
 
+    def events(self, task_id: str, last_event_id: str | None = None) -> Iterator[Event]:
+        """The task's events as they happen (``GET /api/task/{id}/events``): ``status``,
+        ``progress``, ``chunk`` and, last, ``result``; from the start, or after
+        ``last_event_id``. A dropped connection is resumed after the last event read
+        (``Last-Event-ID``), ``reconnect`` times in a row at most. ``NoEventStream`` (a
+        ``NotFound``) when the server has no stream for it."""
+        return self._events(task_id, last_event_id, None)
+
+    def _events(self, task_id: str, last_id: str | None, deadline: float | None) -> Iterator[Event]:
+        """:meth:`events`; ``WaitTimeout`` (with no task) once past ``deadline``."""
+        failures = 0
+        while True:
+            try:
+                for event in self._stream_once(task_id, last_id, deadline):
+                    failures = 0
+                    last_id = event.id or last_id
+                    yield event
+                    if event.name == sse.RESULT:
+                        return
+            except httpx.TransportError as exc:
+                if sse.past(deadline, time.monotonic()):
+                    raise WaitTimeout(f"task {task_id} not final before the deadline", None) from exc
+            if sse.past(deadline, time.monotonic()):
+                raise WaitTimeout(f"task {task_id} not final before the deadline", None)
+            failures += 1
+            delay = self.reconnect.delay_s(failures)
+            if delay is None:
+                raise sse.dropped(task_id, failures - 1)
+            time.sleep(delay)
+
+    def _stream_once(self, task_id: str, last_id: str | None, deadline: float | None) -> Iterator[Event]:
+        """One connection's events, until the server or the network ends it."""
+        timeout = sse.stream_timeout(self._http.timeout, deadline, time.monotonic())
+        request = self._http.build_request(
+            "GET", sse.path(task_id), headers=sse.request_headers(last_id), timeout=timeout
+        )
+        response = self._http.send(request, stream=True)
+        try:
+            if retry_on_status(response.status_code):
+                return  # not now: reconnect after the backoff
+            if response.status_code in sse.NO_STREAM_STATUSES:
+                raise sse.no_stream(task_id, response.status_code)
+            if not response.is_success:
+                response.read()
+                _http.read_answer(response)
+            if not sse.is_event_stream(response.headers.get("content-type")):
+                raise sse.no_stream(task_id, response.status_code)
+            decoder = sse.SSEDecoder()
+            for line in response.iter_lines():
+                found = decoder.line(line)
+                if found is not None:
+                    yield sse.event_of(*found)
+                if sse.past(deadline, time.monotonic()):
+                    return
+        finally:
+            response.close()
+
+    def follow(self, task_id: str, timeout: float | None = None) -> Iterator[Task | Event]:
+        """:meth:`watch`'s snapshots, and each ``chunk`` event of streamed output between
+        them as it comes (none when the server has no event stream: it is polled)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        first = self.get(task_id)
+        yield first
+        if first.done:
+            return
+        snapshots = sse.Snapshots(first)
+        if self._streams:
+            try:
+                for event in self._events(task_id, None, deadline):
+                    shown = event if event.name == sse.CHUNK else snapshots.apply(event)
+                    if shown is not None:
+                        yield shown
+                return
+            except NoEventStream:
+                self._streams = False  # an older server: poll it from now on
+            except WaitTimeout:
+                raise timed_out(task_id, timeout, snapshots.task) from None
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        yield from after_first(first, poll(lambda: self.get(task_id), task_id, left, self.backoff))
+
     def watch(self, task_id: str, timeout: float | None = None) -> Iterator[Task]:
         """The task each time its status or progress changes, ending with its final
-        state; ``WaitTimeout`` if that takes longer than ``timeout`` seconds."""
-        return poll(lambda: self.get(task_id), task_id, timeout, self.backoff)
+        state; ``WaitTimeout`` if that takes longer than ``timeout`` seconds. Reads the
+        task's event stream; polls a server that has none."""
+        return (item for item in self.follow(task_id, timeout) if isinstance(item, Task))
 
     def wait(self, task_id: str, timeout: float | None = None) -> Task:
         """The task once final (COMPLETED, FAILED, TIMEOUT or CANCELLED: check

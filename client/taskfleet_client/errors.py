@@ -52,6 +52,12 @@ class NotFound(TaskfleetError):
     404 too)."""
 
 
+class NoEventStream(NotFound):
+    """Raised by ``events`` when the server answers the event stream's route with no
+    stream: a 404 (no such task, not yours, or a server older than event streams), or an
+    answer that is not ``text/event-stream``. ``watch`` and ``wait`` poll instead."""
+
+
 class Conflict(TaskfleetError):
     """Raised on 409: the task's state does not allow this (cancel a final task, retry
     one that did not fail). ``details["currentStatus"]`` says where it is."""

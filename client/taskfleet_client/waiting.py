@@ -1,13 +1,12 @@
-"""Following a task (or a job) to its end.
+"""Following a task (or a job) to its end by polling.
 
 ``watch`` yields a task each time its status or progress changes and stops after the
 final state; ``wait`` is its last value (``watch_job`` and ``wait_job`` do the same for
-a job). Today the only source of those updates is polling ``GET /api/task/{id}`` (or
-``GET /api/jobs/{id}``) with a growing interval (0.2 s up to 2 s): the API has no event
-stream yet. When it has one, a second source with the same contract (changed
-snapshots, then the final one, ``WaitTimeout`` at the deadline) plugs in under
-``watch``, and ``wait`` and the CLI's progress bar follow without a change.
-"""
+a job). A task's updates come from its event stream (``taskfleet_client.events``); this
+module is the other source with the same contract (changed snapshots, then the final
+one, ``WaitTimeout`` at the deadline): polling ``GET /api/task/{id}`` (or ``GET
+/api/jobs/{id}``) with a growing interval (0.2 s up to 2 s), for a server without
+event streams, and for jobs."""
 
 from __future__ import annotations
 
@@ -56,8 +55,26 @@ def changed(before: Snapshot | None, after: Snapshot) -> bool:
     return before is None or (before.status, before.progress) != (after.status, after.progress)
 
 
-def _timed_out(kind: str, object_id: str, timeout_s: float | None, last: Snapshot) -> WaitTimeout:
+def timed_out(object_id: str, timeout_s: float | None, last: Snapshot, kind: str = "task") -> WaitTimeout:
     return WaitTimeout(f"{kind} {object_id} is still {last.status} after {timeout_s:g} s", last)
+
+
+def after_first(first: S, snapshots: Iterator[S]) -> Iterator[S]:
+    """``snapshots`` less those that show nothing new since ``first`` (already shown)."""
+    last: S | None = first
+    for snapshot in snapshots:
+        if changed(last, snapshot):
+            yield snapshot
+        last = snapshot
+
+
+async def after_first_async(first: S, snapshots: AsyncIterator[S]) -> AsyncIterator[S]:
+    """:func:`after_first` for the async client."""
+    last: S | None = first
+    async for snapshot in snapshots:
+        if changed(last, snapshot):
+            yield snapshot
+        last = snapshot
 
 
 def poll(
@@ -84,7 +101,7 @@ def poll(
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(kind, object_id, timeout_s, current)
+                raise timed_out(object_id, timeout_s, current, kind)
             delay = min(delay, left)
         sleep(delay)
 
@@ -112,6 +129,6 @@ async def poll_async(
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
-                raise _timed_out(kind, object_id, timeout_s, current)
+                raise timed_out(object_id, timeout_s, current, kind)
             delay = min(delay, left)
         await sleep(delay)
