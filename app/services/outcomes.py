@@ -109,6 +109,7 @@ def fail(
     now = ctx.now_ms()
     end = AttemptEnd(attempt, AttemptOutcome(outcome.value), message, now, metadata)
     recorded = Verdict.NONE
+    statistics.record_error(ctx, error_type, message)
     try:
         if retryable and attempts_left(attempt, current.retry_base, current.spec.max_retries):
             state = state_sync.apply(
@@ -138,7 +139,6 @@ def fail(
                 finished_ms=now,
             )
         recorded = verdict
-        statistics.record_error(ctx, error_type, message)
         return state
     finally:
         release_and_wake(ctx, current, task_id, attempt, recorded, hold=hold_slot)
