@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app import jobs as job_names
 from app.core import deferral, job_graph
@@ -199,31 +200,32 @@ def _start(ctx: Context, pending: list[TaskState]) -> None:
 def _by_idempotency_key(ctx: Context, owner: str, key: str) -> Job | None:
     with ctx.db.session() as session:
         row = jobs_repo.find_by_idempotency_key(session, owner, key)
-        if row is None:
-            return None
-        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
+        return None if row is None else _read(session, row, with_task_ids=True)
 
 
-def _visible_row(ctx: Context, job_id: str, owner: str | None) -> JobRecord:
-    with ctx.db.session() as session:
-        row = jobs_repo.get(session, job_id)
+def _read(session: Session, row: JobRecord, with_task_ids: bool) -> Job:
+    """The job of ``row`` with its live counts (and its task ids), in the caller's session."""
+    task_ids = jobs_repo.task_ids(session, row.id) if with_task_ids else None
+    return _job(row, jobs_repo.tallies(session, [row.id])[row.id], task_ids)
+
+
+def _visible_row(session: Session, job_id: str, owner: str | None) -> JobRecord:
+    row = jobs_repo.get(session, job_id)
     if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"job {job_id} not found")
     return row
 
 
 def get(ctx: Context, job_id: str, owner: str | None) -> Job:
-    """The job with live counts, if ``owner`` may see it (None: an admin)."""
-    row = _visible_row(ctx, job_id, owner)
+    """The job with live counts, if ``owner`` may see it (None: an admin); one session."""
     with ctx.db.session() as session:
-        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], jobs_repo.task_ids(session, row.id))
+        return _read(session, _visible_row(session, job_id, owner), with_task_ids=True)
 
 
 def summary(ctx: Context, job_id: str, owner: str | None) -> Job:
     """``get`` without the task ids (a job may have many thousands)."""
-    row = _visible_row(ctx, job_id, owner)
     with ctx.db.session() as session:
-        return _job(row, jobs_repo.tallies(session, [row.id])[row.id], None)
+        return _read(session, _visible_row(session, job_id, owner), with_task_ids=False)
 
 
 def list_jobs(
@@ -240,8 +242,8 @@ def tasks(
     ctx: Context, job_id: str, owner: str | None, status: str | None, limit: int, cursor: str | None
 ) -> tuple[list[TaskState], str | None]:
     """A page of the job's tasks in item order; the cursor is the last id returned."""
-    _visible_row(ctx, job_id, owner)
     with ctx.db.session() as session:
+        _visible_row(session, job_id, owner)
         rows, next_cursor = jobs_repo.tasks_page(
             session, job_id, TaskStatus(status) if status else None, limit, cursor
         )
@@ -252,8 +254,8 @@ def cancel(ctx: Context, job_id: str, owner: str | None) -> Job:
     """Mark the job cancelled and cancel each of its unfinished tasks (as
     ``POST /api/task/{id}/cancel`` would). Cancelling again finishes what a first call
     cut short."""
-    row = _visible_row(ctx, job_id, owner)
     with ctx.db.session() as session:
+        row = _visible_row(session, job_id, owner)
         jobs_repo.mark_cancelled(session, job_id, ctx.now_ms())
         unfinished = jobs_repo.unfinished_task_ids(session, job_id)
     cancelled = control.cancel_many(ctx, unfinished)
