@@ -91,6 +91,9 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
+    #: Seconds of clock difference between processes that JWTs and callback tokens
+    #: forgive (``exp``, ``nbf``, ``iat``).
+    clock_leeway_s: int = 30
     #: Seconds to open a connection to a backend; the answer may take as long as the
     #: attempt's timeout (or the server's own timeoutSeconds, if lower).
     connect_timeout_s: int = 5
@@ -140,6 +143,7 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),

@@ -6,6 +6,9 @@ PREFIX = "tf"
 DEADLINES = f"{PREFIX}:deadlines"
 #: hash profile_id -> '<capabilities csv>|<group>' of every waiting line.
 WAITING_PROFILES = f"{PREFIX}:waiting:profiles"
+#: hash client sub -> fair-share weight (an integer >= 1; absent: 1), published from
+#: ``client_limits`` by the client-limits service and read by the waiting lines.
+CLIENT_WEIGHTS = f"{PREFIX}:clients:weights"
 #: zset task_id -> due_ms of PENDING tasks whose next attempt waits for a backoff.
 SCHEDULED = f"{PREFIX}:scheduled"
 #: string set once Redis holds state rebuilt from the database; its absence means

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,8 @@ class TaskRow(Base):
         Index("ix_tasks_status_type", "status", "type"),
         Index("ix_tasks_status_id", "status", "id"),
         Index("ix_tasks_job_status", "job_id", "status"),
+        Index("ix_tasks_finished_at", "finished_at"),
+        Index("ix_tasks_owner_status", "owner", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -214,7 +217,45 @@ class ServerRow(Base):
     timeout_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: {"max_size", "max_wait_ms"} when it takes tasks in batches.
     batch: Mapped[dict[str, int] | None] = mapped_column(JsonType, nullable=True)
+    #: "required": a callback must carry a valid signature (None: the deployment default).
+    callback_signature: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClientLimitRow(Base):
+    """An admin's limits for one client (a token's ``sub``); None: the default setting."""
+
+    __tablename__ = "client_limits"
+
+    sub: Mapped[str] = mapped_column(String(255), primary_key=True)
+    submits_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
+    burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_unfinished: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The client's share of freed slots relative to others (default 1).
+    weight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RevokedTokenRow(Base):
+    """A JWT revoked by its ``jti``; dropped once ``expires_at`` is past."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sub: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenCutoffRow(Base):
+    """Every token of ``sub`` issued before ``issued_before`` is revoked."""
+
+    __tablename__ = "token_cutoffs"
+
+    sub: Mapped[str] = mapped_column(String(255), primary_key=True)
+    issued_before: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
