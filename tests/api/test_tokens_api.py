@@ -214,3 +214,18 @@ def test_a_server_token_beats_only_its_own_server(client, admin, auth):
     unknown = client.post("/api/servers/nope/heartbeat", json=beat, headers=auth("gpu-1", ("server",)))
     assert unknown.status_code == 403  # says nothing about which servers exist
     assert client.post("/api/servers/gpu-2/heartbeat", json=beat, headers=admin).status_code == 200
+
+
+def test_the_last_copy_read_stays_in_force_while_the_database_is_down(ctx, client, admin, token, monkeypatch):
+    from app.core.errors import StoreUnavailable
+
+    leaked = token("alice")
+    client.post("/api/tokens/revoke", json={"jti": claims_of(leaked)["jti"]}, headers=admin)
+    assert status(client, bearer(leaked)) == 401
+    ctx.revocations.forget()
+
+    def down(*_args):
+        raise StoreUnavailable("database unavailable")
+
+    monkeypatch.setattr(revocations_repo, "in_force", down)
+    assert status(client, bearer(leaked)) == 401
