@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-import jwt
 from rich.table import Table
 from taskfleet_client import Client, Revocations
 
@@ -18,6 +17,8 @@ from app.remote_cli.connection import api_command
 def claims_of(token: str) -> dict[str, Any]:
     """The claims of TOKEN, read without its signature: only its jti, sub and exp are
     used, to name what to revoke (the server decides what that revokes)."""
+    import jwt  # only here: the CLI's other commands start without it
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
