@@ -25,7 +25,19 @@ def create_app(
     are built from ``settings`` with Celery as the dispatch queue."""
     from apiflask import APIFlask
 
-    from app.api import balancer, docs_assets, events, jobs, limits, metrics, probes, servers, stats, tasks
+    from app.api import (
+        balancer,
+        docs_assets,
+        events,
+        jobs,
+        limits,
+        metrics,
+        probes,
+        servers,
+        stats,
+        tasks,
+        tokens,
+    )
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -61,6 +73,7 @@ def create_app(
         stats.bp,
         probes.bp,
         metrics.bp,
+        tokens.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

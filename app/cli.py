@@ -44,15 +44,36 @@ remote_cli.register(main)
 @main.command()
 @click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True)
 @click.option("--sub", "subject", required=True, help="Who the token is for (owner of their tasks).")
-@click.option("--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S].")
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=int,
+    default=None,
+    help="Seconds until it expires [TOKEN_TTL_S]; at most TOKEN_MAX_TTL_S (30 days by default).",
+)
 def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
-    """Print a bearer token."""
+    """Print a bearer token (with exp, iat and a jti by which it can be revoked:
+    ``taskfleet tokens revoke``)."""
     settings = Settings.from_env()
     try:
         settings.require_secret()
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(mint_token(settings, subject, list(roles), ttl_s or settings.token_ttl_s))
+    click.echo(mint_token(settings, subject, list(roles), token_lifetime(settings, ttl_s)))
+
+
+def token_lifetime(settings: Settings, ttl_s: int | None) -> int:
+    """``--ttl`` (or TOKEN_TTL_S), refused unless from 1 second to TOKEN_MAX_TTL_S."""
+    source = "--ttl" if ttl_s is not None else "TOKEN_TTL_S"
+    ttl_s = settings.token_ttl_s if ttl_s is None else ttl_s
+    if ttl_s < 1:
+        raise click.ClickException(f"{source} must be a positive number of seconds, got {ttl_s}")
+    if ttl_s > settings.token_max_ttl_s:
+        raise click.ClickException(
+            f"{source} {ttl_s} is above the maximum of {settings.token_max_ttl_s} seconds "
+            "(TOKEN_MAX_TTL_S); mint a shorter-lived token, or raise TOKEN_MAX_TTL_S"
+        )
+    return ttl_s
 
 
 @main.command()

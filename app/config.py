@@ -91,6 +91,9 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
+    #: Seconds ``taskfleet token --ttl`` may ask for at most: 30 days, so a token that
+    #: leaks unnoticed stops working within a month even if no one revokes it.
+    token_max_ttl_s: int = 30 * 86_400
     #: Seconds of clock difference between processes that JWTs and callback tokens
     #: forgive (``exp``, ``nbf``, ``iat``).
     clock_leeway_s: int = 30
@@ -143,6 +146,7 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
@@ -184,6 +188,8 @@ class Settings:
             "JWT_ALGORITHM": "HS256",
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
+            # exp, nbf and iat are checked with this much forgiveness for clock skew.
+            "JWT_DECODE_LEEWAY": self.clock_leeway_s,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "JSON_SORT_KEYS": False,
         }

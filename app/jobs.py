@@ -58,3 +58,5 @@ WAKE_SERVERS = "wake_servers"
 CLEANUP_SERVERS = "cleanup_servers"
 #: Scale dynamic concurrency limits; start the tasks limits held back that now fit.
 SCALE_LIMITS = "scale_limits"
+#: Forget revoked JWTs that have expired (and are refused as expired anyway).
+DROP_EXPIRED_REVOCATIONS = "drop_expired_revocations"
