@@ -35,7 +35,8 @@ REDIS_NOISE = ("info", "config|resetstat", "client", "hello")
 #: processes); backends and bare Celery are counted apart.
 STACK = ("web", "beat", "redis", "postgres")
 TOP_STATEMENTS = 10
-TOP_COMMANDS = 10
+TOP_COMMANDS = 25
+PRINTED_COMMANDS = 12
 
 
 def is_stack(name: str) -> bool:
@@ -301,6 +302,7 @@ def cost_lines(columns: list[tuple[str, dict[str, Any]]], bare: dict[str, Any] |
                 )
             if c["pg_statements_evicted"]:
                 out.append(f"  ({c['pg_statements_evicted']} evicted from pg_stat_statements: undercounted)")
-        top = ", ".join(f"{k} {v['calls']:g} ({v['usec']:g} µs)" for k, v in c["redis_top_commands"].items())
+        shown = list(c["redis_top_commands"].items())[:PRINTED_COMMANDS]
+        top = ", ".join(f"{k} {v['calls']:g} ({v['usec']:g} µs)" for k, v in shown)
         out.append(f"top Redis commands per task (calls, µs), {label}: {top}")
     return out
