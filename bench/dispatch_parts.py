@@ -14,7 +14,16 @@ from typing import Any
 from app.store import keys
 from app.store.waiting_lines import profile_id
 from bench import bare_celery, costs
-from bench.common import ApiClient, PySpy, admin_call, log, register_server, summary_ms, wait_until
+from bench.common import (
+    ApiClient,
+    PySpy,
+    admin_call,
+    ensure_registered,
+    log,
+    register_server,
+    summary_ms,
+    wait_until,
+)
 from bench.stack import BenchStack, backend_stats, reset_backend_stats
 
 FINAL_OTHER = ("FAILED", "TIMEOUT", "CANCELLED")
@@ -371,23 +380,27 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
     until COMPLETED; bare Celery: apply_async().get(). Both minus the backend's own
     time (``own_us`` in its answer)."""
     fast = stack.backends("fast")[0]
+    ensure_registered(stack, fast)  # by part 1 when it ran
     url = f"{fast.url}/predict"
     bare_app(stack)
     bare_ms: list[float] = []
     settle(stack)
     log(f"part 3: bare Celery apply_async().get(), {samples} sequential ...")
+    b0 = costs.snapshot(stack)
     for i in range(warmup + samples):
         t0 = time.perf_counter()
         answer = bare_celery.post.apply_async(args=[url, bare_body(i)]).get(timeout=30)
         t1 = time.perf_counter()
         if i >= warmup:
             bare_ms.append((t1 - t0) * 1000 - answer["own_us"] / 1000)
+    b1 = costs.snapshot(stack)
     settle(stack)
     log(f"part 3: taskfleet submit -> COMPLETED, {samples} sequential ...")
     client = ApiClient(stack, f"latency-{uuid.uuid4().hex[:8]}", ["client"])
     conn = stack.connect_db()
     tf_ms: list[float] = []
     accepted_ms: list[float] = []
+    t0_costs = costs.snapshot(stack)
     try:
         with conn.cursor() as cur:
             for i in range(warmup + samples):
@@ -412,6 +425,7 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
                     accepted_ms.append((t_accepted - t0) * 1000)
     finally:
         conn.close()
+    t1_costs = costs.snapshot(stack)
     bare_s, tf_s = summary_ms(bare_ms), summary_ms(tf_ms)
     log(
         f"  bare p50 {bare_s['p50_ms']:.1f} ms p99 {bare_s['p99_ms']:.1f};"
@@ -424,4 +438,7 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
         "taskfleet_submit_answered": summary_ms(accepted_ms),
         "p50_ratio": tf_s["p50_ms"] / bare_s["p50_ms"],
         "p99_ratio": tf_s["p99_ms"] / bare_s["p99_ms"],
+        # One task at a time: the idle stack's CPU over the run is in these too.
+        "taskfleet_costs": costs.per_task(t0_costs, t1_costs, warmup + samples),
+        "bare_celery_costs": costs.per_task(b0, b1, warmup + samples),
     }

@@ -518,6 +518,14 @@ def print_table(results: dict[str, Any]) -> None:
         print("  column's Postgres figures are the idle taskfleet stack's in that window):")
         for line in costs.cost_lines(columns, bare=bare["costs"]):
             print("    " + line)
+    if (lat := results.get("latency")) and "taskfleet_costs" in lat:
+        tc, bc = lat["taskfleet_costs"], lat["bare_celery_costs"]
+        top = ", ".join(f"{k} {v:.2f}" for k, v in tc["cpu_ms"].items() if costs.is_stack(k) and v >= 0.01)
+        print(
+            f"part 3: CPU ms per task, one at a time (the idle stack's share included): stack"
+            f" {tc['cpu_ms_stack']:.2f} ({top}); bare Celery {costs.bare_cpu(bc):.2f};"
+            f" {tc['pg_statements'] or 0:.2f} Postgres statements, {tc['redis_commands']:.1f} Redis commands"
+        )
     if s := results.get("slow"):
         print(
             f"part 2: peak {s['peak_in_flight']} calls in flight;"

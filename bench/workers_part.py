@@ -25,7 +25,7 @@ import requests
 from app.store import keys
 from app.store.waiting_lines import profile_id
 from bench import costs
-from bench.common import ApiClient, admin_call, log, register_server, wait_until
+from bench.common import ApiClient, admin_call, ensure_registered, log, wait_until
 from bench.dispatch_parts import owner_progress, run_taskfleet, settle, task_body
 from bench.stack import BenchStack
 
@@ -33,15 +33,6 @@ PROCESS_COUNTS = (1, 2)
 #: Seconds of the idle stack measured first: its CPU rate, spread over a run's window,
 #: is what a run's per-task CPU holds beside the tasks' own cost.
 IDLE_S = 5.0
-
-
-def ensure_registered(stack: BenchStack, backend: Any) -> None:
-    s = stack.session("bench-admin", ["admin"])
-    r = s.get(f"{stack.api}/servers/{backend.name}", timeout=30)
-    if r.status_code == 404:
-        register_server(stack, backend)
-    elif r.status_code != 200:
-        raise RuntimeError(f"GET /servers/{backend.name}: HTTP {r.status_code} {r.text[:300]}")
 
 
 def submit_job(stack: BenchStack, client: ApiClient, backend: Any, n: int) -> None:
