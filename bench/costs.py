@@ -10,7 +10,7 @@ and to build the capacity model from (bench/README.md).
 - CPU ms per task of each process the stack started (each with its children), the
   taskfleet stack's sum (web, worker processes, beat, Redis, Postgres), and the CPU of
   the Postgres backends that served the benchmark's own queries (its progress polls,
-  these snapshots), which is taken out of the Postgres figure;
+  these snapshots), which ``BenchStack.cpu_seconds`` leaves out of the Postgres figure;
 - Postgres statements per task from ``pg_stat_statements`` (loaded by the benchmark's
   Postgres, ``bench/stack.py``), the benchmark's own statements left out (they run as
   the ``bench_observer`` role): in all, without BEGIN/COMMIT/ROLLBACK, by kind, and the
@@ -143,9 +143,8 @@ def per_task(before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str,
         for name in after["cpu"]
         if name in before["cpu"] or name.startswith("worker")
     }
+    # Already left out of Postgres' figure (BenchStack.cpu_seconds); printed apart.
     observer = (after["observer_cpu"] - before["observer_cpu"]) * 1000 / n
-    if "postgres" in cpu:
-        cpu["postgres"] = max(0.0, cpu["postgres"] - observer)
     stack_total = sum(v for k, v in cpu.items() if is_stack(k))
     redis_delta: dict[str, tuple[float, float]] = {}
     for name, (calls, usec) in after["redis"].items():
