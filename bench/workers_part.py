@@ -60,7 +60,7 @@ def run_burst(stack: BenchStack, backend: Any, n: int) -> dict[str, Any]:
         r = stack.redis()
         wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
         r.close()
-        settle(stack)  # the submissions' dispatch jobs (each parks its task) are done
+        settle(stack)  # nothing left in the dispatch queue when the window opens
         conn = stack.connect_db()
         c0 = costs.snapshot(stack)
         set_maintenance(stack, backend.name, False)
