@@ -32,6 +32,8 @@ ROUTINES: dict[str, float] = {
     jobs.CHECK_ALERTS: 30.0,
     # The scaling rule's own pace is per limit (upEverySeconds, downEverySeconds).
     jobs.SCALE_LIMITS: 1.0,
+    # At most BATCH x BATCHES_PER_RUN tasks per run (app.services.retention).
+    jobs.PURGE_FINISHED: 60.0,
 }
 
 

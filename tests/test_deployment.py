@@ -9,6 +9,7 @@ import configparser
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -32,9 +33,8 @@ def _run_flower_line(env: dict[str, str], program: str = "celery") -> subprocess
     """The Procfile's flower line run as `taskfleet up` runs it (bash -c exec), with
     ``celery`` replaced by ``program``."""
     command = read_procfile(ROOT / "Procfile")["flower"].replace("celery", program, 1)
-    return subprocess.run(
-        ["bash", "-c", f"exec {command}"], env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True
-    )
+    env = {"PATH": os.environ["PATH"], **env}
+    return subprocess.run(["bash", "-c", f"exec {command}"], env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("value", [None, ""])
@@ -110,7 +110,7 @@ def test_dependency_floors_exclude_versions_with_known_cves():
     }
     for name, floor in FLOORS.items():
         specs = [s for s in requirements[name].specifier if s.operator == ">="]
-        assert specs and Version(specs[0].version) >= Version(floor), (name, str(requirements[name].specifier))
+        assert specs and Version(specs[0].version) >= Version(floor), (name, str(specs))
 
 
 def test_taskfleet_up_generates_flower_credentials_once_and_prints_them(tmp_path):
@@ -149,8 +149,8 @@ def test_the_embedded_redis_wants_its_password_binds_loopback_and_caps_memory(tm
             assert client.config_get("maxmemory")["maxmemory"] == str(64 * 1024 * 1024)
             assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
             # ps shows the command line to every user: the password is not on it.
-            cmdline = (f"/proc/{supervisor.processes[0][1].pid}/cmdline")
-            assert password not in open(cmdline, "rb").read().decode(errors="replace")
+            cmdline = Path(f"/proc/{supervisor.processes[0][1].pid}/cmdline").read_bytes()
+            assert password.encode() not in cmdline
     finally:
         supervisor.stop_all()
     assert password not in (tmp_path / "logs" / "redis.log").read_text()

@@ -23,6 +23,7 @@ from app.services import (
     liveness,
     maintenance,
     polling,
+    retention,
     statistics,
 )
 from app.services.routines import Routine, run_due
@@ -61,6 +62,8 @@ ROUTINES: dict[str, Routine] = {
     jobs.CLEANUP_SERVERS: fleet_health.cleanup_stale,
     # Publish lost limits; scale dynamic ones; start held-back tasks that now fit.
     jobs.SCALE_LIMITS: limits.scale_and_wake,
+    # Delete finished tasks older than RETENTION_DAYS, a bounded batch per run.
+    jobs.PURGE_FINISHED: retention.purge,
 }
 
 
