@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from app.core.errors import StoreUnavailable
+from app.core.errors import RedisRefusesWrites, StoreUnavailable
 
 #: Connections one process opens to Redis at most. A gevent process (the API's event
 #: streams, the worker's greenlets) may have hundreds of callers at once: past this
@@ -34,25 +34,14 @@ def connect(redis_url: str) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-class RedisRefusesWrites(StoreUnavailable):
-    """Redis answers but refuses writes: its memory is at ``maxmemory`` (with the
-    ``noeviction`` policy) or it is a read-only replica. Nothing was written."""
-
-    code = "redis_full"
-    retry_after_s = 30
-
-    def __init__(self) -> None:
-        super().__init__("Redis refuses writes (its memory is full or it is read-only); try again later")
-
-
 def refuses_writes(exc: BaseException) -> bool:
     """``exc`` is Redis refusing a write: OOM past maxmemory (also when a Lua script's
-    first write hits it) or a read-only replica."""
-    if isinstance(exc, redis.ReadOnlyError):
+    first write hits it, which comes back as a script error) or a read-only replica."""
+    if isinstance(exc, (redis.ReadOnlyError, redis.exceptions.OutOfMemoryError)):
         return True
     if isinstance(exc, redis.ResponseError):
         message = str(exc)
-        return message.startswith("OOM") or "OOM command not allowed" in message or "READONLY" in message
+        return "command not allowed when used memory" in message or "READONLY" in message
     return False
 
 
