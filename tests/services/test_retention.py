@@ -4,6 +4,7 @@ needs stays; statistics rollups stay. Also: reconcile rebuilds Redis in pages.""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -34,7 +35,7 @@ def _later(ctx, days: float) -> None:
     ctx.clock = ManualClock(ctx.now_ms() + int(days * DAY_S * 1000))
 
 
-def test_finished_tasks_past_the_retention_go_with_their_records_and_the_rest_stays(ctx, backend):
+def test_finished_tasks_past_the_retention_go_with_their_records_and_the_rest_stays(ctx, backend, caplog):
     _, port = backend
     register_backend(ctx, port, "s1")
     done = [submit_task(ctx, {"n": i}) for i in range(3)]
@@ -55,7 +56,9 @@ def test_finished_tasks_past_the_retention_go_with_their_records_and_the_rest_st
     assert retention.purge(ctx) == {"tasks": 0, "jobs": 0}  # nothing 30 days old yet
 
     _later(ctx, 2)  # 31 days after the first ones, 2 after the recent one
-    assert retention.purge(ctx) == {"tasks": 5, "jobs": 0}
+    with caplog.at_level(logging.INFO, logger="taskfleet.retention"):
+        assert retention.purge(ctx) == {"tasks": 5, "jobs": 0}
+    assert "deleted 5 task(s) and 0 job(s) finished more than 30 day(s) ago" in caplog.text
     assert not any(_exists(ctx, task_id) for task_id in old)
     assert _exists(ctx, pending) and _exists(ctx, recent)
     assert _count(ctx, TaskAttemptRow, TaskAttemptRow.task_id.in_(old)) == 0
