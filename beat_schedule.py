@@ -34,6 +34,8 @@ ROUTINES: dict[str, float] = {
     jobs.SCALE_LIMITS: 1.0,
     # Only keeps the revocations table small: an expired token is refused anyway.
     jobs.DROP_EXPIRED_REVOCATIONS: 3600.0,
+    # At most BATCH x BATCHES_PER_RUN tasks per run (app.services.retention).
+    jobs.PURGE_FINISHED: 60.0,
 }
 
 

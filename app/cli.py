@@ -135,6 +135,8 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
     from app.devstack import (
         Supervisor,
         embedded_redis,
+        flower_line,
+        masked_url,
         read_procfile,
         stack_env,
         stop_on_sigterm,
@@ -149,7 +151,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
     try:
         with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
             env["REDIS_URL"] = url
-            click.echo(f"redis    {url}")
+            click.echo(f"redis    {masked_url(url)}")
             click.echo(f"database {env['DATABASE_URL']}")
             supervisor.run("release", entries["release"])
             for name in ("web", "beat") + (("flower",) if flower else ()):
@@ -166,10 +168,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
             base = settings.public_url
             click.echo(f"\nAPI      {base}/api   (docs: {base}/docs)")
             if flower:
-                click.echo(
-                    f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
-                    f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})"
-                )
+                click.echo(flower_line(env))
             click.echo(f"Logs     {log_dir}/<process>.log")
             click.echo(f"Admin token:\n{admin}\n\nCtrl-C stops everything.")
             while not (dead := supervisor.dead()):

@@ -28,6 +28,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -128,6 +135,12 @@ class Settings:
     #: Seconds of silence after which an open event stream sends a keep-alive comment
     #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
     events_keepalive_s: float = 15.0
+    #: Seconds a /metrics answer is reused (scrapes within it share one computation).
+    metrics_max_age_s: float = 5.0
+    #: When set, /metrics wants ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = field(default="", repr=False)
+    #: Days a finished task stays in the database; 0 keeps every task forever.
+    retention_days: int = 30
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -164,6 +177,9 @@ class Settings:
             alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
             alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
             events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
+            metrics_max_age_s=_seconds(env, "METRICS_MAX_AGE_S", defaults.metrics_max_age_s),
+            metrics_token=env.get("METRICS_TOKEN", ""),
+            retention_days=_non_negative(env, "RETENTION_DAYS", defaults.retention_days),
         )
 
     def slot_cost(self, task_type: str) -> int:

@@ -66,6 +66,12 @@ def test_every_variable_is_documented_in_env_example():
         "ALERT_NETWORK",
         "EVENTS_KEEPALIVE_S",
         "WEB_CONNECTIONS",
+        "METRICS_MAX_AGE_S",
+        "METRICS_TOKEN",
+        "RETENTION_DAYS",
+        "REDIS_MAXMEMORY",
+        "FLOWER_ADDRESS",
+        "FLOWER_BASIC_AUTH",
     ):
         assert f"\n{name}=" in documented, name
 

@@ -23,6 +23,7 @@ from app.services import (
     liveness,
     maintenance,
     polling,
+    retention,
     statistics,
     tokens,
 )
@@ -64,6 +65,8 @@ ROUTINES: dict[str, Routine] = {
     jobs.SCALE_LIMITS: limits.scale_and_wake,
     # Forget revoked JWTs that have expired (refused as expired anyway).
     jobs.DROP_EXPIRED_REVOCATIONS: tokens.drop_expired,
+    # Delete finished tasks older than RETENTION_DAYS, a bounded batch per run.
+    jobs.PURGE_FINISHED: retention.purge,
 }
 
 
