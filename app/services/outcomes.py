@@ -153,28 +153,36 @@ def check_callback_token(ctx: Context, task_id: str, token: str | None) -> Callb
     return ctx.tokens.verify(token, task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
 
 
-def report(
-    ctx: Context,
-    task_id: str,
-    claim: CallbackClaim,
-    update: dict[str, Any],
-    body: bytes,
-    signature: str | None = None,
+def authenticate_callback(
+    ctx: Context, task_id: str, claim: CallbackClaim, body: bytes, signature: str | None
 ) -> TaskState:
-    """A backend's PUT to its callback URL, with the claim of its token: the token must
-    be younger than the task's own timeout (plus grace) and, when the backend signed
-    the body (``signature``, the header's value), the signature must match the apiKey
-    of the server running the task. Then the update is applied (``callback``)."""
+    """The rest of a callback's credentials once its token's ``claim`` is known
+    (``check_callback_token``), checked before its body is read as an update; returns
+    the task as it is now. The token must be younger than the task's own timeout plus
+    grace, and the signature (``signature``: the header's value) must satisfy the rule
+    of the server running the task (``check_signature``)."""
     state = state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
     if ctx.now_ms() // 1000 - claim.issued_s > state.spec.timeout_s + CALLBACK_GRACE_S:
         raise Unauthorized("callback token expired")
+    check_signature(ctx, state, body, signature)
+    return state
+
+
+def check_signature(ctx: Context, state: TaskState, body: bytes, signature: str | None) -> None:
+    """A present signature must match the apiKey of the server running the task; a
+    missing one is 401 when that server demands signed callbacks (its own
+    ``callbackSignature``, else ``CALLBACK_SIGNATURE`` for servers with an apiKey)."""
+    endpoint = ctx.endpoints.get(state.server_id) if state.server_id else None
     if signature is not None:
-        endpoint = ctx.endpoints.get(state.server_id) if state.server_id else None
         secret = endpoint.api_key if endpoint else None
         signatures.verify(signature, secret, body, ctx.now_ms() // 1000)
-    return callback(ctx, task_id, claim.attempt, update, current=state)
+        return
+    if endpoint is not None and signatures.is_required(
+        endpoint.callback_signature, ctx.settings.callback_signature, bool(endpoint.api_key)
+    ):
+        raise Unauthorized(f"server {state.server_id} requires signed callbacks: {signatures.HEADER} missing")
 
 
 def callback(
