@@ -14,6 +14,7 @@ from app.core.states import AttemptOutcome, TaskStatus, attempts_left, is_final
 from app.core.task import MAX_TIMEOUT_S, TaskState
 from app.services import limits, state_sync, statistics, waiting
 from app.services.context import Context
+from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd
 
 log = logging.getLogger("taskfleet.outcomes")
@@ -185,12 +186,21 @@ def check_signature(ctx: Context, state: TaskState, body: bytes, signature: str 
         raise Unauthorized(f"server {state.server_id} requires signed callbacks: {signatures.HEADER} missing")
 
 
+def _attempt_metadata(ctx: Context, task_id: str, attempt: int) -> dict[str, Any] | None:
+    with ctx.db.session() as session:
+        return tasks_repo.attempt_metadata_of(session, task_id, attempt)
+
+
 def callback(
     ctx: Context, task_id: str, attempt: int, update: dict[str, Any], current: TaskState | None = None
 ) -> TaskState:
     """A backend's update for ``attempt`` (``current``: the task, if the caller just
     read it). A repeat of the update that ended the task answers the same (and makes
-    sure the database has it); anything else for a task that moved on is 409."""
+    sure the database has it); anything else for a task that moved on is 409. A
+    PROCESSING update records a transition only when it changes something: progress
+    only ever grows within an attempt, and metadata equal to what the attempt has is
+    no change; otherwise it answers the task as it is (its chunk, if any, is still
+    relayed), so a replayed or retried update costs no row and no version."""
     state = current or state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
@@ -213,10 +223,13 @@ def callback(
         message = update.get("error") or "backend reported failure"
         return fail(ctx, task_id, attempt, message, error_type="reported", metadata=metadata)
     fields: dict[str, Any] = {}
-    if update.get("progress") is not None:
-        fields["progress"] = update["progress"]
-    if not fields and metadata is None and update.get("chunk") is not None:
-        return state  # only a chunk: the task's state did not change
+    progress = update.get("progress")
+    if progress is not None and progress > state.progress:
+        fields["progress"] = progress  # never backwards: a late or replayed update keeps it
+    if not fields and metadata is not None and metadata == _attempt_metadata(ctx, task_id, attempt):
+        metadata = None
+    if not fields and metadata is None:
+        return state  # a repeat, a stale progress or only a chunk: nothing to record
     return state_sync.apply(
         ctx,
         task_id,

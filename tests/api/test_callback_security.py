@@ -165,3 +165,14 @@ def test_a_worker_whose_clock_is_ahead_mints_tokens_the_api_accepts_within_the_l
     r = put(client, worker.url("", task_id, 1))
     assert r.status_code == expected, r.get_json()
     assert status_of(client, auth, task_id) == ("COMPLETED" if expected == 200 else "PROCESSING")
+
+
+def test_the_same_processing_callback_fifty_times_is_one_transition(ctx, client, auth, backend):
+    task_id, url = running_task(ctx, client, auth, backend[1])
+    body = json.dumps({"status": "PROCESSING", "progress": 30, "metadata": {"stage": "decode"}}).encode()
+    answers = [put(client, url, body=body) for _ in range(50)]
+    assert {r.status_code for r in answers} == {200}
+    assert len({json.dumps(r.get_json(), sort_keys=True) for r in answers}) == 1
+    with ctx.db.session() as s:
+        statuses = [t.to_status for t in tasks_repo.transitions_of(s, task_id)]
+    assert statuses == ["PENDING", "PROCESSING", "PROCESSING"]
