@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core import signatures
+
 #: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
 #: one never delays the other (app.extensions routes to them; /api/status reads them).
 DISPATCH_QUEUE = "dispatch"
@@ -72,6 +74,16 @@ def _costs(raw: str) -> dict[str, int]:
     return costs
 
 
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _generated_secret(env: dict[str, str]) -> str | None:
     """The secret ``taskfleet up`` generated into $TASKFLEET_HOME/jwt_secret, so
     ``taskfleet token`` mints tokens the running stack accepts."""
@@ -104,6 +116,10 @@ class Settings:
     #: Seconds of clock difference between processes that JWTs and callback tokens
     #: forgive (``exp``, ``nbf``, ``iat``).
     clock_leeway_s: int = 30
+    #: "required": callbacks for every server with an apiKey must be signed with it
+    #: (``app.core.signatures``); "optional": the URL token suffices, as in the original
+    #: protocol. A server's own ``callbackSignature`` overrides it.
+    callback_signature: str = "optional"
     #: Seconds to open a connection to a backend; the answer may take as long as the
     #: attempt's timeout (or the server's own timeoutSeconds, if lower).
     connect_timeout_s: int = 5
@@ -161,6 +177,9 @@ class Settings:
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
             token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
+            callback_signature=_choice(
+                env, "CALLBACK_SIGNATURE", defaults.callback_signature, signatures.MODES
+            ),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),

@@ -97,3 +97,10 @@ def test_the_events_keep_alive_is_a_positive_number_of_seconds():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(ValueError, match="EVENTS_KEEPALIVE_S"):
             Settings.from_env({"EVENTS_KEEPALIVE_S": bad})
+
+
+def test_callback_signatures_are_optional_unless_required_and_nothing_else_is_taken():
+    assert Settings.from_env({}).callback_signature == "optional"
+    assert Settings.from_env({"CALLBACK_SIGNATURE": "Required"}).callback_signature == "required"
+    with pytest.raises(ValueError, match="CALLBACK_SIGNATURE must be one of required, optional"):
+        Settings.from_env({"CALLBACK_SIGNATURE": "always"})

@@ -102,7 +102,7 @@ def build_context(
         alerts=ActiveAlerts(client),
         routine_claims=RoutineClaims(client),
         backends=BackendClient(settings.connect_timeout_s),
-        tokens=CallbackTokens(settings.callback_secret, clock),
+        tokens=CallbackTokens(settings.callback_secret, clock, settings.clock_leeway_s),
         queue=queue,
         endpoints=EndpointCache(db),
         clock=clock,

@@ -388,6 +388,15 @@ def row_to_attempt(row: TaskAttemptRow) -> TaskAttempt:
     )
 
 
+def attempt_metadata_of(session: Session, task_id: str, attempt: int) -> dict[str, Any] | None:
+    """What the backend last reported about one attempt (None: nothing, or no record)."""
+    return session.scalar(
+        select(TaskAttemptRow.meta).where(
+            TaskAttemptRow.task_id == task_id, TaskAttemptRow.attempt == attempt
+        )
+    )
+
+
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:
     return list(
         session.scalars(

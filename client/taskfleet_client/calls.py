@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from taskfleet_client.job_models import Job, JobPage
@@ -103,6 +103,11 @@ class ServerFields(TypedDict, total=False):
     timeout_seconds: int
     #: ``{"maxSize": 8, "maxWaitMs": 30000}``
     batch: Mapping[str, int]
+    #: "required": every callback must be signed with the apiKey; "optional": the URL
+    #: token suffices. Not given: a new server follows the deployment's
+    #: CALLBACK_SIGNATURE, an existing one keeps its own (``extra={"callbackSignature":
+    #: None}`` puts it back to the deployment's).
+    callback_signature: Literal["required", "optional"]
     extra: Mapping[str, Any]
 
 
@@ -141,6 +146,7 @@ SERVER_KEYS = {
     "weight": "weight",
     "timeout_seconds": "timeoutSeconds",
     "batch": "batch",
+    "callback_signature": "callbackSignature",
 }
 HEARTBEAT_KEYS = {"in_flight": "inFlight", "queue_depth": "queueDepth", "gpu_utilization": "gpuUtilization"}
 
