@@ -106,8 +106,10 @@ class Settings:
     slot_costs: dict[str, int] = field(default_factory=dict)
     #: Seconds a slot in Redis and a running attempt in the database may disagree before
     #: it counts as slot drift (``taskfleet_slot_drift``) and ``reconcile`` repairs it: a
-    #: dispatch between its reservation and its database write is not drift.
-    slot_drift_grace_s: int = 30
+    #: dispatch between its reservation and its database write is not drift, nor is the
+    #: slot kept for a minute after a predict timeout or a cancel (the backend may still
+    #: be working; ``maintenance.RECLAIM_AFTER_S``), hence a minute.
+    slot_drift_grace_s: int = 60
     #: Seconds an offline server is kept before it is removed from the registry.
     server_removal_grace_s: int = 3600
     #: Where alerts (and their resolutions) are POSTed as JSON; empty: the log only.

@@ -17,6 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+#: Seconds after which a slot no running attempt uses is taken back (a worker died
+#: between reserving it and starting the attempt, or before freeing it). Also how long
+#: a slot is kept on purpose after a predict timeout or a cancel: the backend may still
+#: be working on the call.
+RECLAIM_AFTER_S = 60
+
 
 @dataclass(frozen=True)
 class Lease:

@@ -7,6 +7,7 @@ import logging
 
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
+from app.core.slot_ledger import RECLAIM_AFTER_S
 from app.core.states import TaskMode, TaskStatus
 from app.services import (
     deferred,
@@ -35,9 +36,6 @@ ORPHAN_AFTER_S = 30
 #: The same while Celery's dispatch queue holds messages: a task behind a backlog is
 #: most likely not lost, only waiting its turn, so the sweep gives it longer.
 ORPHAN_IN_BACKLOG_AFTER_S = 300
-#: Seconds after which a slot no running attempt uses is taken back (a worker died
-#: between reserving it and starting the attempt, or before freeing it).
-RECLAIM_AFTER_S = 60
 
 
 def expire_deadlines(ctx: Context) -> int:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import logging
 
-from app.core.slot_ledger import Drifted, Lease, RunningAttempt, compare, old_units, suspects
+from app.core.slot_ledger import (
+    RECLAIM_AFTER_S,
+    Drifted,
+    Lease,
+    RunningAttempt,
+    compare,
+    old_units,
+    suspects,
+)
 from app.core.states import TaskStatus
 from app.core.task import TaskState
 from app.services import limits, state_sync, waiting
@@ -80,9 +88,16 @@ def _free_stray(ctx: Context, lease: Lease) -> bool:
         )
         return True
     task_type = state.spec.type if state is not None else None
-    grace_ms = ctx.settings.slot_drift_grace_s * 1000
+    # Never sooner than the reclaim job: a slot kept after a predict timeout or a cancel
+    # is kept that long on purpose (the backend may still be working on the call).
+    min_age_ms = max(ctx.settings.slot_drift_grace_s, RECLAIM_AFTER_S) * 1000
     if not ctx.fleet.release(
-        lease.server_id, lease.task_id, lease.attempt, ctx.now_ms(), min_age_ms=grace_ms, task_type=task_type
+        lease.server_id,
+        lease.task_id,
+        lease.attempt,
+        ctx.now_ms(),
+        min_age_ms=min_age_ms,
+        task_type=task_type,
     ):
         return False
     log.warning(

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from app.core.clock import ManualClock
+from app.core.slot_ledger import RECLAIM_AFTER_S
 from app.core.states import TaskStatus
 from app.services import maintenance, slot_ledger, state_sync
 from app.store import keys, tasks_repo
@@ -17,7 +18,7 @@ from app.store.records import ServerRecord
 from tests.api.test_metrics import scrape
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
 
-GRACE_S = 30
+GRACE_S = 60  # SLOT_DRIFT_GRACE_S by default
 
 
 @pytest.fixture
@@ -130,3 +131,16 @@ def test_metrics_export_the_drift_per_server(world, app):
     assert scrape(app.test_client())[("taskfleet_slot_drift", (("server", "s1"),))] == 1
     maintenance.reconcile(world)
     assert scrape(app.test_client())[("taskfleet_slot_drift", (("server", "s1"),))] == 0
+
+
+def test_a_shorter_grace_never_frees_a_slot_sooner_than_the_reclaim_job(world):
+    """A slot kept after a predict timeout is kept a minute on purpose: a grace set
+    lower reports it sooner but does not free it sooner."""
+    world.settings = dataclasses.replace(world.settings, slot_drift_grace_s=10)
+    assert world.fleet.reserve("kept", 1, ("echo",), now_ms=world.now_ms()) == "s1"
+    world.clock.advance(RECLAIM_AFTER_S - 1)
+    assert slot_ledger.drift(world) == {"s1": 1}
+    assert slot_ledger.repair(world) == 0
+    world.clock.advance(1)
+    assert slot_ledger.repair(world) == 1
+    assert slot_ledger.drift(world) == {"s1": 0}
