@@ -67,7 +67,13 @@ def repair(ctx: Context) -> int:
       runs it, the slot is put back (``lb_restore``); from then on the lost-worker
       recovery (``recover_lost_attempts``, which walks the leases) sees the attempt and
       retries it elsewhere if no worker holds it. When Redis has moved on, the database
-      is behind and is written."""
+      is behind and is written.
+
+    Nothing while Redis awaits its rebuild (``reconcile`` rebuilds first): loading a
+    task's hot state here would make the rebuild skip it, and with it the resumption
+    of its polling."""
+    if ctx.tasks.needs_rebuild():
+        return 0
     repaired = 0
     for drifted in measure(ctx).values():
         repaired += sum(_free_stray(ctx, lease) for lease in drifted.leases)

@@ -27,6 +27,7 @@ def world(ctx, backend):
     _, port = backend
     ctx.clock = ManualClock(1_800_000_000_000)
     register_backend(ctx, port, "s1", max_concurrent=2)
+    maintenance.reconcile(ctx)  # Redis is now "rebuilt": a later loss is noticed
     return ctx
 
 
@@ -143,4 +144,19 @@ def test_a_shorter_grace_never_frees_a_slot_sooner_than_the_reclaim_job(world):
     assert slot_ledger.repair(world) == 0
     world.clock.advance(1)
     assert slot_ledger.repair(world) == 1
+    assert slot_ledger.drift(world) == {"s1": 0}
+
+
+def test_nothing_is_repaired_while_redis_awaits_its_rebuild(world):
+    """After a loss the rebuild restores every slot (and resumes polls) from the rows;
+    loading hot state first would make it skip those tasks."""
+    task_id = submit_task(world)
+    start_attempt(world, task_id)
+    world.clock.advance(GRACE_S + 1)
+    world.redis.flushall()
+    assert slot_ledger.drift(world) == {"s1": -1}  # the slot went with the rest
+    assert slot_ledger.repair(world) == 0
+    assert world.tasks.get(task_id) is None
+    maintenance.reconcile(world)
+    assert world.fleet.leases("s1") == [(task_id, 1, 1)]
     assert slot_ledger.drift(world) == {"s1": 0}
