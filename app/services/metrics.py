@@ -45,12 +45,13 @@ def snapshot(ctx: Context) -> Snapshot:
         tasks_now = tasks_repo.count_by_status(
             session, [TaskStatus.SCHEDULED, TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.PROCESSING]
         )
+    slots = ctx.fleet.slots()
     return Snapshot(
         tasks_now=tasks_now,
         by_type=statistics.totals(ctx, BY_TYPE),
         by_server=statistics.totals(ctx, BY_SERVER),
-        slots=ctx.fleet.slots(),
-        slot_drift=slot_ledger.drift(ctx),
+        slots=slots,
+        slot_drift=slot_ledger.drift(ctx, slots),
         queues=ctx.workers.queue_depths(QUEUES),
         waiting=ctx.waiting.total(),
         scheduled=ctx.tasks.scheduled_count(),

@@ -10,6 +10,7 @@ attempts running on the servers that disagree, compared task by task.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from app.core.slot_ledger import (
     RECLAIM_AFTER_S,
@@ -48,10 +49,11 @@ def measure(ctx: Context) -> dict[str, Drifted]:
     return compare(both, attempts, cutoff, also_held=before)
 
 
-def drift(ctx: Context) -> dict[str, int]:
+def drift(ctx: Context, server_ids: Iterable[str] | None = None) -> dict[str, int]:
     """``taskfleet_slot_drift``: slot units held in Redis minus units the database has
-    running, by server (0 for every server in a pool, and any other that drifts)."""
-    figures = dict.fromkeys(ctx.fleet.slots(), 0)
+    running, by server: 0 for each of ``server_ids`` (default: every server in a pool),
+    and the figure of any server that drifts."""
+    figures = dict.fromkeys(ctx.fleet.slots() if server_ids is None else server_ids, 0)
     figures.update({server_id: d.units for server_id, d in measure(ctx).items()})
     return figures
 
