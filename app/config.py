@@ -28,6 +28,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -91,6 +98,9 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
+    #: Seconds ``taskfleet token --ttl`` may ask for at most: 30 days, so a token that
+    #: leaks unnoticed stops working within a month even if no one revokes it.
+    token_max_ttl_s: int = 30 * 86_400
     #: Seconds of clock difference between processes that JWTs and callback tokens
     #: forgive (``exp``, ``nbf``, ``iat``).
     clock_leeway_s: int = 30
@@ -131,6 +141,12 @@ class Settings:
     #: Seconds of silence after which an open event stream sends a keep-alive comment
     #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
     events_keepalive_s: float = 15.0
+    #: Seconds a /metrics answer is reused (scrapes within it share one computation).
+    metrics_max_age_s: float = 5.0
+    #: When set, /metrics wants ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = field(default="", repr=False)
+    #: Days a finished task stays in the database; 0 keeps every task forever.
+    retention_days: int = 30
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -149,6 +165,7 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
@@ -167,6 +184,9 @@ class Settings:
             alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
             alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
             events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
+            metrics_max_age_s=_seconds(env, "METRICS_MAX_AGE_S", defaults.metrics_max_age_s),
+            metrics_token=env.get("METRICS_TOKEN", ""),
+            retention_days=_non_negative(env, "RETENTION_DAYS", defaults.retention_days),
         )
 
     def slot_cost(self, task_type: str) -> int:
@@ -191,6 +211,8 @@ class Settings:
             "JWT_ALGORITHM": "HS256",
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
+            # exp, nbf and iat are checked with this much forgiveness for clock skew.
+            "JWT_DECODE_LEEWAY": self.clock_leeway_s,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "JSON_SORT_KEYS": False,
         }

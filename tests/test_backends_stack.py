@@ -60,6 +60,7 @@ def submit(api, client, capability, payload, **fields) -> str:
     return r.json()["id"]
 
 
+@pytest.mark.slow  # ~40 s of 32-second calls: runs in `make soak`
 @pytest.mark.parametrize("stack", [220], indirect=True)
 def test_two_hundred_calls_longer_than_thirty_seconds_run_at_once_on_one_worker_process(fleet):
     """Calls may take the task's whole timeout: 200 calls of 32 s each are held at once

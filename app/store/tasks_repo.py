@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -454,6 +454,18 @@ def list_tasks(
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
+
+
+def delete_unstarted(db: Database, task_id: str) -> bool:
+    """Delete a task that never left PENDING nor had an attempt (a submit taken back),
+    with its transition and edges (cascade). False if it is gone or has moved on."""
+    with db.session() as session:
+        deleted = session.execute(
+            delete(TaskRow)
+            .where(TaskRow.id == task_id, TaskRow.status == TaskStatus.PENDING.value, TaskRow.attempts == 0)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return bool(deleted)
 
 
 def in_status(session: Session, statuses: Iterable[TaskStatus], after_id: str, limit: int) -> list[TaskRow]:

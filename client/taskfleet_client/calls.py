@@ -28,6 +28,7 @@ from taskfleet_client.models import (
     Task,
     TaskPage,
 )
+from taskfleet_client.token_models import Revocation, Revocations
 
 T = TypeVar("T")
 
@@ -390,3 +391,26 @@ def _nothing(body: Any) -> None:
 
 def remove_limit(type: str) -> Call[None]:
     return Call("DELETE", f"/limits/{_id(type)}", _nothing)
+
+
+# Token revocation (admin)
+
+
+def revoke_token(jti: str, sub: str | None, expires_at: datetime | str | None) -> Call[Revocation]:
+    body: dict[str, Any] = {"jti": jti}
+    if sub is not None:
+        body["sub"] = sub
+    if expires_at is not None:
+        body["expiresAt"] = aware_time(expires_at, "expires_at")
+    return Call("POST", "/tokens/revoke", Revocation, json=body)
+
+
+def revoke_subject(sub: str, issued_before: datetime | str | None) -> Call[Revocation]:
+    body: dict[str, Any] = {"sub": sub}
+    if issued_before is not None:
+        body["issuedBefore"] = aware_time(issued_before, "issued_before")
+    return Call("POST", "/tokens/revoke", Revocation, json=body)
+
+
+def revocations() -> Call[Revocations]:
+    return Call("GET", "/tokens/revocations", Revocations)
