@@ -131,6 +131,7 @@ def test_metrics_export_the_drift_per_server(world, app):
     world.clock.advance(GRACE_S + 1)
     assert scrape(app.test_client())[("taskfleet_slot_drift", (("server", "s1"),))] == 1
     maintenance.reconcile(world)
+    world.clock.advance(world.settings.metrics_max_age_s)  # past the cached text's age
     assert scrape(app.test_client())[("taskfleet_slot_drift", (("server", "s1"),))] == 0
 
 
