@@ -130,6 +130,12 @@ class Settings:
     log_json: bool = False
     #: Slots a task of a given type takes on a server (types not listed take 1).
     slot_costs: dict[str, int] = field(default_factory=dict)
+    #: Seconds a slot in Redis and a running attempt in the database may disagree before
+    #: it counts as slot drift (``taskfleet_slot_drift``) and ``reconcile`` repairs it: a
+    #: dispatch between its reservation and its database write is not drift, nor is the
+    #: slot kept for a minute after a predict timeout or a cancel (the backend may still
+    #: be working; ``maintenance.RECLAIM_AFTER_S``), hence a minute.
+    slot_drift_grace_s: int = 60
     #: Seconds an offline server is kept before it is removed from the registry.
     server_removal_grace_s: int = 3600
     #: Where alerts (and their resolutions) are POSTed as JSON; empty: the log only.
@@ -185,6 +191,7 @@ class Settings:
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
             slot_costs=_costs(env.get("SLOT_COSTS", "")),
+            slot_drift_grace_s=_int(env, "SLOT_DRIFT_GRACE_S", defaults.slot_drift_grace_s),
             server_removal_grace_s=_int(env, "SERVER_REMOVAL_GRACE_S", defaults.server_removal_grace_s),
             alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
             alert_failure_percent=_int(env, "ALERT_FAILURE_PERCENT", defaults.alert_failure_percent),

@@ -82,7 +82,15 @@ def _server_families(s: Snapshot) -> Iterator[Any]:
         slots.add_metric([server_id], figures.max)
         used.add_metric([server_id], figures.used)
         up.add_metric([server_id], int(figures.ok))
-    yield from (attempts, response, slots, used, up)
+    drift = _gauge(
+        "slot_drift",
+        "Slot units held in Redis minus units of attempts the database has running, on a "
+        "server (past SLOT_DRIFT_GRACE_S); reconcile repairs it.",
+        ["server"],
+    )
+    for server_id, units in sorted(s.slot_drift.items()):
+        drift.add_metric([server_id], units)
+    yield from (attempts, response, slots, used, up, drift)
 
 
 def _queue_families(s: Snapshot) -> Iterator[Any]:
