@@ -157,13 +157,11 @@ def test_redis_paused_for_20_seconds_loses_nothing_and_answers_no_500(stack):
 
 def test_postgres_restarted_mid_run_loses_nothing_and_answers_no_500(stack):
     stack.start()
-    # Calls of 1 s on 20 slots: the restart finds attempts starting and ending, and
-    # tasks waiting. (Sync calls only: see the report of issue 17's drift branch for a
-    # callback attempt whose start reached Redis but not the database; it is never
-    # sent and waits out its whole timeout.)
+    # Calls of 1 s on 20 slots, half of them answered by callback: the restart finds
+    # attempts starting and ending, callbacks arriving, and tasks waiting.
     stack.add_backend("b1", capacity=10, delay_s=1.0)
     stack.add_backend("b2", capacity=10, delay_s=1.0)
-    ids = stack.submit(300)
+    ids = stack.submit(150) + stack.submit(150, payload=lambda i: {"i": 1000 + i}, **{"async": True})
     traffic = Traffic(stack, ids)
     traffic.start()
     time.sleep(3)
