@@ -17,7 +17,19 @@ def create_app(
 ) -> APIFlask:
     """The Flask app. ``context`` (or ``queue``) may be given by tests; otherwise they
     are built from ``settings`` with Celery as the dispatch queue."""
-    from app.api import balancer, docs_assets, events, jobs, limits, metrics, probes, servers, stats, tasks
+    from app.api import (
+        balancer,
+        clients,
+        docs_assets,
+        events,
+        jobs,
+        limits,
+        metrics,
+        probes,
+        servers,
+        stats,
+        tasks,
+    )
     from app.api.auth import init_jwt
     from app.api.errors import register_error_handlers
     from app.api.schemas import ErrorOut
@@ -47,6 +59,7 @@ def create_app(
         servers.bp,
         balancer.bp,
         limits.bp,
+        clients.bp,
         stats.bp,
         probes.bp,
         metrics.bp,

@@ -8,7 +8,17 @@ import logging
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
 from app.core.states import TaskMode, TaskStatus
-from app.services import deferred, limits, outcomes, polling, servers, state_sync, statistics, waiting
+from app.services import (
+    client_limits,
+    deferred,
+    limits,
+    outcomes,
+    polling,
+    servers,
+    state_sync,
+    statistics,
+    waiting,
+)
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -113,6 +123,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
         # Before any PENDING task is enqueued again: the limits with the holds of the
         # attempts still running, so none starts early.
         limits.publish(ctx)
+        client_limits.publish_weights(ctx)  # before the waiting lines fill again
         report["tasks"] = _rebuild_tasks(ctx)
         report["scheduled"] = deferred.rebuild(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())
