@@ -1,11 +1,12 @@
 """The CLI's commands for daily work against a running API, through ``taskfleet_client``:
-``submit``, ``tasks``, ``jobs``, ``servers``, ``limits`` and ``stats``. They need only the
+``submit``, ``tasks``, ``jobs``, ``servers``, ``limits``, ``clients`` and ``stats``. They need only the
 API's URL and a token (see ``connection``), never the server's settings."""
 
 from __future__ import annotations
 
 import click
 
+from app.remote_cli.clients import clients
 from app.remote_cli.jobs import jobs
 from app.remote_cli.limits import limits
 from app.remote_cli.servers import servers
@@ -14,5 +15,5 @@ from app.remote_cli.tasks import submit, tasks
 
 
 def register(group: click.Group) -> None:
-    for command in (submit, tasks, jobs, servers, limits, stats):
+    for command in (submit, tasks, jobs, servers, limits, clients, stats):
         group.add_command(command)
