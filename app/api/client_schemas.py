@@ -7,7 +7,13 @@ from apiflask.fields import Float, Integer, Nested, String
 from apiflask.validators import Range
 
 from app.api.schemas import StrictInteger, StrictNumber, StrictSchema
-from app.core.client_limits import BURST_MAX, MAX_UNFINISHED_MAX, SUBMITS_PER_S_MAX, WEIGHT_MAX
+from app.core.client_limits import (
+    BURST_MAX,
+    MAX_UNFINISHED_MAX,
+    SUBMITS_PER_S_MAX,
+    SUBMITS_PER_S_MIN,
+    WEIGHT_MAX,
+)
 
 RESET = "null puts the default back."
 
@@ -18,7 +24,7 @@ class ClientLimitsIn(StrictSchema):
     submits_per_s = StrictNumber(
         data_key="submitsPerSecond",
         allow_none=True,
-        validate=Range(min=0, min_inclusive=False, max=SUBMITS_PER_S_MAX),
+        validate=Range(min=SUBMITS_PER_S_MIN, max=SUBMITS_PER_S_MAX),
         metadata={
             "description": f"Tasks per second the client's bucket regains (CLIENT_SUBMITS_PER_S). {RESET}"
         },

@@ -22,6 +22,8 @@ DEFAULT_WEIGHT = 1
 #: Sanity bounds of the values an admin may set.
 WEIGHT_MAX = 1000
 SUBMITS_PER_S_MAX = 1_000_000.0
+#: The slowest rate: one task per 1000 s.
+SUBMITS_PER_S_MIN = 0.001
 BURST_MAX = 10_000_000
 MAX_UNFINISHED_MAX = 100_000_000
 #: Seconds a client refused for its unfinished tasks is told to wait: when tasks finish

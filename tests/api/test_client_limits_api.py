@@ -205,6 +205,7 @@ def test_a_sub_with_slashes_at_signs_and_spaces_is_addressable(client, admin, au
     "body",
     [
         {"submitsPerSecond": 0},
+        {"submitsPerSecond": 0.0001},
         {"submitsPerSecond": -1},
         {"submitsPerSecond": "5"},
         {"submitsPerSecond": True},
