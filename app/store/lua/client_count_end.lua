@@ -27,13 +27,14 @@ local state = redis.call('HMGET', usage, 'gen', 'settled', 'inflight')
 if tonumber(state[1]) ~= generation then
   return 0
 end
+local stale_below = '(' .. stale_before_ms  -- exclusive
 local dropped = 0
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', admissions, '-inf', '(' .. stale_before_ms)) do
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', admissions, '-inf', stale_below)) do
   dropped = dropped + tonumber(string.match(member, '|(%d+)$'))
 end
 local settled = math.max(0, (tonumber(state[2]) or 0) - mark)
 local inflight = math.max(0, (tonumber(state[3]) or 0) - dropped)
-redis.call('ZREMRANGEBYSCORE', admissions, '-inf', '(' .. stale_before_ms)
+redis.call('ZREMRANGEBYSCORE', admissions, '-inf', stale_below)
 redis.call('HSET', usage, 'base', base, 'settled', settled, 'inflight', inflight, 'counted_ms', now_ms)
 redis.call('HDEL', usage, 'counting')
 redis.call('PEXPIRE', usage, ttl_ms)
