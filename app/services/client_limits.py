@@ -87,7 +87,7 @@ def admitted(ctx: Context, sub: str, count: int) -> Iterator[Admission]:
     try:
         _admit(ctx, admission, limits)
     except StoreUnavailable:
-        log.warning("client limits of %r not checked: redis unavailable", sub)
+        log.warning("client limits of %r not checked: a store is unavailable", sub)
         checked = False
     try:
         yield admission

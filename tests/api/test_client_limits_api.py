@@ -6,12 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
+import redis as redis_lib
 
 from app import create_app
 from app.core.clock import ManualClock
+from app.devstack import free_port
 from app.services import maintenance
+from app.services.context import build_context
 from app.store import keys
+from app.store.db import Database
 from app.store.models import ClientLimitRow, JobRow, TaskRow
+from tests.conftest import RecordingQueue, make_settings
 from tests.services.helpers import register_backend, start_attempt
 
 
@@ -144,6 +149,22 @@ def test_the_cap_survives_redis_losing_its_data(client, auth, admin, ctx, clock)
     ctx.redis.flushall()
     r = submit(client, auth)
     assert r.status_code == 429 and r.get_json()["details"]["unfinished"] == 2
+
+
+def test_without_redis_a_submission_is_stored_unchecked(sqlite_url, auth):
+    """Tasks are accepted durably while Redis is down (the orphan sweep starts them):
+    the limits, which live in Redis, must not turn that into a 503."""
+    dead = redis_lib.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
+    ctx = build_context(
+        make_settings(sqlite_url), RecordingQueue(), redis_client=dead, db=Database(sqlite_url)
+    )
+    r = (
+        create_app(context=ctx)
+        .test_client()
+        .post("/api/task", json={"type": "echo"}, headers=auth("offline"))
+    )
+    assert r.status_code == 201, r.get_json()
+    assert rows(ctx, TaskRow, owner="offline") == 1
 
 
 def test_concurrent_submits_never_pass_the_cap(real_ctx, auth, admin):
