@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core import signatures
+
 #: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
 #: one never delays the other (app.extensions routes to them; /api/status reads them).
 DISPATCH_QUEUE = "dispatch"
@@ -48,6 +50,13 @@ def _rate(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -85,6 +94,16 @@ def _costs(raw: str) -> dict[str, int]:
     return costs
 
 
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _generated_secret(env: dict[str, str]) -> str | None:
     """The secret ``taskfleet up`` generated into $TASKFLEET_HOME/jwt_secret, so
     ``taskfleet token`` mints tokens the running stack accepts."""
@@ -118,9 +137,16 @@ class Settings:
     client_submits_per_s: float = 1000.0
     client_burst: int = 20_000
     client_max_unfinished: int = 100_000
+    #: Seconds ``taskfleet token --ttl`` may ask for at most: 30 days, so a token that
+    #: leaks unnoticed stops working within a month even if no one revokes it.
+    token_max_ttl_s: int = 30 * 86_400
     #: Seconds of clock difference between processes that JWTs and callback tokens
     #: forgive (``exp``, ``nbf``, ``iat``).
     clock_leeway_s: int = 30
+    #: "required": callbacks for every server with an apiKey must be signed with it
+    #: (``app.core.signatures``); "optional": the URL token suffices, as in the original
+    #: protocol. A server's own ``callbackSignature`` overrides it.
+    callback_signature: str = "optional"
     #: Seconds to open a connection to a backend; the answer may take as long as the
     #: attempt's timeout (or the server's own timeoutSeconds, if lower).
     connect_timeout_s: int = 5
@@ -152,6 +178,12 @@ class Settings:
     #: Seconds of silence after which an open event stream sends a keep-alive comment
     #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
     events_keepalive_s: float = 15.0
+    #: Seconds a /metrics answer is reused (scrapes within it share one computation).
+    metrics_max_age_s: float = 5.0
+    #: When set, /metrics wants ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = field(default="", repr=False)
+    #: Days a finished task stays in the database; 0 keeps every task forever.
+    retention_days: int = 30
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -170,10 +202,14 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
             client_submits_per_s=_rate(env, "CLIENT_SUBMITS_PER_S", defaults.client_submits_per_s),
             client_burst=_positive(env, "CLIENT_BURST", defaults.client_burst),
             client_max_unfinished=_positive(env, "CLIENT_MAX_UNFINISHED", defaults.client_max_unfinished),
+            callback_signature=_choice(
+                env, "CALLBACK_SIGNATURE", defaults.callback_signature, signatures.MODES
+            ),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
@@ -190,6 +226,9 @@ class Settings:
             alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
             alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
             events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
+            metrics_max_age_s=_seconds(env, "METRICS_MAX_AGE_S", defaults.metrics_max_age_s),
+            metrics_token=env.get("METRICS_TOKEN", ""),
+            retention_days=_non_negative(env, "RETENTION_DAYS", defaults.retention_days),
         )
 
     def slot_cost(self, task_type: str) -> int:
@@ -214,6 +253,8 @@ class Settings:
             "JWT_ALGORITHM": "HS256",
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
+            # exp, nbf and iat are checked with this much forgiveness for clock skew.
+            "JWT_DECODE_LEEWAY": self.clock_leeway_s,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "JSON_SORT_KEYS": False,
         }

@@ -13,7 +13,8 @@ that finished since the last recount make room then.
 
 If Redis is unreachable the submission is let through unchecked: a task is stored and
 answered 201 without Redis (the orphan sweep starts it later), and limits must not
-make that outage worse.
+make that outage worse. A Redis that refuses writes (full) refuses the submission (503),
+as it would refuse the task's hot state.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from app.core.client_limits import (
     never_fits,
     retry_after_s,
 )
-from app.core.errors import InvalidInput, RateLimited, StoreUnavailable, TooManyUnfinished
+from app.core.errors import InvalidInput, RateLimited, RedisRefusesWrites, StoreUnavailable, TooManyUnfinished
 from app.services.context import Context
 from app.store import client_limits_repo
 from app.store.client_state import Admit, Usage
@@ -86,6 +87,8 @@ def admitted(ctx: Context, sub: str, count: int) -> Iterator[Admission]:
     checked = True
     try:
         _admit(ctx, admission, limits)
+    except RedisRefusesWrites:
+        raise  # full: it would refuse the task too (503, nothing stored)
     except StoreUnavailable:
         log.warning("client limits of %r not checked: a store is unavailable", sub)
         checked = False
