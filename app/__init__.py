@@ -27,6 +27,7 @@ def create_app(
 
     from app.api import (
         balancer,
+        clients,
         docs_assets,
         events,
         jobs,
@@ -70,6 +71,7 @@ def create_app(
         servers.bp,
         balancer.bp,
         limits.bp,
+        clients.bp,
         stats.bp,
         probes.bp,
         metrics.bp,

@@ -30,6 +30,26 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value}")
+    return value
+
+
+def _rate(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number per second, got {raw!r}")
+    return value
+
+
 def _non_negative(env: dict[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
@@ -110,6 +130,13 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
+    #: Per client (a token's ``sub``), unless an admin set its own
+    #: (``PUT /api/clients/{sub}/limits``): submissions (tasks) per second its bucket
+    #: regains; tasks the bucket holds (a job of that many passes at once); tasks it may
+    #: have unfinished at once. Far above what one honest user sends.
+    client_submits_per_s: float = 1000.0
+    client_burst: int = 20_000
+    client_max_unfinished: int = 100_000
     #: Seconds ``taskfleet token --ttl`` may ask for at most: 30 days, so a token that
     #: leaks unnoticed stops working within a month even if no one revokes it.
     token_max_ttl_s: int = 30 * 86_400
@@ -183,6 +210,9 @@ class Settings:
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
             token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
+            client_submits_per_s=_rate(env, "CLIENT_SUBMITS_PER_S", defaults.client_submits_per_s),
+            client_burst=_positive(env, "CLIENT_BURST", defaults.client_burst),
+            client_max_unfinished=_positive(env, "CLIENT_MAX_UNFINISHED", defaults.client_max_unfinished),
             callback_signature=_choice(
                 env, "CALLBACK_SIGNATURE", defaults.callback_signature, signatures.MODES
             ),

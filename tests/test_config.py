@@ -54,6 +54,9 @@ def test_every_variable_is_documented_in_env_example():
         "PUBLIC_URL",
         "MAX_BODY_BYTES",
         "TOKEN_TTL_S",
+        "CLIENT_SUBMITS_PER_S",
+        "CLIENT_BURST",
+        "CLIENT_MAX_UNFINISHED",
         "TOKEN_MAX_TTL_S",
         "CLOCK_LEEWAY_S",
         "CONNECT_TIMEOUT_S",
@@ -97,6 +100,20 @@ def test_the_events_keep_alive_is_a_positive_number_of_seconds():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(ValueError, match="EVENTS_KEEPALIVE_S"):
             Settings.from_env({"EVENTS_KEEPALIVE_S": bad})
+
+
+def test_client_limits_come_from_the_environment_and_must_be_positive():
+    settings = Settings.from_env(
+        {"CLIENT_SUBMITS_PER_S": "2.5", "CLIENT_BURST": "10", "CLIENT_MAX_UNFINISHED": "7"}
+    )
+    assert (settings.client_submits_per_s, settings.client_burst, settings.client_max_unfinished) == (
+        2.5,
+        10,
+        7,
+    )
+    for name, bad in (("CLIENT_SUBMITS_PER_S", "0"), ("CLIENT_SUBMITS_PER_S", "inf"), ("CLIENT_BURST", "0")):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})
 
 
 def test_callback_signatures_are_optional_unless_required_and_nothing_else_is_taken():

@@ -188,8 +188,10 @@ def register_error_handlers(app: APIFlask) -> None:
     @app.errorhandler(TaskfleetError)
     def _taskfleet_error(error: TaskfleetError) -> Response:
         response = error_response(error.status, error.code, error.message, error.details)
+        retry_after_s = getattr(error, "retry_after_s", None)
+        if retry_after_s is not None:  # whole seconds (503s, and 429s of client limits)
+            response.headers["Retry-After"] = str(retry_after_s)
         if isinstance(error, StoreUnavailable):
-            response.headers["Retry-After"] = str(error.retry_after_s)
             log.warning("unavailable: %s (%s)", error.message, type(error.__cause__).__name__)
         return response
 

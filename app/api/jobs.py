@@ -35,9 +35,14 @@ def _specs(data: dict[str, Any]) -> list[TaskSpec]:
         "All or nothing: one invalid item refuses the whole job (422, its index in "
         "`details`) and nothing is stored. Give `tasks` (each what POST /api/task takes, "
         "plus an optional `key`), or `template` and `items` (fan-out: one task per item, "
-        "the item as its payload)."
+        "the item as its payload). The job costs one submission per task of the client's rate "
+        "limit and needs room for all its tasks under its cap of unfinished tasks."
     ),
-    responses={200: "The job first created with this Idempotency-Key"},
+    responses={
+        200: "The job first created with this Idempotency-Key",
+        422: "Invalid body; or more tasks than the client's burst or maxUnfinished could ever admit",
+        429: "The client submits too fast or has too many unfinished tasks: try again after Retry-After",
+    },
     **BEARER,
 )
 def create_job(data: dict[str, Any]) -> Any:

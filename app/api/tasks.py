@@ -87,6 +87,7 @@ def task_spec(data: dict[str, Any]) -> TaskSpec:
     responses={
         200: "The task first created with this Idempotency-Key",
         422: "Invalid body; or dependsOn names an unknown, another owner's or already failed task",
+        429: "The client submits too fast or has too many unfinished tasks: try again after Retry-After",
     },
     **BEARER,
 )
@@ -155,7 +156,14 @@ def cancel_task(task_id: str) -> Any:
 @bp.post("/task/<task_id>/retry")
 @requires("client", "admin")
 @bp.output(TaskOut)
-@bp.doc(responses={404: "No such task", 409: "Task is not FAILED or TIMEOUT"}, **BEARER)
+@bp.doc(
+    responses={
+        404: "No such task",
+        409: "Task is not FAILED or TIMEOUT",
+        429: "The task's owner submits too fast or has too many unfinished tasks (see POST /api/task)",
+    },
+    **BEARER,
+)
 def retry_task(task_id: str) -> Any:
     return _shown(control.retry(ctx(), task_id, current_caller().owner_filter))
 

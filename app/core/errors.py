@@ -113,3 +113,27 @@ class LimitsNotLoaded(TaskfleetError):
 
     status = 503
     code = "unavailable"
+
+
+class ClientLimitExceeded(TaskfleetError):
+    """Raised when a client's submission is refused by one of its limits for now; it may
+    try again after ``retry_after_s``."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, {**(details or {}), "retryAfterSeconds": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(ClientLimitExceeded):
+    """Raised when a client submits faster than its token bucket refills."""
+
+    code = "rate_limited"
+
+
+class TooManyUnfinished(ClientLimitExceeded):
+    """Raised when a submission would take a client past its cap of unfinished tasks."""
+
+    code = "too_many_unfinished"

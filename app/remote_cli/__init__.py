@@ -1,11 +1,12 @@
 """The CLI's commands for daily work against a running API, through ``taskfleet_client``:
-``submit``, ``tasks``, ``jobs``, ``servers``, ``limits``, ``stats`` and ``tokens``. They need only the
-API's URL and a token (see ``connection``), never the server's settings."""
+``submit``, ``tasks``, ``jobs``, ``servers``, ``limits``, ``clients``, ``stats`` and ``tokens``.
+They need only the API's URL and a token (see ``connection``), never the server's settings."""
 
 from __future__ import annotations
 
 import click
 
+from app.remote_cli.clients import clients
 from app.remote_cli.jobs import jobs
 from app.remote_cli.limits import limits
 from app.remote_cli.servers import servers
@@ -15,5 +16,5 @@ from app.remote_cli.tokens import tokens
 
 
 def register(group: click.Group) -> None:
-    for command in (submit, tasks, jobs, servers, limits, stats, tokens):
+    for command in (submit, tasks, jobs, servers, limits, clients, stats, tokens):
         group.add_command(command)

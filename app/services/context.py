@@ -15,6 +15,8 @@ from app.core.tally import Tally
 from app.core.tokens import RevocationCache
 from app.store.active_alerts import ActiveAlerts
 from app.store.batch_lines import BatchLines
+from app.store.client_limits_repo import LimitsCache
+from app.store.client_state import ClientState
 from app.store.db import Database
 from app.store.events import EventLog
 from app.store.fleet import FleetStore
@@ -63,6 +65,9 @@ class Context:
     tokens: CallbackTokens
     queue: DispatchQueue
     endpoints: EndpointCache
+    #: Per-client submission buckets and unfinished counts; each client's stored limits.
+    clients: ClientState
+    client_limits: LimitsCache
     clock: Clock = field(default_factory=SystemClock)
     #: Per-process cache: recounts of dirty statistics hours that are over, by hour.
     closed_recounts: dict[int, Tally] = field(default_factory=dict)
@@ -105,5 +110,7 @@ def build_context(
         tokens=CallbackTokens(settings.callback_secret, clock, settings.clock_leeway_s),
         queue=queue,
         endpoints=EndpointCache(db),
+        clients=ClientState(client),
+        client_limits=LimitsCache(db),
         clock=clock,
     )

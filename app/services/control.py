@@ -13,7 +13,7 @@ from app.core.clock import datetime_to_ms
 from app.core.errors import BackendError, Conflict, NotFound
 from app.core.states import FINAL_STATUSES, RETRYABLE_FINAL_STATUSES, AttemptOutcome, TaskStatus
 from app.core.task import TaskAttempt, TaskState
-from app.services import deferred, dependencies, limits, state_sync, waiting
+from app.services import client_limits, deferred, dependencies, limits, state_sync, waiting
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd, row_to_attempt, row_to_state
@@ -138,19 +138,22 @@ def cancel_on_backend(ctx: Context, task_id: str, attempt: int, server_id: str) 
 def retry(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     """FAILED or TIMEOUT -> PENDING with a fresh budget of attempts; history is kept."""
     current = visible_task(ctx, task_id, owner)
-    state = state_sync.apply(
-        ctx,
-        task_id,
-        RETRYABLE_FINAL_STATUSES,
-        TaskStatus.PENDING,
-        expect_attempt=current.attempt,
-        retry_base=current.attempt,
-        error=None,
-        result=None,
-        finished_ms=None,
-        server_id=None,
-        progress=0,
-    )
+    # Unfinished again: it counts against its owner's limits like a new task.
+    with client_limits.admitted(ctx, current.owner, 1) as admission:
+        state = state_sync.apply(
+            ctx,
+            task_id,
+            RETRYABLE_FINAL_STATUSES,
+            TaskStatus.PENDING,
+            expect_attempt=current.attempt,
+            retry_base=current.attempt,
+            error=None,
+            result=None,
+            finished_ms=None,
+            server_id=None,
+            progress=0,
+        )
+        admission.stored = True
     ctx.queue.enqueue(task_id, state.attempt)
     return state
 

@@ -24,7 +24,7 @@ from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState, waiting_score
-from app.services import control, deferred, statistics
+from app.services import client_limits, control, deferred, statistics
 from app.services.context import Context
 from app.store import dependencies_repo, jobs_repo, tasks_repo
 from app.store.jobs_repo import JobRecord, JobTally
@@ -89,6 +89,21 @@ def submit(
         if existing is not None:
             return existing, False
     _check_keys(specs)
+    with client_limits.admitted(ctx, owner, len(specs)) as admission:
+        job, created = _create(ctx, owner, name, specs, idempotency_key, as_admin)
+        admission.stored = created
+    return job, created
+
+
+def _create(
+    ctx: Context,
+    owner: str,
+    name: str | None,
+    specs: list[TaskSpec],
+    idempotency_key: str | None,
+    as_admin: bool,
+) -> tuple[Job, bool]:
+    """``submit`` once the client's limits admitted the job's tasks."""
     now = ctx.now_ms()
     job_id = str(uuid.uuid4())
     ids = ordered_ids(now, len(specs))

@@ -10,6 +10,7 @@ from app.core.errors import Conflict, NotFound
 from app.core.slot_ledger import RECLAIM_AFTER_S
 from app.core.states import TaskMode, TaskStatus
 from app.services import (
+    client_limits,
     deferred,
     limits,
     outcomes,
@@ -131,6 +132,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
         # Before any PENDING task is enqueued again: the limits with the holds of the
         # attempts still running, so none starts early.
         limits.publish(ctx)
+        client_limits.publish_weights(ctx)  # before the waiting lines fill again
         report["tasks"] = _rebuild_tasks(ctx)
         report["scheduled"] = deferred.rebuild(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.errors import RedisRefusesWrites, StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.services import deferred, statistics
+from app.services import client_limits, deferred, statistics
 from app.services.context import Context
 from app.store import dependencies_repo, tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -32,6 +32,16 @@ def submit(
             row = tasks_repo.find_by_idempotency_key(session, owner, idempotency_key)
             if row is not None:
                 return row_to_state(row), False
+    with client_limits.admitted(ctx, owner, 1) as admission:
+        state, created = _create(ctx, owner, spec, idempotency_key, as_admin)
+        admission.stored = created
+    return state, created
+
+
+def _create(
+    ctx: Context, owner: str, spec: TaskSpec, idempotency_key: str | None, as_admin: bool
+) -> tuple[TaskState, bool]:
+    """``submit`` once the client's limits admitted the task."""
     spec = replace(spec, depends_on=tuple(dict.fromkeys(spec.depends_on)))  # one edge each
     dependency_statuses = deferred.validate_dependencies(
         ctx, None if as_admin else owner, list(spec.depends_on)

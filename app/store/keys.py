@@ -162,3 +162,15 @@ def routine_claim(name: str, window: int) -> str:
     """string with a TTL: maintenance routine ``name`` was claimed for ``window`` (the
     number of its interval since the epoch); see app/store/routine_claims.py."""
     return f"{PREFIX}:tick:{name}:{window}"
+
+
+def client_usage(sub: str) -> str:
+    """hash: one client's submission bucket and its count of unfinished tasks
+    (app/store/client_usage.py); expires when the client is idle."""
+    return f"{PREFIX}:client:{sub}"
+
+
+def client_admissions(sub: str) -> str:
+    """zset '<admission id>|<count>' -> ms admitted: a client's submissions admitted and
+    not yet settled (stored or refused)."""
+    return f"{PREFIX}:client-admissions:{sub}"

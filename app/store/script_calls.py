@@ -406,3 +406,68 @@ class BatchTakeCall(ScriptCall):
     batch_id: str = arg()
     max_size: int = arg()
     max_wait_ms: int = arg()
+
+
+# -- per-client limits -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClientAdmitCall(ScriptCall):
+    """``client_admit.lua``: take a submission's tokens and room under the cap, or refuse."""
+
+    SCRIPT: ClassVar[str] = "client_admit"
+
+    usage: str = key()
+    admissions: str = key()
+    now_ms: int = arg()
+    rate_per_s: float = arg()
+    burst: int = arg()
+    max_unfinished: int = arg()
+    count: int = arg()
+    admission: str = arg()
+    ttl_ms: int = arg()
+    own_base: int = arg()
+    own_mark: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClientSettleCall(ScriptCall):
+    """``client_settle.lua``: an admitted submission ended, its tasks stored or not."""
+
+    SCRIPT: ClassVar[str] = "client_settle"
+
+    usage: str = key()
+    admissions: str = key()
+    admission: str = arg()
+    count: int = arg()
+    stored: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClientCountBeginCall(ScriptCall):
+    """``client_count_begin.lua``: start a recount of a client's unfinished tasks."""
+
+    SCRIPT: ClassVar[str] = "client_count_begin"
+
+    usage: str = key()
+    now_ms: int = arg()
+    lease_ms: int = arg()
+    min_interval_ms: int = arg()
+    forced: int = arg()
+    ttl_ms: int = arg()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClientCountEndCall(ScriptCall):
+    """``client_count_end.lua``: install a recount unless a later one superseded it."""
+
+    SCRIPT: ClassVar[str] = "client_count_end"
+
+    usage: str = key()
+    admissions: str = key()
+    generation: int = arg()
+    base: int = arg()
+    mark: int = arg()
+    now_ms: int = arg()
+    stale_before_ms: int = arg()
+    ttl_ms: int = arg()

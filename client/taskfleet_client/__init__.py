@@ -13,6 +13,7 @@ from __future__ import annotations
 from taskfleet_client._version import __version__
 from taskfleet_client.async_client import AsyncClient
 from taskfleet_client.calls import (
+    KEEP,
     Call,
     HeartbeatLoad,
     ServerFields,
@@ -42,7 +43,14 @@ from taskfleet_client.errors import (
 )
 from taskfleet_client.events import Event, Reconnect
 from taskfleet_client.job_models import Job, JobPage
-from taskfleet_client.limit_models import DynamicLimit, Limit, LimitChange
+from taskfleet_client.limit_models import (
+    ClientLimits,
+    ClientLimitValues,
+    ClientUsage,
+    DynamicLimit,
+    Limit,
+    LimitChange,
+)
 from taskfleet_client.models import (
     FINAL_STATUSES,
     Algorithm,
@@ -63,6 +71,7 @@ from taskfleet_client.waiting import Backoff
 
 __all__ = [
     "FINAL_STATUSES",
+    "KEEP",
     "Algorithm",
     "ApiObject",
     "AsyncClient",
@@ -70,6 +79,9 @@ __all__ = [
     "BadRequest",
     "Call",
     "Client",
+    "ClientLimitValues",
+    "ClientLimits",
+    "ClientUsage",
     "Conflict",
     "Attempt",
     "DynamicLimit",

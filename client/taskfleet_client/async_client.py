@@ -14,11 +14,11 @@ import httpx
 
 from taskfleet_client import _http, calls
 from taskfleet_client import events as sse
-from taskfleet_client.calls import Call, HeartbeatLoad, ServerFields, SubmitFields
+from taskfleet_client.calls import KEEP, Call, HeartbeatLoad, Keep, ServerFields, SubmitFields
 from taskfleet_client.errors import NoEventStream, WaitTimeout
 from taskfleet_client.events import Event, Reconnect
 from taskfleet_client.job_models import Job, JobPage
-from taskfleet_client.limit_models import Limit
+from taskfleet_client.limit_models import ClientLimits, Limit
 from taskfleet_client.models import (
     Algorithm,
     Attempt,
@@ -391,6 +391,35 @@ class AsyncClient:
     async def remove_limit(self, type: str) -> None:
         """Remove a type's limit: its tasks run as slots allow."""
         await self.send(calls.remove_limit(type))
+
+    # Client limits (admin)
+
+    async def client_limits(self, sub: str) -> ClientLimits:
+        """A client's limits (the ``sub`` of its tokens): set, in force, and its usage."""
+        return await self.send(calls.get_client_limits(sub))
+
+    async def set_client_limits(
+        self,
+        sub: str,
+        *,
+        submits_per_second: float | None | Keep = KEEP,
+        burst: int | None | Keep = KEEP,
+        max_unfinished: int | None | Keep = KEEP,
+        weight: int | None | Keep = KEEP,
+    ) -> ClientLimits:
+        """Change some of a client's limits: the ones given (None puts the default back);
+        the others keep their value."""
+        changes = {
+            "submitsPerSecond": submits_per_second,
+            "burst": burst,
+            "maxUnfinished": max_unfinished,
+            "weight": weight,
+        }
+        return await self.send(calls.set_client_limits(sub, changes))
+
+    async def reset_client_limits(self, sub: str) -> ClientLimits:
+        """Back to the defaults for every limit of a client."""
+        return await self.send(calls.reset_client_limits(sub))
 
     # Token revocation (admin)
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from taskfleet_client.job_models import Job, JobPage
-from taskfleet_client.limit_models import Limit
+from taskfleet_client.limit_models import ClientLimits, Limit
 from taskfleet_client.models import (
     Algorithm,
     Attempt,
@@ -397,6 +397,32 @@ def _nothing(body: Any) -> None:
 
 def remove_limit(type: str) -> Call[None]:
     return Call("DELETE", f"/limits/{_id(type)}", _nothing)
+
+
+# Client limits (admin)
+
+
+class Keep:
+    """The value of a client limit left as it is (``KEEP``); None resets one to its default."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
+
+def get_client_limits(sub: str) -> Call[ClientLimits]:
+    return Call("GET", f"/clients/{_id(sub)}/limits", ClientLimits)
+
+
+def set_client_limits(sub: str, changes: Mapping[str, float | int | None | Keep]) -> Call[ClientLimits]:
+    body = {name: value for name, value in changes.items() if not isinstance(value, Keep)}
+    return Call("PUT", f"/clients/{_id(sub)}/limits", ClientLimits, json=body)
+
+
+def reset_client_limits(sub: str) -> Call[ClientLimits]:
+    return Call("DELETE", f"/clients/{_id(sub)}/limits", ClientLimits)
 
 
 # Token revocation (admin)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskfleet_client.models import ApiObject, integer, maybe_integer, nested, text, time
+from taskfleet_client.models import ApiObject, integer, maybe_integer, maybe_number, nested, text, time
 
 
 class DynamicLimit(ApiObject):
@@ -62,3 +62,39 @@ class Limit(ApiObject):
     in_flight = integer("inFlight")
     waiting = integer("waiting")
     last_change = nested("lastChange", LimitChange)
+
+
+class ClientLimitValues(ApiObject):
+    """The four limits of a client; in ``stored``, None where the default applies."""
+
+    __slots__ = ()
+
+    submits_per_second = maybe_number("submitsPerSecond")
+    burst = maybe_integer("burst")
+    max_unfinished = maybe_integer("maxUnfinished")
+    weight = maybe_integer("weight")
+
+
+class ClientUsage(ApiObject):
+    """A client's usage now."""
+
+    __slots__ = ()
+
+    #: Tasks it may submit at once now (None: a full bucket, the client is idle).
+    tokens = maybe_number("tokens")
+    #: Its unfinished tasks in the database.
+    unfinished = integer("unfinished")
+    #: What its submissions are checked against (never less than the true count).
+    unfinished_counted = maybe_integer("unfinishedCounted")
+
+
+class ClientLimits(ApiObject):
+    """A client's limits (``/api/clients/{sub}/limits``, admin): what an admin set
+    (``stored``), what is in force (``effective``) and its ``usage``."""
+
+    __slots__ = ()
+
+    sub = text("sub")
+    stored = nested("stored", ClientLimitValues)
+    effective = nested("effective", ClientLimitValues)
+    usage = nested("usage", ClientUsage)
