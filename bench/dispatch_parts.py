@@ -326,7 +326,7 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
         f" ({slots} slots, {delay:g} s each) ..."
     )
     client.submit_many((task_body(i, slow[0].capability) for i in range(n)), threads)
-    line = keys.waiting(profile_id([slow[0].capability], None))
+    line = keys.waiting_line(profile_id([slow[0].capability], None))
     r = stack.redis()
     wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
     log("  all waiting; maintenance off ...")

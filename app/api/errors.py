@@ -14,7 +14,7 @@ from jwt import PyJWTError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from app.core.errors import StoreUnavailable, TaskfleetError
+from app.core.errors import ProfileCapReached, StoreUnavailable, TaskfleetError
 
 log = logging.getLogger("taskfleet.api")
 
@@ -185,6 +185,8 @@ def register_error_handlers(app: APIFlask) -> None:
     @app.errorhandler(TaskfleetError)
     def _taskfleet_error(error: TaskfleetError) -> Response:
         response = error_response(error.status, error.code, error.message, error.details)
+        if isinstance(error, ProfileCapReached):
+            response.headers["Retry-After"] = str(error.retry_after_s)
         if isinstance(error, StoreUnavailable):
             response.headers["Retry-After"] = str(error.retry_after_s)
             log.warning("unavailable: %s (%s)", error.message, type(error.__cause__).__name__)

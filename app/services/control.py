@@ -98,6 +98,7 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     )
     if before.status is TaskStatus.PENDING:
         limits.forget_waiting(ctx, [state])
+        waiting.unpark(ctx, [state])
     if before.status is TaskStatus.SCHEDULED:
         deferred.unschedule(ctx, task_id)
     if before.status is TaskStatus.PROCESSING and before.server_id:

@@ -57,6 +57,7 @@ def expire_deadlines(ctx: Context) -> int:
                     finished_ms=ctx.now_ms(),
                 )
                 limits.forget_waiting(ctx, [ended])
+                waiting.unpark(ctx, [ended])
             else:
                 continue
             expired += 1

@@ -109,15 +109,24 @@ class FleetBase:
             self._server_pool_cache.clear()
             self._pool_meta_cache.clear()
 
+    def pool_meta(self, pool_id: str) -> PoolMeta:
+        """The pool's profile: capabilities, groups, region (cached)."""
+        return self._pool_metas([pool_id])[0]
+
+    def pool_of_server(self, server_id: str) -> str | None:
+        """The pool a server is in (as of up to ``POOL_CACHE_TTL_S`` ago)."""
+        return self._server_pool(server_id)
+
     def candidate_pools(
-        self, capabilities: Sequence[str], group: str | None, region: str | None
+        self, capabilities: Sequence[str], group: str | None, region: str | None, fresh: bool = False
     ) -> tuple[list[str], int]:
         """Pools whose servers have every capability (and the group), the task's region
-        first; returns (pool ids, how many of them are in the region)."""
+        first; returns (pool ids, how many of them are in the region). Cached for
+        ``POOL_CACHE_TTL_S`` unless ``fresh``."""
         cache_key = (tuple(sorted(capabilities)), group, region)
         with self._cache_lock:
             cached = self._pool_cache.get(cache_key)
-        if cached:
+        if cached and not fresh:
             return cached
         sets = [keys.capability_pools(c) for c in capabilities]
         if group:
