@@ -118,7 +118,12 @@ def test_past_the_cap_a_new_unserved_profile_is_refused_and_nothing_stored(ctx, 
     submit.submit(ctx, "mallory", TaskSpec(type="echo", capabilities=("x1",)))
     submit.submit(ctx, "bob", TaskSpec(type="echo", capabilities=("echo",)))
     with pytest.raises(ProfileCapReached):
-        jobs.submit(ctx, "mallory", None, [TaskSpec(type="echo", capabilities=("echo",)), TaskSpec(type="echo", capabilities=("x4",))])
+        jobs.submit(
+            ctx,
+            "mallory",
+            None,
+            [TaskSpec(type="echo", capabilities=("echo",)), TaskSpec(type="echo", capabilities=("x4",))],
+        )
     pages, _ = control.list_tasks(ctx, None, None, None, 100, None)
     assert len(pages) == 4  # the refused task and the refused job's items were not stored
     assert ctx.waiting.profile_count() == 2

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from app.core.task import TaskSpec, TaskState, front_of_line_score, waiting_score
 from app.core.states import TaskStatus
+from app.core.task import TaskSpec, TaskState, front_of_line_score, waiting_score
 from app.services import waiting
 from app.store.waiting_lines import Entry
 from tests.services.helpers import register_backend
@@ -21,7 +21,9 @@ SERVED = tuple(f"c{i}" for i in range(9))
 def _commands(client) -> Counter[str]:
     """Commands Redis ran so far by name (scripts' own commands included), INFO left out."""
     stats = client.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items() if name != "cmdstat_info"})
+    return Counter(
+        {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items() if name != "cmdstat_info"}
+    )
 
 
 def _served_task(i: int, owner: str, capabilities: tuple[str, ...]) -> TaskState:
@@ -37,7 +39,9 @@ def _served_task(i: int, owner: str, capabilities: tuple[str, ...]) -> TaskState
 
 
 def _made_up(i: int) -> Entry:
-    return Entry(f"flood-{i}", (f"made-up-{i}",), None, "mallory", waiting_score(10, i), front_of_line_score(10))
+    return Entry(
+        f"flood-{i}", (f"made-up-{i}",), None, "mallory", waiting_score(10, i), front_of_line_score(10)
+    )
 
 
 def _release_costs(ctx, rounds: int) -> list[dict[str, int]]:
@@ -70,7 +74,9 @@ def test_release_cost_is_flat_in_the_number_of_profiles(real_ctx, backend, cance
     register_backend(ctx, backend[1], max_concurrent=1, capabilities=("echo", *SERVED))
     # Ten profiles the server serves, two clients waiting in each.
     profiles = [("echo",)] + [("echo", c) for c in SERVED]
-    states = [_served_task(i, owner, caps) for caps in profiles for owner in ("alice", "bob") for i in range(40)]
+    states = [
+        _served_task(i, owner, caps) for caps in profiles for owner in ("alice", "bob") for i in range(40)
+    ]
     for state in states:
         ctx.tasks.put_if_absent(state, new=True)
     waiting.park_many(ctx, states)

@@ -63,7 +63,10 @@ def test_a_client_with_few_low_priority_tasks_is_served_between_a_flood(lines):
 
 
 def test_priority_orders_a_clients_own_tasks(lines):
-    park(lines, [entry("low", "alice", priority=1, created_ms=1), entry("high", "alice", priority=9, created_ms=2)])
+    park(
+        lines,
+        [entry("low", "alice", priority=1, created_ms=1), entry("high", "alice", priority=9, created_ms=2)],
+    )
     assert drain(lines) == ["high", "low"]
 
 

@@ -76,7 +76,11 @@ class Reads(FleetBase):
                 for pool_id in pools:
                     pipe.hgetall(keys.pool(pool_id))
                 raws = pipe.execute()
-        healthy = [p for p, raw in zip(pools, raws, strict=True) if any(u.ok for u in SlotUse.from_pool_hash(raw).values())]
+        healthy = [
+            p
+            for p, raw in zip(pools, raws, strict=True)
+            if any(u.ok for u in SlotUse.from_pool_hash(raw).values())
+        ]
         return self._pool_metas(healthy)
 
     def slots(self) -> dict[str, SlotUse]:
