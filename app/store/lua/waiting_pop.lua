@@ -6,9 +6,10 @@
 -- client with the lowest pass among those waiting in these profiles (ties: the better
 -- task), and within that client to its best task by priority then age; the client's
 -- pass then grows by 1 / its weight (with ``advance`` 0 passes stay put and the order
--- is the tasks' alone). A client's score in a profile's clients zset may be lower than
--- its pass (it was served from another profile since): the head is corrected in place,
--- at most ``max_fixes`` times per profile and take. A profile whose line empties leaves
+-- is the tasks' alone); its score in every clients zset given is updated with it. Its
+-- score in a profile not given may stay lower than its pass (it was served by another
+-- pool since): such a head is corrected when met, at most ``max_fixes`` times per
+-- profile and take. A profile whose line empties leaves
 -- the profiles hash and this pool's set (another pool's set drops it at its next pop).
 --
 -- KEYS[1] passes: every client's pass (tf:fair:passes)
@@ -110,6 +111,11 @@ while #taken < count do
     redis.call('ZADD', clients, next_pass, client)
   else
     redis.call('ZREM', clients, client)
+  end
+  if next_pass ~= pass then  -- its score in the other lines given here, if it waits there
+    for p = 1, n do
+      if p ~= best then redis.call('ZADD', KEYS[6 + 2 * p], 'XX', next_pass, client) end
+    end
   end
   -- Heads that showed this client carry its old pass: look again.
   for p = 1, n do
