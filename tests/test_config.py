@@ -55,6 +55,8 @@ def test_every_variable_is_documented_in_env_example():
         "ALERT_DISK",
         "ALERT_NETWORK",
         "EVENTS_KEEPALIVE_S",
+        "FAIR_SHARE",
+        "MAX_WAITING_PROFILES",
         "WEB_CONNECTIONS",
     ):
         assert f"\n{name}=" in documented, name
@@ -81,3 +83,12 @@ def test_the_events_keep_alive_is_a_positive_number_of_seconds():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(ValueError, match="EVENTS_KEEPALIVE_S"):
             Settings.from_env({"EVENTS_KEEPALIVE_S": bad})
+
+
+def test_fair_sharing_is_on_unless_turned_off_and_the_profile_cap_is_read():
+    assert Settings.from_env({}).fair_share is True
+    assert Settings.from_env({}).max_waiting_profiles == 10_000
+    for off in ("off", "OFF", "0", "false", "no"):
+        assert Settings.from_env({"FAIR_SHARE": off}).fair_share is False
+    assert Settings.from_env({"FAIR_SHARE": "on"}).fair_share is True
+    assert Settings.from_env({"MAX_WAITING_PROFILES": "500"}).max_waiting_profiles == 500
