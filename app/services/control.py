@@ -183,6 +183,7 @@ def cancel_many(ctx: Context, task_ids: list[str]) -> int:
         tasks_repo.follow_many(ctx.db, moved)
         ctx.tasks.mark_many_synced(moved)
         limits.forget_waiting(ctx, moved)
+        waiting.unpark(ctx, moved)
         dependencies.on_final_many(ctx, [state.id for state in moved])
     cancelled = len(moved)
     for task_id in one_by_one:

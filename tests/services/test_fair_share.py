@@ -155,3 +155,12 @@ def test_without_fair_sharing_everyone_waits_as_one_client(ctx, backend):
     submit.submit(ctx, "alice", TaskSpec(type="echo", capabilities=("echo",)))
     drain(ctx)
     assert ctx.redis.zrange(keys.waiting_clients(profile_id(("echo",), None)), 0, -1) == [EVERYONE]
+
+
+def test_cancelling_a_job_empties_its_lines_and_forgets_its_profiles(ctx, backend):
+    register_backend(ctx, backend[1], max_concurrent=1)
+    specs = [TaskSpec(type="echo", capabilities=(f"made-up-{i % 5}",), priority=10) for i in range(20)]
+    job, _ = jobs.submit(ctx, "mallory", None, specs)
+    assert ctx.waiting.total() == 20 and ctx.waiting.profile_count() == 5
+    assert control.cancel_many(ctx, job.task_ids or []) == 20
+    assert ctx.waiting.total() == 0 and ctx.waiting.profile_count() == 0
