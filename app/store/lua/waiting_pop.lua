@@ -48,9 +48,12 @@ local function prefix_of(client)
   return #client .. ':' .. client
 end
 
+-- A client's range in a line: from its prefix (inclusive) to its prefix then byte 255
+-- (exclusive; no score digit or task id reaches it).
 local function first_of(line, client)
   local prefix = prefix_of(client)
-  return redis.call('ZRANGEBYLEX', line, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, 1)[1]
+  local low, high = '[' .. prefix, string.char(40) .. prefix .. '\255'
+  return redis.call('ZRANGEBYLEX', line, low, high, 'LIMIT', 0, 1)[1]
 end
 
 -- Profile p's head: {client, pass, member}, or nil when no client waits there.

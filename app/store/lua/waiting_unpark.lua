@@ -26,7 +26,8 @@ if #ARGV < 3 then return 0 end
 local removed = redis.call('ZREM', line, unpack(ARGV, 3))
 if removed > 0 then redis.call('INCRBY', count_key, -removed) end
 local prefix = #client .. ':' .. client
-if not redis.call('ZRANGEBYLEX', line, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, 1)[1] then
+local low, high = '[' .. prefix, string.char(40) .. prefix .. '\255'  -- 40: '(', exclusive
+if not redis.call('ZRANGEBYLEX', line, low, high, 'LIMIT', 0, 1)[1] then
   redis.call('ZREM', clients, client)
 end
 if redis.call('EXISTS', line) == 0 then
