@@ -85,7 +85,11 @@ def test_a_flood_of_made_up_profiles_neither_blocks_others_nor_slows_releases(st
     )
     stack.start()
     stack.add_backend("b1", capacity=4, delay_s=0.2)
-    stack.add_backend("probe", capacity=1, capabilities=["probe"], maintenance=True)
+    stack.add_backend("probe", capacity=1, capabilities=["probe"])
+    r = requests.put(
+        f"{stack.api}/servers/probe/maintenance", json={"enabled": True}, headers=stack.admin, timeout=10
+    )
+    assert r.status_code == 200, r.text
     client = redis_lib.Redis.from_url(stack.redis.url, decode_responses=True)
     probe = Probe(client, FleetStore(client).pool_of_server("probe") or "")
     before_flood = probe.least_commands()

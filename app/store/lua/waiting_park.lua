@@ -52,10 +52,20 @@ if not redis.call('ZSCORE', clients, client) then
   redis.call('ZADD', clients, pass, client)
 end
 
+-- In chunks (unpack has a limit): first the other entries out, then the entries in.
+local CHUNK = 1000
 local added = 0
+local others, entries = {}, {}
 for i = 4, #ARGV, 2 do
-  added = added - redis.call('ZREM', line, ARGV[i + 1])
-  added = added + redis.call('ZADD', line, 0, ARGV[i])
+  others[#others + 1] = ARGV[i + 1]
+  entries[#entries + 1] = 0
+  entries[#entries + 1] = ARGV[i]
+end
+for i = 1, #others, CHUNK do
+  added = added - redis.call('ZREM', line, unpack(others, i, math.min(i + CHUNK - 1, #others)))
+end
+for i = 1, #entries, 2 * CHUNK do
+  added = added + redis.call('ZADD', line, unpack(entries, i, math.min(i + 2 * CHUNK - 1, #entries)))
 end
 if added ~= 0 then redis.call('INCRBY', count_key, added) end
 
