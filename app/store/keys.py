@@ -10,6 +10,8 @@ WAITING_PROFILES = f"{PREFIX}:waiting:profiles"
 #: string: entries in every waiting line (kept by the waiting_*.lua scripts), so
 #: /metrics and status need no call per profile.
 WAITING_COUNT = f"{PREFIX}:waiting:count"
+#: string: the cursor of the sweep of waiting profiles without a line (HSCAN's).
+WAITING_SWEEP_CURSOR = f"{PREFIX}:waiting:sweep"
 #: hash client sub -> its virtual time ("pass") in fair sharing: advanced by 1/weight
 #: each time one of its waiting tasks is woken (see waiting_pop.lua).
 FAIR_PASSES = f"{PREFIX}:fair:passes"

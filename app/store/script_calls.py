@@ -390,6 +390,17 @@ class WaitingUnparkCall(ScriptCall):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingSweepCall(ScriptCall):
+    """``waiting_sweep.lua``: forget profiles that have no line."""
+
+    SCRIPT: ClassVar[str] = "waiting_sweep"
+
+    profiles: str = key()
+    lines: Sequence[str] = keys_tail()
+    profile_ids: Sequence[str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WaitingAdmitCall(ScriptCall):
     """``waiting_admit.lua``: admit new waiting profiles under the cap, all or none."""
 

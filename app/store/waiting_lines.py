@@ -19,7 +19,13 @@ import redis
 
 from app.store import keys, scripts
 from app.store.redis_client import redis_errors
-from app.store.script_calls import WaitingAdmitCall, WaitingParkCall, WaitingPopCall, WaitingUnparkCall
+from app.store.script_calls import (
+    WaitingAdmitCall,
+    WaitingParkCall,
+    WaitingPopCall,
+    WaitingSweepCall,
+    WaitingUnparkCall,
+)
 
 #: The client all tasks share when fair sharing is off: one global order per profile.
 EVERYONE = "*"
@@ -83,6 +89,7 @@ class WaitingLines:
         self._pop = scripts.load(client, "waiting_pop")
         self._unpark = scripts.load(client, "waiting_unpark")
         self._admit = scripts.load(client, "waiting_admit")
+        self._sweep = scripts.load(client, "waiting_sweep")
 
     # -- parking ------------------------------------------------------------------------
 
@@ -151,6 +158,22 @@ class WaitingLines:
         )
         with redis_errors():
             return bool(self._admit(call))
+
+    def sweep(self, page: int) -> int:
+        """Forget profiles without a line, ``page`` profiles per call from a cursor kept
+        in Redis (so every profile is looked at in turn, a bounded amount each time).
+        Returns how many were forgotten."""
+        with redis_errors():
+            cursor = int(self.client.get(keys.WAITING_SWEEP_CURSOR) or 0)
+            cursor, found = self.client.hscan(keys.WAITING_PROFILES, cursor, count=page)
+            self.client.set(keys.WAITING_SWEEP_CURSOR, cursor)
+            if not found:
+                return 0
+            pids = list(found)
+            call = WaitingSweepCall(
+                profiles=keys.WAITING_PROFILES, lines=[keys.waiting_line(p) for p in pids], profile_ids=pids
+            )
+            return int(self._sweep(call))
 
     # -- leaving ------------------------------------------------------------------------
 

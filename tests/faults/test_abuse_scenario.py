@@ -84,6 +84,7 @@ def test_a_flood_of_made_up_profiles_neither_blocks_others_nor_slows_releases(st
         }
     )
     stack.start()
+    requests.get(f"{stack.api}/health", timeout=60)  # the first answer, slow on a loaded machine
     stack.add_backend("b1", capacity=4, delay_s=0.2)
     stack.add_backend("probe", capacity=1, capabilities=["probe"])
     r = requests.put(

@@ -163,3 +163,15 @@ def test_a_new_pool_learns_the_waiting_profiles_it_serves(lines, redis):
     added = lines.index_pool("new", lambda caps, group: "gpu" in caps)
     assert added == 1
     assert lines.take("new", 5) == ["t1"]
+
+
+def test_the_sweep_forgets_profiles_without_a_line_a_page_at_a_time(lines, redis):
+    assert lines.admit([((f"never-{i}",), None) for i in range(30)], 100)
+    park(lines, [entry("t1", "alice", caps=("never-0",))], pools=())
+    dropped = 0
+    for _ in range(100):  # HSCAN pages are approximate; the cursor comes round
+        dropped += lines.sweep(10)
+        if lines.profile_count() == 1:
+            break
+    assert dropped == 29
+    assert lines.profiles() == {profile_id(("never-0",), None): (("never-0",), None)}
