@@ -13,7 +13,7 @@
 -- KEYS[4] passes: every client's pass (tf:fair:passes)
 -- KEYS[5] count_key: entries in every line (tf:waiting:count)
 -- KEYS[6..] pools: per candidate pool, its waiting-profiles set (tf:pool:<p>:waiting)
---           and its clock (tf:pool:<p>:clock)
+--           and its clock (tf:pool:<p>:vtime)
 -- ARGV[1] profile_id: the profile's id
 -- ARGV[2] profile_text: '<capabilities csv>|<group>'
 -- ARGV[3] client: the tasks' owner ('*' for all when fair sharing is off)

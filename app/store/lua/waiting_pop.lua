@@ -17,7 +17,7 @@
 -- KEYS[3] profiles: every waiting profile (tf:waiting:profiles)
 -- KEYS[4] count_key: entries in every line (tf:waiting:count)
 -- KEYS[5] index: the pool's waiting-profiles set (tf:pool:<p>:waiting)
--- KEYS[6] clock: the pool's clock (tf:pool:<p>:clock)
+-- KEYS[6] clock: the pool's clock (tf:pool:<p>:vtime)
 -- KEYS[7..] lines: per profile, its line (tf:waiting:<p>:line) and its clients zset
 --           (tf:waiting:<p>:clients)
 -- ARGV[1] count: how many tasks to take at most
