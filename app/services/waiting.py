@@ -37,16 +37,17 @@ def _entry(ctx: Context, state: TaskState, front: bool = False) -> Entry:
     )
 
 
-def _pools(ctx: Context, entry: Entry, fresh: bool = False) -> list[str]:
-    return ctx.fleet.candidate_pools(entry.capabilities, entry.group, None, fresh=fresh)[0]
+def _pools(ctx: Context, entry: Entry) -> list[str]:
+    return ctx.fleet.candidate_pools(entry.capabilities, entry.group, None)[0]
 
 
 def _index_missed(ctx: Context, entries: Iterable[Entry]) -> None:
     """New profiles were indexed under cached candidate pools: add any pool created
-    since (read fresh; rare, once per new profile)."""
-    for entry in entries:
-        cached, fresh = _pools(ctx, entry), _pools(ctx, entry, fresh=True)
-        missed = set(fresh) - set(cached)
+    since (read fresh for all of them in one round trip; once per new profile)."""
+    new = list(entries)
+    fresh = ctx.fleet.serving_pools([(e.capabilities, e.group) for e in new])
+    for entry, pools in zip(new, fresh, strict=True):
+        missed = set(pools) - set(_pools(ctx, entry))
         if missed:
             ctx.waiting.add_to_pools(entry.profile, missed)
 

@@ -10,9 +10,10 @@ import pytest
 
 from app.core.errors import ProfileCapReached
 from app.core.states import TaskStatus
-from app.core.task import TaskSpec
+from app.core.task import TaskSpec, TaskState
 from app.services import control, jobs, maintenance, submit, waiting
 from app.store import keys
+from app.store.fleet import FleetStore, ServerProfile
 from app.store.waiting_lines import EVERYONE, profile_id
 from tests.services.helpers import drain, register_backend
 
@@ -164,3 +165,17 @@ def test_cancelling_a_job_empties_its_lines_and_forgets_its_profiles(ctx, backen
     assert ctx.waiting.total() == 20 and ctx.waiting.profile_count() == 5
     assert control.cancel_many(ctx, job.task_ids or []) == 20
     assert ctx.waiting.total() == 0 and ctx.waiting.profile_count() == 0
+
+
+def test_a_profile_new_to_a_process_with_stale_pool_caches_is_still_found_by_a_new_pool(ctx):
+    spec = TaskSpec(type="echo", capabilities=("tpu",))
+    assert ctx.fleet.candidate_pools(spec.capabilities, None, None) == ([], 0)  # cached: no pool
+    FleetStore(ctx.redis).put_server(ServerProfile("s9", "online", 1, ("tpu",)), ctx.now_ms())  # elsewhere
+    assert ctx.fleet.candidate_pools(spec.capabilities, None, None) == ([], 0)  # still cached
+    state = TaskState(
+        id="t-tpu", owner="alice", spec=spec, status=TaskStatus.PENDING, version=1, created_ms=1, updated_ms=1
+    )
+    ctx.tasks.put_if_absent(state, new=True)
+    waiting.park(ctx, state)
+    pool = ServerProfile("s9", "online", 1, ("tpu",)).pool_id
+    assert ctx.waiting.take(pool, 1) == ["t-tpu"]

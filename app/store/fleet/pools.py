@@ -109,6 +109,20 @@ class FleetBase:
             self._server_pool_cache.clear()
             self._pool_meta_cache.clear()
 
+    def serving_pools(self, profiles: Sequence[tuple[Sequence[str], str | None]]) -> list[list[str]]:
+        """For each (capabilities, group): the pools whose servers serve it, read now
+        (no cache) for all of them in one round trip."""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for capabilities, group in profiles:
+                sets = [keys.capability_pools(c) for c in capabilities]
+                if group:
+                    sets.append(keys.group_pools(group))
+                if sets:
+                    pipe.sinter(sets)
+                else:
+                    pipe.smembers(keys.POOLS)
+            return [sorted(found) for found in pipe.execute()]
+
     def pool_meta(self, pool_id: str) -> PoolMeta:
         """The pool's profile: capabilities, groups, region (cached)."""
         return self._pool_metas([pool_id])[0]
@@ -118,15 +132,14 @@ class FleetBase:
         return self._server_pool(server_id)
 
     def candidate_pools(
-        self, capabilities: Sequence[str], group: str | None, region: str | None, fresh: bool = False
+        self, capabilities: Sequence[str], group: str | None, region: str | None
     ) -> tuple[list[str], int]:
         """Pools whose servers have every capability (and the group), the task's region
-        first; returns (pool ids, how many of them are in the region). Cached for
-        ``POOL_CACHE_TTL_S`` unless ``fresh``."""
+        first; returns (pool ids, how many of them are in the region)."""
         cache_key = (tuple(sorted(capabilities)), group, region)
         with self._cache_lock:
             cached = self._pool_cache.get(cache_key)
-        if cached and not fresh:
+        if cached:
             return cached
         sets = [keys.capability_pools(c) for c in capabilities]
         if group:
