@@ -257,7 +257,3 @@ class WaitingLines:
         profiles; a task that left PENDING unseen may linger until a taker drops it)."""
         with redis_errors():
             return max(0, int(self.client.get(keys.WAITING_COUNT) or 0))
-
-    def line_entries(self, pid: str) -> int:
-        with redis_errors():
-            return int(self.client.zcard(keys.waiting_line(pid)))
