@@ -32,6 +32,10 @@ ROUTINES: dict[str, float] = {
     jobs.CHECK_ALERTS: 30.0,
     # The scaling rule's own pace is per limit (upEverySeconds, downEverySeconds).
     jobs.SCALE_LIMITS: 1.0,
+    # Only keeps the revocations table small: an expired token is refused anyway.
+    jobs.DROP_EXPIRED_REVOCATIONS: 3600.0,
+    # At most BATCH x BATCHES_PER_RUN tasks per run (app.services.retention).
+    jobs.PURGE_FINISHED: 60.0,
 }
 
 

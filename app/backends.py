@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
@@ -262,14 +262,18 @@ def read_stream(response: requests.Response, on_chunks: ChunkSink, what: str, ti
 
 
 class CallbackTokens:
-    """Signed, expiring tokens binding a callback URL to one task attempt."""
+    """Signed, expiring tokens binding a callback URL to one task attempt. Tokens are
+    minted by whichever process dispatches (a worker) and checked by the API: a token
+    stamped up to ``leeway_s`` in the future by a clock running ahead is accepted."""
 
-    def __init__(self, secret: bytes, clock: Clock) -> None:
+    def __init__(self, secret: bytes, clock: Clock, leeway_s: int = 0) -> None:
         class ClockedSigner(TimestampSigner):
             def get_timestamp(self) -> int:
                 return clock.now_ms() // 1000
 
         self._serializer = URLSafeTimedSerializer(secret, salt="taskfleet-callback", signer=ClockedSigner)
+        self._clock = clock
+        self._leeway_s = leeway_s
 
     def issue(self, task_id: str, attempt: int) -> str:
         return self._serializer.dumps([task_id, attempt])
@@ -280,19 +284,24 @@ class CallbackTokens:
 
     def verify(self, token: str, task_id: str, max_age_s: int) -> CallbackClaim:
         """What the token says: the attempt it was issued for, and when. Raises
-        ``Unauthorized`` for a forged token or one older than ``max_age_s``, and
-        ``Forbidden`` for another task's token."""
+        ``Unauthorized`` for a forged token, one older than ``max_age_s`` or stamped
+        more than the leeway into the future, and ``Forbidden`` for another task's."""
         try:
-            (token_task, attempt), issued = self._serializer.loads(
-                token, max_age=max_age_s, return_timestamp=True
-            )
-        except SignatureExpired as exc:
-            raise Unauthorized("callback token expired") from exc
+            (token_task, attempt), issued = self._serializer.loads(token, return_timestamp=True)
         except (BadSignature, ValueError, TypeError) as exc:
             raise Unauthorized("callback token invalid") from exc
+        issued_s = int(issued.timestamp())
+        age_s = self._clock.now_ms() // 1000 - issued_s
+        if age_s > max_age_s:
+            raise Unauthorized("callback token expired")
+        if age_s < -self._leeway_s:
+            raise Unauthorized(
+                f"callback token issued {-age_s}s in the future (clocks may differ by "
+                f"{self._leeway_s}s at most: CLOCK_LEEWAY_S)"
+            )
         if token_task != task_id:
             raise Forbidden("callback token belongs to another task")
-        return CallbackClaim(int(attempt), int(issued.timestamp()))
+        return CallbackClaim(int(attempt), issued_s)
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,36 @@ remote_cli.register(main)
 @main.command()
 @click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, default=["client"], show_default=True)
 @click.option("--sub", "subject", required=True, help="Who the token is for (owner of their tasks).")
-@click.option("--ttl", "ttl_s", type=int, default=None, help="Seconds until it expires [TOKEN_TTL_S].")
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=int,
+    default=None,
+    help="Seconds until it expires [TOKEN_TTL_S]; at most TOKEN_MAX_TTL_S (30 days by default).",
+)
 def token(roles: tuple[str, ...], subject: str, ttl_s: int | None) -> None:
-    """Print a bearer token."""
+    """Print a bearer token (with exp, iat and a jti by which it can be revoked:
+    ``taskfleet tokens revoke``)."""
     settings = Settings.from_env()
     try:
         settings.require_secret()
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(mint_token(settings, subject, list(roles), ttl_s or settings.token_ttl_s))
+    click.echo(mint_token(settings, subject, list(roles), token_lifetime(settings, ttl_s)))
+
+
+def token_lifetime(settings: Settings, ttl_s: int | None) -> int:
+    """``--ttl`` (or TOKEN_TTL_S), refused unless from 1 second to TOKEN_MAX_TTL_S."""
+    source = "--ttl" if ttl_s is not None else "TOKEN_TTL_S"
+    ttl_s = settings.token_ttl_s if ttl_s is None else ttl_s
+    if ttl_s < 1:
+        raise click.ClickException(f"{source} must be a positive number of seconds, got {ttl_s}")
+    if ttl_s > settings.token_max_ttl_s:
+        raise click.ClickException(
+            f"{source} {ttl_s} is above the maximum of {settings.token_max_ttl_s} seconds "
+            "(TOKEN_MAX_TTL_S); mint a shorter-lived token, or raise TOKEN_MAX_TTL_S"
+        )
+    return ttl_s
 
 
 @main.command()
@@ -114,6 +135,8 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
     from app.devstack import (
         Supervisor,
         embedded_redis,
+        flower_line,
+        masked_url,
         read_procfile,
         stack_env,
         stop_on_sigterm,
@@ -128,7 +151,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
     try:
         with embedded_redis(supervisor, home) if "REDIS_URL" not in env else _given(env["REDIS_URL"]) as url:
             env["REDIS_URL"] = url
-            click.echo(f"redis    {url}")
+            click.echo(f"redis    {masked_url(url)}")
             click.echo(f"database {env['DATABASE_URL']}")
             supervisor.run("release", entries["release"])
             for name in ("web", "beat") + (("flower",) if flower else ()):
@@ -145,10 +168,7 @@ def up(procfile: Path, home: Path, demo: bool, flower: bool, workers: int) -> No
             base = settings.public_url
             click.echo(f"\nAPI      {base}/api   (docs: {base}/docs)")
             if flower:
-                click.echo(
-                    f"Flower   http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}  "
-                    f"(basic auth: {env.get('FLOWER_BASIC_AUTH', 'admin:admin')})"
-                )
+                click.echo(flower_line(env))
             click.echo(f"Logs     {log_dir}/<process>.log")
             click.echo(f"Admin token:\n{admin}\n\nCtrl-C stops everything.")
             while not (dead := supervisor.dead()):

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core import signatures
+
 #: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
 #: one never delays the other (app.extensions routes to them; /api/status reads them).
 DISPATCH_QUEUE = "dispatch"
@@ -26,6 +28,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
 
 
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
@@ -65,6 +74,16 @@ def _costs(raw: str) -> dict[str, int]:
     return costs
 
 
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _generated_secret(env: dict[str, str]) -> str | None:
     """The secret ``taskfleet up`` generated into $TASKFLEET_HOME/jwt_secret, so
     ``taskfleet token`` mints tokens the running stack accepts."""
@@ -91,9 +110,16 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a client's JWT from ``taskfleet token`` lives by default.
     token_ttl_s: int = 86_400
+    #: Seconds ``taskfleet token --ttl`` may ask for at most: 30 days, so a token that
+    #: leaks unnoticed stops working within a month even if no one revokes it.
+    token_max_ttl_s: int = 30 * 86_400
     #: Seconds of clock difference between processes that JWTs and callback tokens
     #: forgive (``exp``, ``nbf``, ``iat``).
     clock_leeway_s: int = 30
+    #: "required": callbacks for every server with an apiKey must be signed with it
+    #: (``app.core.signatures``); "optional": the URL token suffices, as in the original
+    #: protocol. A server's own ``callbackSignature`` overrides it.
+    callback_signature: str = "optional"
     #: Seconds to open a connection to a backend; the answer may take as long as the
     #: attempt's timeout (or the server's own timeoutSeconds, if lower).
     connect_timeout_s: int = 5
@@ -104,6 +130,12 @@ class Settings:
     log_json: bool = False
     #: Slots a task of a given type takes on a server (types not listed take 1).
     slot_costs: dict[str, int] = field(default_factory=dict)
+    #: Seconds a slot in Redis and a running attempt in the database may disagree before
+    #: it counts as slot drift (``taskfleet_slot_drift``) and ``reconcile`` repairs it: a
+    #: dispatch between its reservation and its database write is not drift, nor is the
+    #: slot kept for a minute after a predict timeout or a cancel (the backend may still
+    #: be working; ``maintenance.RECLAIM_AFTER_S``), hence a minute.
+    slot_drift_grace_s: int = 60
     #: Seconds an offline server is kept before it is removed from the registry.
     server_removal_grace_s: int = 3600
     #: Where alerts (and their resolutions) are POSTed as JSON; empty: the log only.
@@ -131,6 +163,12 @@ class Settings:
     #: Seconds of silence after which an open event stream sends a keep-alive comment
     #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
     events_keepalive_s: float = 15.0
+    #: Seconds a /metrics answer is reused (scrapes within it share one computation).
+    metrics_max_age_s: float = 5.0
+    #: When set, /metrics wants ``Authorization: Bearer <metrics_token>``.
+    metrics_token: str = field(default="", repr=False)
+    #: Days a finished task stays in the database; 0 keeps every task forever.
+    retention_days: int = 30
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -149,12 +187,17 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
             token_ttl_s=_int(env, "TOKEN_TTL_S", defaults.token_ttl_s),
+            token_max_ttl_s=_int(env, "TOKEN_MAX_TTL_S", defaults.token_max_ttl_s),
             clock_leeway_s=_int(env, "CLOCK_LEEWAY_S", defaults.clock_leeway_s),
+            callback_signature=_choice(
+                env, "CALLBACK_SIGNATURE", defaults.callback_signature, signatures.MODES
+            ),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
             slot_costs=_costs(env.get("SLOT_COSTS", "")),
+            slot_drift_grace_s=_int(env, "SLOT_DRIFT_GRACE_S", defaults.slot_drift_grace_s),
             server_removal_grace_s=_int(env, "SERVER_REMOVAL_GRACE_S", defaults.server_removal_grace_s),
             alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
             alert_failure_percent=_int(env, "ALERT_FAILURE_PERCENT", defaults.alert_failure_percent),
@@ -168,6 +211,9 @@ class Settings:
             fair_share=env.get("FAIR_SHARE", "on").strip().lower() not in ("off", "0", "false", "no"),
             max_waiting_profiles=_int(env, "MAX_WAITING_PROFILES", defaults.max_waiting_profiles),
             events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
+            metrics_max_age_s=_seconds(env, "METRICS_MAX_AGE_S", defaults.metrics_max_age_s),
+            metrics_token=env.get("METRICS_TOKEN", ""),
+            retention_days=_non_negative(env, "RETENTION_DAYS", defaults.retention_days),
         )
 
     def slot_cost(self, task_type: str) -> int:
@@ -192,6 +238,8 @@ class Settings:
             "JWT_ALGORITHM": "HS256",
             "JWT_DECODE_ALGORITHMS": ["HS256"],
             "JWT_TOKEN_LOCATION": ["headers"],
+            # exp, nbf and iat are checked with this much forgiveness for clock skew.
+            "JWT_DECODE_LEEWAY": self.clock_leeway_s,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "JSON_SORT_KEYS": False,
         }

@@ -77,6 +77,8 @@ class DemoBackend:
         self.polls = 0
         #: How many times each task id was sent to it (one call or in a batch).
         self.predicted: dict[str, int] = {}
+        #: HTTP status of each callback taskfleet answered, in order.
+        self.callback_answers: list[int] = []
         self.server: ThreadingHTTPServer | None = None
 
     def enter(self, task_type: str | None = None) -> None:
@@ -105,6 +107,7 @@ class DemoBackend:
                 "cancelled": list(self.cancelled),
                 "polls": self.polls,
                 "predicted": dict(self.predicted),
+                "callback_answers": list(self.callback_answers),
             }
 
     def sent(self, task_ids: list[str]) -> None:
@@ -322,7 +325,9 @@ class DemoBackend:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers[signatures.HEADER] = signatures.sign(self.api_key, int(time.time()), body)
-        requests.put(url, data=body, headers=headers, timeout=10)
+        answer = requests.put(url, data=body, headers=headers, timeout=10)
+        with self.lock:
+            self.callback_answers.append(answer.status_code)
 
     @staticmethod
     def tokens(payload: Any) -> list[Any]:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
@@ -136,32 +138,81 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGHUP, interrupt)
 
 
+#: Flower's user in the credentials ``taskfleet up`` generates.
+FLOWER_USER = "taskfleet"
+#: The embedded Redis's memory cap when REDIS_MAXMEMORY is unset: past it Redis refuses
+#: writes (``noeviction``) and the API answers 503, rather than the kernel killing it.
+DEFAULT_REDIS_MAXMEMORY = "256mb"
+
+
+def _generated(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path`` (mode 0600), made by ``make`` the first time."""
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def stack_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for every process: the user's, plus embedded defaults."""
+    """The environment for every process: the user's, plus embedded defaults. The JWT
+    secret and Flower's credentials are generated into ``home`` unless given."""
     env = dict(os.environ if base is None else base)
     home.mkdir(parents=True, exist_ok=True)
     env.setdefault("TASKFLEET_HOME", str(home.resolve()))
     env.setdefault("PORT", "8000")
     env.setdefault("DATABASE_URL", f"sqlite:///{(home / 'taskfleet.db').resolve()}")
-    secret_file = home / "jwt_secret"
     if "JWT_SECRET_KEY" not in env:
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(48))
-            secret_file.chmod(0o600)
-        env["JWT_SECRET_KEY"] = secret_file.read_text().strip()
+        env["JWT_SECRET_KEY"] = _generated(home / "jwt_secret", lambda: secrets.token_urlsafe(48))
+    if not env.get("FLOWER_BASIC_AUTH"):
+        password = _generated(home / "flower_password", lambda: secrets.token_urlsafe(18))
+        env["FLOWER_BASIC_AUTH"] = f"{FLOWER_USER}:{password}"
+    env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
+def flower_line(env: dict[str, str]) -> str:
+    """What ``taskfleet up`` prints about Flower: its URL, user and password."""
+    user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
+    host = env.get("FLOWER_ADDRESS") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"Flower   http://{host}:{env.get('FLOWER_PORT', '5555')}  (user {user}, password {password})"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and output."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_command(binary: str, port: int, password: str, maxmemory: str, home: Path) -> str:
+    """The embedded redis-server's command line: loopback only, a password, no
+    persistence, a memory cap that refuses writes rather than evicting keys. The
+    password goes in a config read from stdin, so ``ps`` does not show it."""
+    return (
+        f"{binary} - --port {port} --bind 127.0.0.1 --protected-mode yes --save '' --appendonly no "
+        f"--maxmemory {shlex.quote(maxmemory)} --maxmemory-policy noeviction "
+        f"--dir {shlex.quote(str(home.resolve()))} "
+        f"<<< {shlex.quote(f'requirepass {password}')}"
+    )
+
+
 @contextmanager
 def embedded_redis(supervisor: Supervisor, home: Path) -> Iterator[str]:
-    """Start a private redis-server (no persistence) and yield its URL."""
+    """Start a private redis-server (loopback, a password made for this run, no
+    persistence, REDIS_MAXMEMORY with ``noeviction``) and yield its URL, password
+    included: print it with ``masked_url``."""
     port = free_port()
+    password = secrets.token_urlsafe(24)
+    maxmemory = supervisor.env.get("REDIS_MAXMEMORY") or DEFAULT_REDIS_MAXMEMORY
     proc = supervisor.start(
-        "redis",
-        f"{redis_server_binary()} --port {port} --bind 127.0.0.1 --save '' --appendonly no "
-        f"--dir {home.resolve()}",
-        service=True,
+        "redis", redis_command(redis_server_binary(), port, password, maxmemory, home), service=True
     )
     wait_for_port(port, process=proc)
-    yield f"redis://127.0.0.1:{port}/0"
+    yield f"redis://:{password}@127.0.0.1:{port}/0"

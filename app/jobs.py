@@ -56,5 +56,9 @@ HEALTH_CHECKS = "health_checks"
 WAKE_SERVERS = "wake_servers"
 #: Silent servers go offline; long-offline servers are removed.
 CLEANUP_SERVERS = "cleanup_servers"
+#: Delete finished tasks older than RETENTION_DAYS (a bounded batch per run).
+PURGE_FINISHED = "purge_finished"
 #: Scale dynamic concurrency limits; start the tasks limits held back that now fit.
 SCALE_LIMITS = "scale_limits"
+#: Forget revoked JWTs that have expired (and are refused as expired anyway).
+DROP_EXPIRED_REVOCATIONS = "drop_expired_revocations"

@@ -105,6 +105,16 @@ def register_server(stack: BenchStack, backend: Any, **fields: Any) -> None:
     )
 
 
+def ensure_registered(stack: BenchStack, backend: Any) -> None:
+    """``register_server`` unless the server is registered already (by an earlier part)."""
+    s = stack.session("bench-admin", ["admin"])
+    r = s.get(f"{stack.api}/servers/{backend.name}", timeout=30)
+    if r.status_code == 404:
+        register_server(stack, backend)
+    elif r.status_code != 200:
+        raise RuntimeError(f"GET /servers/{backend.name}: HTTP {r.status_code} {r.text[:300]}")
+
+
 def wait_until(
     check: Callable[[], bool], timeout_s: float, what: str, stack: BenchStack, every_s: float = 0.25
 ) -> None:

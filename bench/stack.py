@@ -15,8 +15,8 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,14 @@ import requests
 from app.cli import mint_token
 from app.config import Settings
 from app.devstack import Supervisor, free_port, read_procfile, redis_server_binary, wait_for_port
-from tests.servers import PostgresServer, create_database
+from tests.servers import PostgresServer, create_database, pg_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Database numbers on the one Redis server: taskfleet's, and the bare-Celery baseline's.
 TASKFLEET_DB, BARE_DB = 0, 1
+#: The Postgres role of the benchmark's own connections (progress polls, counters), so
+#: ``pg_stat_statements`` tells its statements from the stack's (bench/costs.py).
+OBSERVER_ROLE = "bench_observer"
 
 
 def log(message: str) -> None:
@@ -88,6 +91,12 @@ class BenchStack:
         self.procfile = read_procfile(ROOT / "Procfile")
         self.database_url = ""
         self.stopped_on_purpose: set[str] = set()
+        #: Whether the Postgres started here loaded pg_stat_statements.
+        self.statements_tracked = False
+        #: CPU seconds of the Postgres backends that served the benchmark's own
+        #: connections: those closed so far, and the backend pid of each open one.
+        self.observer_closed_cpu = 0.0
+        self.observer_backends: dict[int, int] = {}
 
     # -- urls and clients -----------------------------------------------------------
 
@@ -123,9 +132,27 @@ class BenchStack:
         return redis.Redis(host="127.0.0.1", port=self.redis_port, db=db, decode_responses=True)
 
     def connect_db(self) -> Any:
-        conn = psycopg2.connect(self.dsn)
+        """A connection of the benchmark's own (autocommit), as ``OBSERVER_ROLE``: its
+        statements are not counted as the stack's, nor its backend's CPU as Postgres'."""
+        conn = psycopg2.connect(self.dsn, user=OBSERVER_ROLE, connection_factory=ObservedConnection)
+        conn.stack = self
         conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            self.observer_backends[id(conn)] = int(cur.fetchone()[0])
         return conn
+
+    @contextmanager
+    def observer_db(self) -> Iterator[Any]:
+        conn = self.connect_db()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def observer_cpu_seconds(self) -> float:
+        """CPU so far of the Postgres backends of the benchmark's own connections."""
+        return self.observer_closed_cpu + sum(_process_cpu(pid) for pid in self.observer_backends.values())
 
     # -- starting and stopping ------------------------------------------------------
 
@@ -144,8 +171,10 @@ class BenchStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log("starting Postgres ...")
         self.postgres = PostgresServer()
+        self.statements_tracked = track_statements(self.postgres)
         self.postgres.start()
         self.database_url = create_database(self.postgres.url, "taskfleet")
+        self.add_observer()
         self.env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
@@ -185,6 +214,16 @@ class BenchStack:
         self._wait("web", self.port, web, timeout_s=60)
         self.wait_ready()
 
+    def add_observer(self) -> None:
+        """The benchmark's own role, and pg_stat_statements' view in the database."""
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {OBSERVER_ROLE} LOGIN SUPERUSER")
+            if self.statements_tracked:
+                cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.close()
+
     def worker_names(self) -> list[str]:
         return ["worker"] + [f"worker-{i}" for i in range(2, self.worker_processes + 1)]
 
@@ -194,6 +233,23 @@ class BenchStack:
         for i, name in enumerate(self.worker_names(), 1):
             self.stopped_on_purpose.discard(name)
             self.supervisor.start(name, self.procfile["worker"] + f" --hostname bench{i}@%h")
+
+    def set_worker_processes(self, count: int, timeout_s: float = 60.0) -> None:
+        """Run ``count`` worker processes: start the missing ones or stop the extra
+        ones (the others keep running), then wait until ``count`` answer a ping."""
+        assert self.supervisor is not None
+        before = self.worker_names()
+        self.worker_processes = count
+        wanted = self.worker_names()
+        for name in before:
+            if name not in wanted:
+                self.stop_process(name)
+        running = {name for name, proc in self.supervisor.processes if proc.poll() is None}
+        for i, name in enumerate(wanted, 1):
+            if name not in running:
+                self.stopped_on_purpose.discard(name)
+                self.supervisor.start(name, self.procfile["worker"] + f" --hostname bench{i}@%h")
+        self.wait_workers(time.monotonic() + timeout_s, count)
 
     def stop_workers(self) -> None:
         for name in self.worker_names():
@@ -244,16 +300,17 @@ class BenchStack:
             time.sleep(0.3)
         r.close()
 
-    def wait_workers(self, deadline: float) -> None:
-        """Both Celery workers answer a ping (so they consume their queues)."""
+    def wait_workers(self, deadline: float, processes: int = 1) -> None:
+        """Both Celery workers answer a ping (so they consume their queues); taskfleet's
+        with ``processes`` replies."""
         from app import create_app
         from app.extensions import CELERY
         from bench.bare_celery import app as bare_app
 
         tf = create_app(self.settings()).extensions[CELERY]
         bare_app.conf.broker_url = bare_app.conf.result_backend = self.bare_url
-        for name, celery_app in (("worker", tf), ("bare-celery", bare_app)):
-            while not celery_app.control.ping(timeout=1.0):
+        for name, celery_app, replies in (("worker", tf, processes), ("bare-celery", bare_app, 1)):
+            while len(celery_app.control.ping(timeout=1.0)) < replies:
                 self.check_alive()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not answer a ping; see {self.logs}/{name}.log")
@@ -312,7 +369,9 @@ class BenchStack:
 
     def cpu_seconds(self, names: Iterable[str] | None = None) -> dict[str, float]:
         """user+sys seconds so far of each started process and all its descendants,
-        children that exited included (their time is in the parent's cutime/cstime)."""
+        children that exited included (their time is in the parent's cutime/cstime).
+        Postgres' leaves out the backends that served the benchmark's own connections
+        (``observer_cpu_seconds``): their queries are not the stack's work."""
         wanted = set(names) if names is not None else None
         totals: dict[str, float] = {}
         for name, pid in self.roots().items():
@@ -329,10 +388,52 @@ class BenchStack:
                     t = p.cpu_times()
                     total += t.user + t.system + t.children_user + t.children_system
             totals[name] = total
+        if "postgres" in totals:
+            totals["postgres"] = max(0.0, totals["postgres"] - self.observer_cpu_seconds())
         return totals
 
     def backends(self, group: str) -> list[Backend]:
         return self.backend_groups[group]
+
+
+class ObservedConnection(psycopg2.extensions.connection):  # type: ignore[misc]
+    """A psycopg2 connection that, when closed, adds its backend's CPU to its stack's
+    ``observer_closed_cpu`` (a closed backend's CPU would otherwise stay in Postgres')."""
+
+    stack: BenchStack | None = None
+
+    def close(self) -> None:
+        if self.stack is not None:
+            pid = self.stack.observer_backends.pop(id(self), None)
+            if pid is not None:
+                self.stack.observer_closed_cpu += _process_cpu(pid)
+        super().close()
+
+
+def track_statements(server: PostgresServer) -> bool:
+    """Make the (not yet started) server load pg_stat_statements, when its library is
+    installed beside the server binary; whether it will."""
+    postgres = pg_binary("postgres")
+    if postgres is None or not (Path(postgres).parent.parent / "lib" / "pg_stat_statements.so").exists():
+        log("pg_stat_statements is not installed: no Postgres statement counts")
+        return False
+    with (server.data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            "\n# bench/stack.py: statement counts per task (bench/costs.py)\n"
+            "shared_preload_libraries = 'pg_stat_statements'\n"
+            "pg_stat_statements.max = 10000\n"
+            "pg_stat_statements.track_utility = on\n"
+        )
+    return True
+
+
+def _process_cpu(pid: int) -> float:
+    """user+sys seconds of one process (0 once it is gone)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return t.user + t.system
 
 
 def backend_stats(backend: Backend) -> dict[str, int]:

@@ -18,14 +18,15 @@ from tests.test_stack import stack, wait_final  # noqa: F401 - the fixture is us
 @pytest.fixture
 def fleet(stack, token):  # noqa: F811 - pytest fixture
     """(api, admin headers, client headers, add) where add(name, **fields) starts a demo
-    backend and registers it with status and cancel endpoints."""
+    backend and registers it with status and cancel endpoints (``demo_key``: the apiKey
+    the backend itself knows, checks and signs its callbacks with)."""
     api = stack[0]
     admin = {"Authorization": f"Bearer {token('root', ('admin',))}"}
     client = {"Authorization": f"Bearer {token('alice')}"}
     servers = []
 
-    def add(name: str, delay_s: float = 0.05, **fields) -> DemoBackend:
-        demo = DemoBackend(name, delay_s=delay_s)
+    def add(name: str, delay_s: float = 0.05, demo_key: str | None = None, **fields) -> DemoBackend:
+        demo = DemoBackend(name, delay_s=delay_s, api_key=demo_key)
         port = free_port()
         server = demo.serve("127.0.0.1", port)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -60,6 +61,7 @@ def submit(api, client, capability, payload, **fields) -> str:
     return r.json()["id"]
 
 
+@pytest.mark.slow  # ~40 s of 32-second calls: runs in `make soak`
 @pytest.mark.parametrize("stack", [220], indirect=True)
 def test_two_hundred_calls_longer_than_thirty_seconds_run_at_once_on_one_worker_process(fleet):
     """Calls may take the task's whole timeout: 200 calls of 32 s each are held at once
@@ -110,3 +112,32 @@ def test_poll_mode_cancel_and_batches_end_to_end(fleet):
         assert task["status"] == "COMPLETED" and task["result"]["echo"] == {"i": i}, task
     sizes = batcher.stats()["batches"]
     assert sum(sizes) == 10 and max(sizes) <= 4 and len(sizes) < 10
+
+
+def test_a_server_demanding_signed_callbacks_hears_only_from_a_backend_that_signs(fleet):
+    """Both servers demand signatures. The demo backend that has the apiKey signs its
+    callbacks and its task completes; one that does not sign (a tutorial backend that
+    knows nothing of signatures) is refused, its task untouched until its timeout."""
+    api, admin, client, add = fleet
+    signer = add(
+        "signer", delay_s=0.3, demo_key="signer-key", apiKey="signer-key", callbackSignature="required"
+    )
+    plain = add("plain", delay_s=0.3, apiKey="plain-key", callbackSignature="required")
+    shown = requests.get(f"{api}/servers/plain", headers=admin, timeout=5).json()
+    assert shown["callbackSignature"] == "required" and "plain-key" not in str(shown)
+
+    signed_id = submit(api, client, "signer", {"n": 1}, mode="callback")
+    task = wait_final(api, client, signed_id, timeout_s=30)
+    assert task["status"] == "COMPLETED" and task["result"]["echo"] == {"n": 1}, task
+    assert set(signer.stats()["callback_answers"]) == {200}
+
+    unsigned_id = submit(api, client, "plain", {"n": 2}, mode="callback", timeout=4, maxRetries=0)
+    deadline = time.monotonic() + 15
+    while len(plain.stats()["callback_answers"]) < 2:  # its progress and its result
+        assert time.monotonic() < deadline, plain.stats()
+        time.sleep(0.1)
+    assert plain.stats()["callback_answers"] == [401, 401]
+    seen = requests.get(f"{api}/task/{unsigned_id}", headers=client, timeout=5).json()
+    assert seen["status"] == "PROCESSING" and seen["progress"] == 0 and seen["result"] is None
+    task = wait_final(api, client, unsigned_id, timeout_s=30)
+    assert task["status"] == "TIMEOUT", task

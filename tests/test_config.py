@@ -17,6 +17,14 @@ def test_the_body_limit_is_32_mib_unless_set():
     assert Settings.from_env({}).flask_config()["MAX_CONTENT_LENGTH"] == 32 * 1024 * 1024
 
 
+def test_token_lifetime_cap_and_jwt_leeway_come_from_the_environment():
+    s = Settings.from_env({})
+    assert (s.token_max_ttl_s, s.clock_leeway_s) == (30 * 86_400, 30)
+    assert s.flask_config()["JWT_DECODE_LEEWAY"] == 30
+    s = Settings.from_env({"TOKEN_MAX_TTL_S": "3600", "CLOCK_LEEWAY_S": "5"})
+    assert (s.token_max_ttl_s, s.flask_config()["JWT_DECODE_LEEWAY"]) == (3600, 5)
+
+
 def test_a_non_integer_setting_is_refused_with_its_name():
     with pytest.raises(ValueError, match="PORT"):
         Settings.from_env({"PORT": "eighty"})
@@ -46,6 +54,8 @@ def test_every_variable_is_documented_in_env_example():
         "PUBLIC_URL",
         "MAX_BODY_BYTES",
         "TOKEN_TTL_S",
+        "TOKEN_MAX_TTL_S",
+        "CLOCK_LEEWAY_S",
         "CONNECT_TIMEOUT_S",
         "HOT_STATE_TTL_S",
         "WORKER_CONCURRENCY",
@@ -58,6 +68,12 @@ def test_every_variable_is_documented_in_env_example():
         "FAIR_SHARE",
         "MAX_WAITING_PROFILES",
         "WEB_CONNECTIONS",
+        "METRICS_MAX_AGE_S",
+        "METRICS_TOKEN",
+        "RETENTION_DAYS",
+        "REDIS_MAXMEMORY",
+        "FLOWER_ADDRESS",
+        "FLOWER_BASIC_AUTH",
     ):
         assert f"\n{name}=" in documented, name
 
@@ -92,3 +108,10 @@ def test_fair_sharing_is_on_unless_turned_off_and_the_profile_cap_is_read():
         assert Settings.from_env({"FAIR_SHARE": off}).fair_share is False
     assert Settings.from_env({"FAIR_SHARE": "on"}).fair_share is True
     assert Settings.from_env({"MAX_WAITING_PROFILES": "500"}).max_waiting_profiles == 500
+
+
+def test_callback_signatures_are_optional_unless_required_and_nothing_else_is_taken():
+    assert Settings.from_env({}).callback_signature == "optional"
+    assert Settings.from_env({"CALLBACK_SIGNATURE": "Required"}).callback_signature == "required"
+    with pytest.raises(ValueError, match="CALLBACK_SIGNATURE must be one of required, optional"):
+        Settings.from_env({"CALLBACK_SIGNATURE": "always"})

@@ -216,6 +216,8 @@ def test_taskfleet_up_starts_the_model_backend_and_prints_a_classify_task_comple
         assert "'server': 'model-1'" in result
         assert sum(line.endswith(": COMPLETED") for line in lines) == 3  # sync, callback, classify
         assert "demo-model.log" in os.listdir(tmp_path / "logs")
+        # The embedded Redis wants a password: the stack got it, the output shows it masked.
+        assert re.search(r"^redis    redis://:\*\*\*@127\.0\.0\.1:\d+/0$", output, re.M), output
     finally:
         with suppress(ProcessLookupError):
             up.send_signal(signal.SIGTERM)

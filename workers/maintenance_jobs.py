@@ -23,7 +23,9 @@ from app.services import (
     liveness,
     maintenance,
     polling,
+    retention,
     statistics,
+    tokens,
 )
 from app.services.routines import Routine, run_due
 
@@ -61,6 +63,10 @@ ROUTINES: dict[str, Routine] = {
     jobs.CLEANUP_SERVERS: fleet_health.cleanup_stale,
     # Publish lost limits; scale dynamic ones; start held-back tasks that now fit.
     jobs.SCALE_LIMITS: limits.scale_and_wake,
+    # Forget revoked JWTs that have expired (refused as expired anyway).
+    jobs.DROP_EXPIRED_REVOCATIONS: tokens.drop_expired,
+    # Delete finished tasks older than RETENTION_DAYS, a bounded batch per run.
+    jobs.PURGE_FINISHED: retention.purge,
 }
 
 

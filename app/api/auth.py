@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 
 from app.core.errors import Forbidden, Unauthorized
+from app.extensions import current_context
+from app.services import tokens
 
 ROLES = ("admin", "client", "server")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,7 +61,24 @@ def requires(*roles: str) -> Callable[[F], F]:
 
 
 def init_jwt(app: Flask) -> JWTManager:
+    """Decoding (HS256, ``exp``/``nbf``/``iat`` with ``CLOCK_LEEWAY_S`` of leeway) is
+    flask-jwt-extended's; on top of it a token must carry a numeric ``exp`` and must not
+    be revoked (``services.tokens``). Every refusal is a 401 in the API's error shape."""
     jwt = JWTManager(app)
+
+    @jwt.token_in_blocklist_loader
+    def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        g.revoked_reason = tokens.revoked_reason(current_context(), payload)
+        return g.revoked_reason is not None
+
+    @jwt.token_verification_loader
+    def _has_expiry(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        exp = payload.get("exp")
+        return isinstance(exp, int | float) and not isinstance(exp, bool)
+
+    @jwt.token_verification_failed_loader
+    def _no_expiry(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        return unauthorized("token has no expiry (exp claim): mint one with taskfleet token")
 
     def unauthorized(message: str) -> Any:
         response = jsonify(error="unauthorized", message=message, details={})
@@ -80,7 +99,7 @@ def init_jwt(app: Flask) -> JWTManager:
 
     @jwt.revoked_token_loader
     def _revoked(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
-        return unauthorized("token revoked")
+        return unauthorized(g.get("revoked_reason") or "token revoked")
 
     @jwt.needs_fresh_token_loader
     def _stale(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:

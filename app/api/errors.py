@@ -14,7 +14,8 @@ from jwt import PyJWTError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from app.core.errors import ProfileCapReached, StoreUnavailable, TaskfleetError
+from app.core.errors import ProfileCapReached, RedisRefusesWrites, StoreUnavailable, TaskfleetError
+from app.store.redis_client import refuses_writes
 
 log = logging.getLogger("taskfleet.api")
 
@@ -129,7 +130,9 @@ def _document_query(operation: dict[str, Any]) -> None:
 
 #: Answers any operation behind a bearer token, or using a store, may give.
 AUTH_ERRORS = (("403", "The token's roles do not allow this"),)
-STORE_ERRORS = (("503", "Redis or the database is unreachable; try again after Retry-After"),)
+STORE_ERRORS = (
+    ("503", "Redis or the database is unreachable, or Redis is full; try again after Retry-After"),
+)
 #: Operations that use no store (answered by the API process alone).
 STORELESS_PATHS = frozenset({"/api/health"})
 
@@ -218,6 +221,8 @@ def register_error_handlers(app: APIFlask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if refuses_writes(error):  # a Redis call the store left unwrapped: still a 503
+            return _taskfleet_error(RedisRefusesWrites())
         if isinstance(error, SQLAlchemyError):
             # A database's own message can quote the statement with its values (Postgres
             # echoes the failing line): log the kind of error only.

@@ -59,7 +59,7 @@ def list_limits() -> Any:
     return {"items": [_view(v) for v in limits.list_limits(ctx())]}
 
 
-@bp.get("/<limit_type>")
+@bp.get("/<path:limit_type>")
 @requires("admin")
 @bp.output(LimitOut)
 @bp.doc(responses={404: "No limit for this type"}, **BEARER)
@@ -67,7 +67,7 @@ def get_limit(limit_type: str) -> Any:
     return _view(limits.get_limit(ctx(), _checked_type(limit_type)))
 
 
-@bp.put("/<limit_type>")
+@bp.put("/<path:limit_type>")
 @requires("admin")
 @bp.input(LimitIn, arg_name="data")
 @bp.output(LimitOut)
@@ -88,7 +88,7 @@ def put_limit(limit_type: str, data: dict[str, Any]) -> Any:
     return _view(limits.put_limit(ctx(), _checked_type(limit_type), config))
 
 
-@bp.delete("/<limit_type>")
+@bp.delete("/<path:limit_type>")
 @requires("admin")
 @bp.output({}, status_code=204)
 @bp.doc(responses={404: "No limit for this type"}, **BEARER)

@@ -1,15 +1,17 @@
 """``GET /metrics`` in the Prometheus text format. Every figure is read from Redis and
-the database at scrape time (no per-process counters), so any API process answers
-for the whole fleet: several gunicorn workers and Celery processes need no
-multiprocess set-up."""
+the database (no per-process counters), so any API process answers for the whole
+fleet: several gunicorn workers and Celery processes need no multiprocess set-up.
+The text is computed at most once per ``METRICS_MAX_AGE_S`` per process and shared by
+the scrapes within that age, so scrapers cannot load the stores."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response
+from flask import Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,12 +21,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from app.api.errors import error_response
 from app.core.metrics import cumulative_buckets
+from app.core.snapshot_cache import SnapshotCache
 from app.extensions import current_context as ctx
 from app.services import metrics
 from app.services.metrics import Snapshot
 
 bp = APIBlueprint("metrics", __name__, tag="Metrics")
+
+#: Where an app keeps its cache of the metrics text (``app.extensions``).
+CACHE = "taskfleet_metrics_cache"
 
 TASK_EVENTS = ("created", "completed", "failed", "timeout", "cancelled", "retried")
 
@@ -75,7 +82,15 @@ def _server_families(s: Snapshot) -> Iterator[Any]:
         slots.add_metric([server_id], figures.max)
         used.add_metric([server_id], figures.used)
         up.add_metric([server_id], int(figures.ok))
-    yield from (attempts, response, slots, used, up)
+    drift = _gauge(
+        "slot_drift",
+        "Slot units held in Redis minus units of attempts the database has running, on a "
+        "server (past SLOT_DRIFT_GRACE_S); reconcile repairs it.",
+        ["server"],
+    )
+    for server_id, units in sorted(s.slot_drift.items()):
+        drift.add_metric([server_id], units)
+    yield from (attempts, response, slots, used, up, drift)
 
 
 def _queue_families(s: Snapshot) -> Iterator[Any]:
@@ -110,13 +125,48 @@ class _SnapshotCollector(Collector):
         yield from _limit_families(self.snapshot)
 
 
+def render() -> bytes:
+    """The metrics text, computed now from Redis and the database."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(metrics.snapshot(ctx())))
+    return generate_latest(registry)
+
+
+def _cache() -> SnapshotCache[bytes]:
+    """This app's cache of the metrics text (made on first use)."""
+    cache = current_app.extensions.get(CACHE)
+    if cache is None:
+        max_age_ms = int(ctx().settings.metrics_max_age_s * 1000)
+        cache = current_app.extensions.setdefault(CACHE, SnapshotCache[bytes](max_age_ms))
+    return cache
+
+
+def _authorized() -> bool:
+    token = ctx().settings.metrics_token
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @bp.get("/metrics")
 @bp.doc(
     summary="Prometheus metrics",
-    description="The Prometheus text format; no authentication (expose it only to the scraper's network).",
-    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    description=(
+        "The Prometheus text format, computed at most once per METRICS_MAX_AGE_S (default 5 s) "
+        "per API process: scrapes within that age share one answer. When METRICS_TOKEN is set, "
+        "`Authorization: Bearer <METRICS_TOKEN>` is required; otherwise there is no "
+        "authentication (expose it only to the scraper's network)."
+    ),
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        401: {"description": "METRICS_TOKEN is set and the request does not carry it"},
+    },
 )
 def scrape() -> Response:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(metrics.snapshot(ctx())))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    if not _authorized():
+        response = error_response(401, "unauthorized", "/metrics wants Authorization: Bearer <METRICS_TOKEN>")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    text = _cache().get(ctx().now_ms, render)
+    return Response(text, mimetype=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from apiflask.fields import AwareDateTime, Boolean, Dict, Float, Integer, List, 
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError, pre_load, validates_schema
 
+from app.core import signatures
 from app.core.balancing import Algorithm
 from app.core.deferral import MAX_DELAY_S, MAX_DEPENDENCIES
 from app.core.states import AttemptOutcome, TaskMode, TaskStatus
@@ -354,6 +355,17 @@ class ServerIn(StrictSchema):
         data_key="timeoutSeconds", load_default=None, allow_none=True, validate=Range(1, MAX_TIMEOUT_S)
     )
     batch = Nested(BatchIn, load_default=None, allow_none=True)
+    callback_signature = String(
+        data_key="callbackSignature",
+        allow_none=True,
+        validate=OneOf(signatures.MODES),
+        metadata={
+            "description": '"required": every callback must carry an X-Taskfleet-Signature '
+            'made with the apiKey (an apiKey is then needed); "optional": the URL token '
+            "suffices and a signature is checked when present; null: the deployment's "
+            "CALLBACK_SIGNATURE. Left out: a new server takes null, an existing one keeps its own."
+        },
+    )
 
 
 class ServerOut(Schema):
@@ -371,6 +383,11 @@ class ServerOut(Schema):
     has_api_key = Boolean(data_key="hasApiKey")
     timeout_s = Integer(data_key="timeoutSeconds", allow_none=True)
     batch = Nested(BatchOut, allow_none=True)
+    callback_signature = String(
+        data_key="callbackSignature",
+        allow_none=True,
+        metadata={"description": "required, optional, or null: the deployment's CALLBACK_SIGNATURE."},
+    )
     created_at = String(data_key="createdAt")
     updated_at = String(data_key="updatedAt")
 

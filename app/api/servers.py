@@ -1,4 +1,4 @@
-"""Server registry endpoints (admin; heartbeats also from the server role)."""
+"""Server registry endpoints (admin; a server's own heartbeats also from the server role)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
-from app.api.auth import requires
+from app.api.auth import current_caller, requires
 from app.api.schemas import (
     HeartbeatIn,
     MaintenanceIn,
@@ -17,6 +17,7 @@ from app.api.schemas import (
     ServerOut,
 )
 from app.api.views import server_metrics_view, server_view
+from app.core.errors import Forbidden
 from app.core.servers import Server, ServerConfig
 from app.core.urls import check_backend_url
 from app.extensions import current_context as ctx
@@ -89,8 +90,16 @@ def unregister_server(server_id: str) -> Any:
 @requires("server", "admin")
 @bp.input(HeartbeatIn, arg_name="load")
 @bp.output(ServerDetailOut)
-@bp.doc(responses={404: "No such server"}, **BEARER)
+@bp.doc(
+    description="A server's own report: a token of the server role may beat only the server "
+    "whose id is its sub; an admin may beat any server.",
+    responses={403: "A server token for another server", 404: "No such server"},
+    **BEARER,
+)
 def heartbeat(server_id: str, load: dict[str, Any]) -> Any:
+    caller = current_caller()
+    if not caller.is_admin and caller.subject != server_id:
+        raise Forbidden("a server token may beat only the server whose id is its sub")
     servers.heartbeat(ctx(), server_id, load)
     return _detail(server_id)
 

@@ -160,19 +160,28 @@ def retry_task(task_id: str) -> Any:
     return _shown(control.retry(ctx(), task_id, current_caller().owner_filter))
 
 
-def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 for a missing, forged or expired callback token, before the body is read."""
+def callback_credentials_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 for a missing, forged or expired callback token, or a missing or bad signature
+    where one is needed, before the body is validated as an update."""
 
     @wraps(view)
     def wrapper(task_id: str, **kwargs: Any) -> Any:
-        g.callback_claim = outcomes.check_callback_token(ctx(), task_id, request.args.get("token"))
+        context = ctx()
+        g.callback_claim = outcomes.check_callback_token(context, task_id, request.args.get("token"))
+        g.callback_state = outcomes.authenticate_callback(
+            context,
+            task_id,
+            g.callback_claim,
+            request.get_data(cache=True),  # read only once the token is good
+            request.headers.get(signatures.HEADER),
+        )
         return view(task_id, **kwargs)
 
     return wrapper
 
 
 @bp.put("/task/<task_id>")
-@callback_token_required
+@callback_credentials_required
 @bp.input(CallbackQuery, location="query", arg_name="query")
 @bp.input(CallbackIn, arg_name="update")
 @bp.output(TaskOut)
@@ -181,16 +190,20 @@ def callback_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     description=(
         "Authenticated by the signed token in the callback URL, not a JWT. A backend may "
         "also sign the body with its apiKey: X-Taskfleet-Signature: t=<unix seconds>,"
-        'v1=<hex HMAC-SHA256 of "<t>." + body>, accepted within 300 s; a bad one is 401.'
+        'v1=<hex HMAC-SHA256 of "<t>." + body>, accepted within 300 s; a bad one is 401. '
+        'A server registered with callbackSignature "required" (or, with an apiKey, under '
+        "CALLBACK_SIGNATURE=required) must sign every callback: an unsigned one is 401. "
+        "A PROCESSING update that changes nothing (same or lower progress, same metadata) "
+        "is answered 200 with the task as it is, and records nothing."
     ),
     responses={
-        401: "Token forged or expired",
+        401: "Token forged or expired; signature bad, or missing where required",
         403: "Token of another task",
         404: "No such task",
         409: "Task final or attempt superseded",
     },
 )
 def task_callback(task_id: str, query: dict[str, Any], update: dict[str, Any]) -> Any:
-    signature = request.headers.get(signatures.HEADER)
-    body = request.get_data(cache=True)
-    return _shown(outcomes.report(ctx(), task_id, g.callback_claim, update, body, signature))
+    return _shown(
+        outcomes.callback(ctx(), task_id, g.callback_claim.attempt, update, current=g.callback_state)
+    )

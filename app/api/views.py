@@ -135,6 +135,7 @@ def server_view(server: Server, in_flight: int) -> dict[str, Any]:
         "has_api_key": server.has_api_key,
         "timeout_s": server.timeout_s,
         "batch": None if server.batch is None else asdict(server.batch),
+        "callback_signature": server.callback_signature,
         "created_at": server.created_at.isoformat(),
         "updated_at": server.updated_at.isoformat(),
     }

@@ -80,6 +80,17 @@ class ProfileCapReached(TaskfleetError):
         )
 
 
+class RedisRefusesWrites(StoreUnavailable):
+    """Redis answers but refuses writes: its memory is at ``maxmemory`` (policy
+    ``noeviction``) or it is a read-only replica. The refused command wrote nothing."""
+
+    code = "redis_full"
+    retry_after_s = 30
+
+    def __init__(self) -> None:
+        super().__init__("Redis refuses writes (its memory is full or it is read-only); try again later")
+
+
 class BackendError(TaskfleetError):
     """Raised when a backend server's answer is a failure for this attempt."""
 

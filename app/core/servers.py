@@ -44,6 +44,9 @@ class Server:
     batch: BatchConfig | None
     created_at: datetime
     updated_at: datetime
+    #: "required" or "optional" (``app.core.signatures``); None: the deployment's
+    #: ``CALLBACK_SIGNATURE``.
+    callback_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class ServerConfig:
     api_key: str | None = None
     timeout_s: int | None = None
     batch: BatchConfig | None = None
+    #: "required", "optional", or None for the deployment's default; only applied when
+    #: ``sets_callback_signature`` (a registration that does not name it keeps the
+    #: server's, so re-registering with an older script never lowers the demand).
+    callback_signature: str | None = None
+    sets_callback_signature: bool = False
 
     @classmethod
     def from_input(cls, data: dict[str, Any]) -> ServerConfig:
@@ -77,4 +85,6 @@ class ServerConfig:
             api_key=data.get("api_key"),
             timeout_s=data.get("timeout_s"),
             batch=BatchConfig(**data["batch"]) if data.get("batch") else None,
+            callback_signature=data.get("callback_signature"),
+            sets_callback_signature="callback_signature" in data,
         )

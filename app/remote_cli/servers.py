@@ -60,6 +60,12 @@ def show(client: Client, server_id: str) -> None:
     envvar="TASKFLEET_SERVER_API_KEY",
     help="Bearer key taskfleet sends to it [TASKFLEET_SERVER_API_KEY: keeps it out of shell history].",
 )
+@click.option(
+    "--callback-signature",
+    type=click.Choice(["required", "optional", "default"]),
+    help="required: its callbacks must be signed with the apiKey; optional: the URL token "
+    "suffices; default: the deployment's CALLBACK_SIGNATURE [unchanged; default for a new server].",
+)
 @api_command
 def add(
     client: Client,
@@ -71,10 +77,15 @@ def add(
     name: str | None,
     capabilities: tuple[str, ...],
     groups: tuple[str, ...],
+    callback_signature: str | None,
     **fields: Any,
 ) -> None:
     """Register SERVER_ID, or update it if it exists."""
     endpoints = {"predict": predict, "health": health, "status": status_url, "cancel": cancel_url}
+    if callback_signature == "default":
+        fields["extra"] = {"callbackSignature": None}
+    elif callback_signature is not None:
+        fields["callback_signature"] = callback_signature
     server = client.register_server(
         name or server_id,
         {key: url for key, url in endpoints.items() if url},

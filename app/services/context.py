@@ -12,6 +12,7 @@ from app.backends import BackendClient, CallbackTokens
 from app.config import Settings
 from app.core.clock import Clock, SystemClock
 from app.core.tally import Tally
+from app.core.tokens import RevocationCache
 from app.store.active_alerts import ActiveAlerts
 from app.store.batch_lines import BatchLines
 from app.store.db import Database
@@ -67,6 +68,8 @@ class Context:
     closed_recounts: dict[int, Tally] = field(default_factory=dict)
     #: The process's one reader of every open event stream (``services.events.hub_of``).
     event_hub: Any = None
+    #: Per-process copy of the JWT revocations (``services.tokens.revoked_reason``).
+    revocations: RevocationCache = field(default_factory=RevocationCache)
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
@@ -99,7 +102,7 @@ def build_context(
         alerts=ActiveAlerts(client),
         routine_claims=RoutineClaims(client),
         backends=BackendClient(settings.connect_timeout_s),
-        tokens=CallbackTokens(settings.callback_secret, clock),
+        tokens=CallbackTokens(settings.callback_secret, clock, settings.clock_leeway_s),
         queue=queue,
         endpoints=EndpointCache(db),
         clock=clock,

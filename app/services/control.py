@@ -37,8 +37,9 @@ def list_tasks(
 
 
 def visible_task(ctx: Context, task_id: str, owner: str | None) -> TaskState:
-    """The task if ``owner`` may see it (None = admin, sees all); else ``NotFound``."""
-    state = state_sync.load(ctx, task_id)
+    """The task if ``owner`` may see it (None = admin, sees all); else ``NotFound``.
+    Read only: a task whose hot state is not in Redis is read from its row."""
+    state = state_sync.read(ctx, task_id)
     if state is None or (owner is not None and state.owner != owner):
         raise NotFound(f"task {task_id} not found")
     return state

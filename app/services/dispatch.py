@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from app.core.errors import BackendBusy, BackendError, Conflict, LimitReached, LimitsNotLoaded
+from app.core.errors import (
+    BackendBusy,
+    BackendError,
+    Conflict,
+    LimitReached,
+    LimitsNotLoaded,
+    StoreUnavailable,
+)
 from app.core.states import TaskMode, TaskStatus
 from app.core.task import TaskState
 from app.services import batching, limits, liveness, outcomes, polling, state_sync, streaming, waiting
@@ -104,7 +111,26 @@ def dispatch(ctx: Context, task_id: str, attempt: int) -> DispatchResult:
     except Conflict:
         ctx.fleet.release(server_id, task_id, next_attempt, ctx.now_ms(), task_type=state.spec.type)
         return DispatchResult.STALE
+    except StoreUnavailable:
+        started = _started_without_its_row(ctx, task_id, next_attempt)
+        if started is None:
+            raise
+        state = started
     return _call_backend(ctx, state)
+
+
+def _started_without_its_row(ctx: Context, task_id: str, attempt: int) -> TaskState | None:
+    """The attempt's start when it took in Redis and only the database missed it (its
+    row follows through reconcile): the backend must still be called, or a callback
+    task would hold its slot unused until its timeout. None when it did not take."""
+    try:
+        state = ctx.tasks.get(task_id)
+    except StoreUnavailable:
+        return None
+    if state is None or state.status is not TaskStatus.PROCESSING or state.attempt != attempt:
+        return None
+    log.warning("task %s attempt %s started; its row waits for the database", task_id, attempt)
+    return state
 
 
 def _call_backend(ctx: Context, state: TaskState) -> DispatchResult:

@@ -248,7 +248,7 @@ def follow(
 def _current(ctx: Context, task_id: str) -> TaskState | None:
     """The task now: its hot state, or its row while Redis is unavailable."""
     try:
-        return state_sync.load(ctx, task_id)
+        return state_sync.read(ctx, task_id)
     except StoreUnavailable:
         with ctx.db.session() as session:
             row = tasks_repo.get_row(session, task_id)

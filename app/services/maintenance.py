@@ -7,8 +7,19 @@ import logging
 
 from app.config import DISPATCH_QUEUE
 from app.core.errors import Conflict, NotFound
+from app.core.slot_ledger import RECLAIM_AFTER_S
 from app.core.states import TaskMode, TaskStatus
-from app.services import deferred, limits, outcomes, polling, servers, state_sync, statistics, waiting
+from app.services import (
+    deferred,
+    limits,
+    outcomes,
+    polling,
+    servers,
+    slot_ledger,
+    state_sync,
+    statistics,
+    waiting,
+)
 from app.services.context import Context
 from app.store import tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -25,9 +36,6 @@ ORPHAN_AFTER_S = 30
 #: The same while Celery's dispatch queue holds messages: a task behind a backlog is
 #: most likely not lost, only waiting its turn, so the sweep gives it longer.
 ORPHAN_IN_BACKLOG_AFTER_S = 300
-#: Seconds after which a slot no running attempt uses is taken back (a worker died
-#: between reserving it and starting the attempt, or before freeing it).
-RECLAIM_AFTER_S = 60
 
 
 def expire_deadlines(ctx: Context) -> int:
@@ -109,9 +117,19 @@ def reclaim_slots(ctx: Context) -> int:
 
 def reconcile(ctx: Context) -> dict[str, int]:
     """Make Redis and the database agree: rebuild Redis when it lost its data, let the
-    database catch up with tasks it could not follow, and re-enqueue PENDING tasks that
-    nothing will dispatch (lost between commit and enqueue)."""
-    report = {"servers": 0, "tasks": 0, "scheduled": 0, "synced": 0, "requeued": 0, "stats_hours": 0}
+    database catch up with tasks it could not follow, re-enqueue PENDING tasks that
+    nothing will dispatch (lost between commit and enqueue), and repair slot drift
+    (``slot_ledger.repair``: slots held without a running attempt, attempts running
+    without a slot)."""
+    report = {
+        "servers": 0,
+        "tasks": 0,
+        "scheduled": 0,
+        "synced": 0,
+        "requeued": 0,
+        "stats_hours": 0,
+        "drift_repaired": 0,
+    }
     rebuild = ctx.tasks.needs_rebuild()
     if rebuild:
         report["stats_hours"] = statistics.mark_lost(ctx)
@@ -129,6 +147,7 @@ def reconcile(ctx: Context) -> dict[str, int]:
             report["synced"] += 1
     if not rebuild:  # a rebuild has just enqueued every PENDING task
         report["requeued"] = _requeue_orphans(ctx)
+    report["drift_repaired"] = slot_ledger.repair(ctx)
     if any(report.values()):
         log.info("reconcile: %s", report)
     return report

@@ -9,7 +9,7 @@ from typing import Any
 from app.config import QUEUES
 from app.core.states import TaskStatus
 from app.core.tally import BY_SERVER, BY_TYPE
-from app.services import statistics
+from app.services import slot_ledger, statistics
 from app.services.context import Context
 from app.services.status import limit_figures, workers_seen
 from app.store import tasks_repo
@@ -27,6 +27,9 @@ class Snapshot:
     by_server: dict[str, dict[str, int]] = field(default_factory=dict)
     #: server -> its slots now.
     slots: dict[str, SlotUse] = field(default_factory=dict)
+    #: server -> slot units held in Redis minus units the database has running, past
+    #: the grace (``slot_ledger.drift``).
+    slot_drift: dict[str, int] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
     waiting: int = 0
     scheduled: int = 0
@@ -42,11 +45,13 @@ def snapshot(ctx: Context) -> Snapshot:
         tasks_now = tasks_repo.count_by_status(
             session, [TaskStatus.SCHEDULED, TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.PROCESSING]
         )
+    slots = ctx.fleet.slots()
     return Snapshot(
         tasks_now=tasks_now,
         by_type=statistics.totals(ctx, BY_TYPE),
         by_server=statistics.totals(ctx, BY_SERVER),
-        slots=ctx.fleet.slots(),
+        slots=slots,
+        slot_drift=slot_ledger.drift(ctx, slots),
         queues=ctx.workers.queue_depths(QUEUES),
         waiting=ctx.waiting.total(),
         scheduled=ctx.tasks.scheduled_count(),

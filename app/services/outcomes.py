@@ -14,6 +14,7 @@ from app.core.states import AttemptOutcome, TaskStatus, attempts_left, is_final
 from app.core.task import MAX_TIMEOUT_S, TaskState
 from app.services import limits, state_sync, statistics, waiting
 from app.services.context import Context
+from app.store import tasks_repo
 from app.store.tasks_repo import AttemptEnd
 
 log = logging.getLogger("taskfleet.outcomes")
@@ -153,28 +154,41 @@ def check_callback_token(ctx: Context, task_id: str, token: str | None) -> Callb
     return ctx.tokens.verify(token, task_id, MAX_TIMEOUT_S + CALLBACK_GRACE_S)
 
 
-def report(
-    ctx: Context,
-    task_id: str,
-    claim: CallbackClaim,
-    update: dict[str, Any],
-    body: bytes,
-    signature: str | None = None,
+def authenticate_callback(
+    ctx: Context, task_id: str, claim: CallbackClaim, body: bytes, signature: str | None
 ) -> TaskState:
-    """A backend's PUT to its callback URL, with the claim of its token: the token must
-    be younger than the task's own timeout (plus grace) and, when the backend signed
-    the body (``signature``, the header's value), the signature must match the apiKey
-    of the server running the task. Then the update is applied (``callback``)."""
+    """The rest of a callback's credentials once its token's ``claim`` is known
+    (``check_callback_token``), checked before its body is read as an update; returns
+    the task as it is now. The token must be younger than the task's own timeout plus
+    grace, and the signature (``signature``: the header's value) must satisfy the rule
+    of the server running the task (``check_signature``)."""
     state = state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
     if ctx.now_ms() // 1000 - claim.issued_s > state.spec.timeout_s + CALLBACK_GRACE_S:
         raise Unauthorized("callback token expired")
+    check_signature(ctx, state, body, signature)
+    return state
+
+
+def check_signature(ctx: Context, state: TaskState, body: bytes, signature: str | None) -> None:
+    """A present signature must match the apiKey of the server running the task; a
+    missing one is 401 when that server demands signed callbacks (its own
+    ``callbackSignature``, else ``CALLBACK_SIGNATURE`` for servers with an apiKey)."""
+    endpoint = ctx.endpoints.get(state.server_id) if state.server_id else None
     if signature is not None:
-        endpoint = ctx.endpoints.get(state.server_id) if state.server_id else None
         secret = endpoint.api_key if endpoint else None
         signatures.verify(signature, secret, body, ctx.now_ms() // 1000)
-    return callback(ctx, task_id, claim.attempt, update, current=state)
+        return
+    if endpoint is not None and signatures.is_required(
+        endpoint.callback_signature, ctx.settings.callback_signature, bool(endpoint.api_key)
+    ):
+        raise Unauthorized(f"server {state.server_id} requires signed callbacks: {signatures.HEADER} missing")
+
+
+def _attempt_metadata(ctx: Context, task_id: str, attempt: int) -> dict[str, Any] | None:
+    with ctx.db.session() as session:
+        return tasks_repo.attempt_metadata_of(session, task_id, attempt)
 
 
 def callback(
@@ -182,7 +196,11 @@ def callback(
 ) -> TaskState:
     """A backend's update for ``attempt`` (``current``: the task, if the caller just
     read it). A repeat of the update that ended the task answers the same (and makes
-    sure the database has it); anything else for a task that moved on is 409."""
+    sure the database has it); anything else for a task that moved on is 409. A
+    PROCESSING update records a transition only when it changes something: progress
+    only ever grows within an attempt, and metadata equal to what the attempt has is
+    no change; otherwise it answers the task as it is (its chunk, if any, is still
+    relayed), so a replayed or retried update costs no row and no version."""
     state = current or state_sync.load(ctx, task_id)
     if state is None:
         raise NotFound(f"task {task_id} not found")
@@ -205,10 +223,13 @@ def callback(
         message = update.get("error") or "backend reported failure"
         return fail(ctx, task_id, attempt, message, error_type="reported", metadata=metadata)
     fields: dict[str, Any] = {}
-    if update.get("progress") is not None:
-        fields["progress"] = update["progress"]
-    if not fields and metadata is None and update.get("chunk") is not None:
-        return state  # only a chunk: the task's state did not change
+    progress = update.get("progress")
+    if progress is not None and progress > state.progress:
+        fields["progress"] = progress  # never backwards: a late or replayed update keeps it
+    if not fields and metadata is not None and metadata == _attempt_metadata(ctx, task_id, attempt):
+        metadata = None
+    if not fields and metadata is None:
+        return state  # a repeat, a stale progress or only a chunk: nothing to record
     return state_sync.apply(
         ctx,
         task_id,

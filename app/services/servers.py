@@ -7,9 +7,10 @@ import uuid
 from typing import Any
 
 from app import jobs
+from app.core import signatures
 from app.core.balancing import Algorithm, Verdict
 from app.core.clock import datetime_to_ms
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.server_health import ServerStatus
 from app.core.servers import Server, ServerConfig
 from app.services import waiting
@@ -51,13 +52,30 @@ def _publish(ctx: Context, server: Server) -> None:
 
 def register(ctx: Context, config: ServerConfig, server_id: str | None = None) -> Server:
     """Create or update a server (same id = update) and publish it for selection; its
-    first health check is due at once."""
+    first health check is due at once. 422 when it would demand signed callbacks with no
+    apiKey to sign them with."""
+    server_id = server_id or str(uuid.uuid4())
     with ctx.db.session() as session:
-        server = servers_repo.put(session, server_id or str(uuid.uuid4()), config, ctx.now_ms())
+        _check_callback_signature(config, servers_repo.get(session, server_id))
+        server = servers_repo.put(session, server_id, config, ctx.now_ms())
     _publish(ctx, server)
     ctx.fleet.schedule_health(server.id, ctx.now_ms())
     ctx.endpoints.forget(server.id)
     return server
+
+
+def _check_callback_signature(config: ServerConfig, existing: Server | None) -> None:
+    """A server cannot demand signatures it has no key for (the apiKey signs them)."""
+    if config.sets_callback_signature:
+        demand = config.callback_signature
+    else:
+        demand = existing.callback_signature if existing else None
+    has_key = config.api_key is not None or (existing is not None and existing.has_api_key)
+    if demand == signatures.REQUIRED and not has_key:
+        raise InvalidInput(
+            'callbackSignature "required" needs an apiKey: callbacks are signed with it',
+            {"json": {"callbackSignature": ["required needs an apiKey"]}},
+        )
 
 
 def get(ctx: Context, server_id: str) -> Server:

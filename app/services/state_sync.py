@@ -33,6 +33,18 @@ def load(ctx: Context, task_id: str) -> TaskState | None:
     return ctx.tasks.get(task_id)
 
 
+def read(ctx: Context, task_id: str) -> TaskState | None:
+    """The task as it stands, for a reader: its hot state, else its database row, and
+    nothing written. (A read must not put a SCHEDULED or WAITING task, which lives in
+    the database only, or a long-finished one, back in Redis.)"""
+    state = ctx.tasks.get(task_id)
+    if state is not None:
+        return state
+    with ctx.db.session() as session:
+        row = tasks_repo.get_row(session, task_id)
+        return None if row is None else row_to_state(row)
+
+
 def payload_of(ctx: Context, state: TaskState) -> Any:
     """The task's payload: from the hot state, or from the database when it is too large
     to be kept in Redis (``TaskSpec.payload_in_db``)."""

@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import text
-
 from app.config import QUEUES
 from app.core.errors import StoreUnavailable
 from app.core.states import TaskStatus
 from app.services.context import Context
 from app.store import tasks_repo
+from app.store.redis_client import describe_failure
 
 log = logging.getLogger("taskfleet.status")
 
@@ -21,18 +20,34 @@ WORKER_SEEN_S = 30
 RATE_WINDOW_S = 60
 
 
-def _check(what: str, probe: Any) -> str:
+def _redis_check(ctx: Context) -> str:
+    """ "ok", or what is wrong with Redis in words (never its password)."""
     try:
-        probe()
-        return "ok"
-    except Exception as exc:  # any failure means "not ok"; say which, never a secret
-        log.warning("%s check failed: %s", what, type(exc).__name__)
-        return f"unavailable ({type(exc).__name__})"
+        ctx.redis.ping()
+    except Exception as exc:  # any failure means "not ok"
+        log.warning("redis check failed: %s", type(exc).__name__)
+        return describe_failure(exc, ctx.settings.redis_url)
+    return "ok"
 
 
-def _ping_database(ctx: Context) -> None:
-    with ctx.db.session() as session:
-        session.execute(text("SELECT 1"))
+def _database_check(ctx: Context) -> str:
+    """ "ok", or what is wrong with the database in words: unreachable, or behind this
+    code's migrations. A database at a newer migration than this code knows (a deploy
+    in progress, release step first) is ok."""
+    try:
+        at, head, behind = ctx.db.migration_state()
+    except StoreUnavailable as exc:
+        log.warning("database check failed: %s", type(exc.__cause__ or exc).__name__)
+        return "the database is unreachable"
+    except Exception as exc:  # an error's text may quote a statement: not shown
+        log.warning("database check failed: %s", type(exc).__name__)
+        return "the database answered with an error"
+    if behind:
+        return (
+            f"migrations are not at head (the database is at {at or 'none'}, "
+            f"this code needs {head}): run taskfleet migrate"
+        )
+    return "ok"
 
 
 def workers_seen(ctx: Context) -> list[str]:
@@ -41,10 +56,7 @@ def workers_seen(ctx: Context) -> list[str]:
 
 def ready(ctx: Context) -> tuple[bool, dict[str, str]]:
     """Redis and the database answer, and at least one worker is alive."""
-    checks = {
-        "redis": _check("redis", ctx.redis.ping),
-        "database": _check("database", lambda: _ping_database(ctx)),
-    }
+    checks = {"redis": _redis_check(ctx), "database": _database_check(ctx)}
     redis_ok = checks["redis"] == "ok"
     seen = len(workers_seen(ctx)) if redis_ok else 0
     checks["workers"] = f"{seen} alive" if redis_ok else "unknown (redis unavailable)"
@@ -65,8 +77,8 @@ def status(ctx: Context) -> dict[str, Any]:
     A part whose store is down is reported as such; the rest is still answered."""
     now = ctx.now_ms()
     view: dict[str, Any] = {
-        "redis": _check("redis", ctx.redis.ping),
-        "database": _check("database", lambda: _ping_database(ctx)),
+        "redis": _redis_check(ctx),
+        "database": _database_check(ctx),
         "workers": [],
         "queues": {},
         "waiting_for_slot": 0,

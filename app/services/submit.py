@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
 
-from app.core.errors import StoreUnavailable
+from app.core.errors import RedisRefusesWrites, StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
 from app.services import deferred, statistics, waiting
@@ -65,10 +65,34 @@ def submit(
         return state, True
     # The task is durable now. If Redis or the broker fail from here on, the answer is
     # still 201: the orphan sweep (workers.maintenance_jobs) enqueues PENDING tasks it finds.
+    # Except when Redis refuses writes (full at maxmemory): the row is taken back and
+    # the answer is 503, so a full Redis pushes back on clients instead of the database
+    # filling with tasks nothing can start.
     try:
         ctx.tasks.put_if_absent(state, new=True)
+    except RedisRefusesWrites:
+        _take_back(ctx, state)
+        raise
+    except StoreUnavailable:
+        _missed(ctx, state)
+        return state, True
+    try:
         ctx.queue.enqueue(state.id, state.attempt)
     except StoreUnavailable:
-        log.warning("task %s stored but not enqueued; the orphan sweep will pick it up", state.id)
-        statistics.mark_missed(ctx, state.created_ms)
+        _missed(ctx, state)
     return state, True
+
+
+def _missed(ctx: Context, state: TaskState) -> None:
+    log.warning("task %s stored but not enqueued; the orphan sweep will pick it up", state.id)
+    statistics.mark_missed(ctx, state.created_ms)
+
+
+def _take_back(ctx: Context, state: TaskState) -> None:
+    """Delete the row of a task Redis refused (the refused script wrote nothing): the
+    client is told 503 and may send it again. If the delete fails too, the row stays
+    and the orphan sweep starts it once Redis has room."""
+    try:
+        tasks_repo.delete_unstarted(ctx.db, state.id)
+    except StoreUnavailable:
+        _missed(ctx, state)

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, create_engine, event
+from sqlalchemy import JSON, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -177,6 +177,25 @@ class Database:
             return
         with _outages_reported(), self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def migration_state(self) -> tuple[str | None, str, bool]:
+        """(the database's migration, this code's newest, whether the database is behind:
+        at none, or at an older migration of this code's history)."""
+        from migrations import head, history
+
+        at = self.revision()
+        return at, head(), at is None or (at != head() and at in history())
+
+    def revision(self) -> str | None:
+        """The migration the database is at (alembic's version table), None before any."""
+        with self.session() as session:
+            try:
+                return session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except (ProgrammingError, OperationalError) as exc:
+                if "alembic_version" not in str(exc.orig):
+                    raise  # not the missing table: an outage
+                session.rollback()
+                return None
 
     def dispose(self) -> None:
         for engine in self.engines:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.clock import datetime_to_ms, ms_to_datetime
+from app.core.errors import Conflict
 from app.core.limits import DynamicLimit, Limit, LimitConfig
 from app.store.models import ConcurrencyLimitRow
 
@@ -50,19 +53,39 @@ def put(session: Session, limit_type: str, config: LimitConfig, now_ms: int) -> 
     value when the new range still holds it; anything else starts at the initial value."""
     now = ms_to_datetime(now_ms)
     row = session.get(ConcurrencyLimitRow, limit_type)
+    created = row is None and _insert(session, limit_type, config, now)
+    # Created here, or by another admin since the read above (theirs is then replaced).
+    row = row or session.get(ConcurrencyLimitRow, limit_type, populate_existing=True)
     if row is None:
-        row = ConcurrencyLimitRow(type=limit_type, created_at=now)
-        session.add(row)
-        current = config.initial
-    else:
-        current = config.clamp(row.current) if config.dynamic and row.dynamic else config.initial
+        raise Conflict(f"the limit of {limit_type!r} was deleted while being set; try again")
+    current = config.clamp(row.current) if config.dynamic and row.dynamic and not created else config.initial
     row.max_concurrent = config.max_concurrent
     row.dynamic = config.dynamic.to_json() if config.dynamic else None
     row.current = current
     row.changed_at = row.updated_at = now
-    row.change_reason = "created" if row.created_at == now else "replaced"
+    row.change_reason = "created" if created else "replaced"
     session.flush()
     return _limit(row)
+
+
+def _insert(session: Session, limit_type: str, config: LimitConfig, now: datetime) -> bool:
+    """Insert the limit's row; False when one appeared since it was looked for (two
+    admins creating it at once: the second one replaces it rather than failing)."""
+    try:
+        with session.begin_nested():
+            session.add(
+                ConcurrencyLimitRow(
+                    type=limit_type,
+                    current=config.initial,
+                    changed_at=now,
+                    change_reason="created",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def delete(session: Session, limit_type: str) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import redis
 
-from app.core.errors import StoreUnavailable
+from app.core.errors import RedisRefusesWrites, StoreUnavailable
 
 #: Connections one process opens to Redis at most. A gevent process (the API's event
 #: streams, the worker's greenlets) may have hundreds of callers at once: past this
@@ -33,10 +34,47 @@ def connect(redis_url: str) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+def refuses_writes(exc: BaseException) -> bool:
+    """``exc`` is Redis refusing a write: OOM past maxmemory (also when a Lua script's
+    first write hits it, which comes back as a script error) or a read-only replica."""
+    if isinstance(exc, (redis.ReadOnlyError, redis.exceptions.OutOfMemoryError)):
+        return True
+    if isinstance(exc, redis.ResponseError):
+        message = str(exc)
+        return "command not allowed when used memory" in message or "READONLY" in message
+    return False
+
+
 @contextmanager
 def redis_errors() -> Iterator[None]:
-    """Turn connection-level Redis failures into ``StoreUnavailable``."""
+    """Turn connection-level Redis failures into ``StoreUnavailable``, and Redis refusing
+    writes into ``RedisRefusesWrites`` (a 503 too, not a 500)."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StoreUnavailable("redis unavailable") from exc
+    except redis.ResponseError as exc:
+        if refuses_writes(exc):
+            raise RedisRefusesWrites() from exc
+        raise
+
+
+def address(url: str) -> str:
+    """Where ``url`` points, without credentials or database: ``redis://host:port``."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix" or not parts.hostname:
+        return f"{parts.scheme}://{parts.path}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{parts.port or 6379}"
+
+
+def describe_failure(exc: BaseException, url: str) -> str:
+    """What is wrong with Redis, in words, for /api/ready (never a password)."""
+    where = address(url)
+    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+        return f"Redis at {where} refused the password (check REDIS_URL)"
+    if refuses_writes(exc):
+        return f"Redis at {where} refuses writes (its memory is full or it is read-only)"
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, StoreUnavailable)):
+        return f"Redis is unreachable at {where}"
+    return f"Redis at {where} answered with an error"

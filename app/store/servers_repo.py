@@ -38,6 +38,7 @@ def _server(row: ServerRow) -> Server:
         batch=BatchConfig(**row.batch) if row.batch else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        callback_signature=row.callback_signature,
     )
 
 
@@ -75,6 +76,8 @@ def put(session: Session, server_id: str, config: ServerConfig, now_ms: int) -> 
     row.weight = config.weight
     row.timeout_s = config.timeout_s
     row.batch = None if config.batch is None else asdict(config.batch)
+    if config.sets_callback_signature:
+        row.callback_signature = config.callback_signature
     row.updated_at = now
     session.flush()
     return _server(row)
@@ -135,6 +138,8 @@ class Endpoint:
     batch: BatchConfig | None = None
     #: Every URL it registered (a poll's statusUrl must point at one of their origins).
     urls: tuple[str, ...] = ()
+    #: Its own demand for signed callbacks (None: the deployment's).
+    callback_signature: str | None = None
 
     @classmethod
     def of(cls, row: ServerRow) -> Endpoint:
@@ -147,6 +152,7 @@ class Endpoint:
             cancel_url=endpoints.get("cancel"),
             batch=BatchConfig(**row.batch) if row.batch else None,
             urls=tuple(endpoints.values()),
+            callback_signature=row.callback_signature,
         )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -388,6 +388,15 @@ def row_to_attempt(row: TaskAttemptRow) -> TaskAttempt:
     )
 
 
+def attempt_metadata_of(session: Session, task_id: str, attempt: int) -> dict[str, Any] | None:
+    """What the backend last reported about one attempt (None: nothing, or no record)."""
+    return session.scalar(
+        select(TaskAttemptRow.meta).where(
+            TaskAttemptRow.task_id == task_id, TaskAttemptRow.attempt == attempt
+        )
+    )
+
+
 def attempts_of(session: Session, task_id: str) -> list[TaskAttemptRow]:
     return list(
         session.scalars(
@@ -454,6 +463,18 @@ def list_tasks(
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
+
+
+def delete_unstarted(db: Database, task_id: str) -> bool:
+    """Delete a task that never left PENDING nor had an attempt (a submit taken back),
+    with its transition and edges (cascade). False if it is gone or has moved on."""
+    with db.session() as session:
+        deleted = session.execute(
+            delete(TaskRow)
+            .where(TaskRow.id == task_id, TaskRow.status == TaskStatus.PENDING.value, TaskRow.attempts == 0)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return bool(deleted)
 
 
 def in_status(session: Session, statuses: Iterable[TaskStatus], after_id: str, limit: int) -> list[TaskRow]:

@@ -58,6 +58,7 @@ from taskfleet_client.models import (
     TaskPage,
 )
 from taskfleet_client.retrying import RetryPolicy
+from taskfleet_client.token_models import Revocation, Revocations, RevokedToken, SubjectCutoff
 from taskfleet_client.waiting import Backoff
 
 __all__ = [
@@ -87,12 +88,16 @@ __all__ = [
     "Reconnect",
     "RetryPolicy",
     "RetryableError",
+    "Revocation",
+    "Revocations",
+    "RevokedToken",
     "Server",
     "ServerError",
     "ServerFields",
     "ServerMetrics",
     "ServerStats",
     "Stats",
+    "SubjectCutoff",
     "SubmitFields",
     "Task",
     "TaskFields",

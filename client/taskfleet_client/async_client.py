@@ -31,6 +31,7 @@ from taskfleet_client.models import (
     TaskPage,
 )
 from taskfleet_client.retrying import RetryPolicy, retry_after_s, retry_on_error, retry_on_status
+from taskfleet_client.token_models import Revocation, Revocations
 from taskfleet_client.waiting import Backoff, after_first_async, poll_async, timed_out
 
 T = TypeVar("T")
@@ -390,3 +391,22 @@ class AsyncClient:
     async def remove_limit(self, type: str) -> None:
         """Remove a type's limit: its tasks run as slots allow."""
         await self.send(calls.remove_limit(type))
+
+    # Token revocation (admin)
+
+    async def revoke_token(
+        self, jti: str, *, sub: str | None = None, expires_at: datetime | str | None = None
+    ) -> Revocation:
+        """Revoke one token by its ``jti`` claim: it gets 401 from then on (within 5 s on
+        every API process). ``expires_at`` (the token's ``exp``) lets the record go once
+        the token has expired anyway."""
+        return await self.send(calls.revoke_token(jti, sub, expires_at))
+
+    async def revoke_subject(self, sub: str, *, issued_before: datetime | str | None = None) -> Revocation:
+        """Revoke every token of ``sub`` issued before ``issued_before`` (default: now,
+        as the server's clock has it)."""
+        return await self.send(calls.revoke_subject(sub, issued_before))
+
+    async def revocations(self) -> Revocations:
+        """Every token revoked by ``jti`` and every subject cutoff."""
+        return await self.send(calls.revocations())

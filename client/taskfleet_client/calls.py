@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from taskfleet_client.job_models import Job, JobPage
@@ -28,6 +28,7 @@ from taskfleet_client.models import (
     Task,
     TaskPage,
 )
+from taskfleet_client.token_models import Revocation, Revocations
 
 T = TypeVar("T")
 
@@ -102,6 +103,11 @@ class ServerFields(TypedDict, total=False):
     timeout_seconds: int
     #: ``{"maxSize": 8, "maxWaitMs": 30000}``
     batch: Mapping[str, int]
+    #: "required": every callback must be signed with the apiKey; "optional": the URL
+    #: token suffices. Not given: a new server follows the deployment's
+    #: CALLBACK_SIGNATURE, an existing one keeps its own (``extra={"callbackSignature":
+    #: None}`` puts it back to the deployment's).
+    callback_signature: Literal["required", "optional"]
     extra: Mapping[str, Any]
 
 
@@ -140,6 +146,7 @@ SERVER_KEYS = {
     "weight": "weight",
     "timeout_seconds": "timeoutSeconds",
     "batch": "batch",
+    "callback_signature": "callbackSignature",
 }
 HEARTBEAT_KEYS = {"in_flight": "inFlight", "queue_depth": "queueDepth", "gpu_utilization": "gpuUtilization"}
 
@@ -390,3 +397,26 @@ def _nothing(body: Any) -> None:
 
 def remove_limit(type: str) -> Call[None]:
     return Call("DELETE", f"/limits/{_id(type)}", _nothing)
+
+
+# Token revocation (admin)
+
+
+def revoke_token(jti: str, sub: str | None, expires_at: datetime | str | None) -> Call[Revocation]:
+    body: dict[str, Any] = {"jti": jti}
+    if sub is not None:
+        body["sub"] = sub
+    if expires_at is not None:
+        body["expiresAt"] = aware_time(expires_at, "expires_at")
+    return Call("POST", "/tokens/revoke", Revocation, json=body)
+
+
+def revoke_subject(sub: str, issued_before: datetime | str | None) -> Call[Revocation]:
+    body: dict[str, Any] = {"sub": sub}
+    if issued_before is not None:
+        body["issuedBefore"] = aware_time(issued_before, "issued_before")
+    return Call("POST", "/tokens/revoke", Revocation, json=body)
+
+
+def revocations() -> Call[Revocations]:
+    return Call("GET", "/tokens/revocations", Revocations)

@@ -219,6 +219,8 @@ class Server(ApiObject):
     has_api_key = flag("hasApiKey")
     timeout_seconds = maybe_integer("timeoutSeconds")
     batch = anything("batch")
+    #: required, optional, or None: the deployment's CALLBACK_SIGNATURE.
+    callback_signature = maybe_text("callbackSignature")
     created_at = time("createdAt")
     updated_at = time("updatedAt")
     #: Only from ``server(id)``, ``set_maintenance`` and ``heartbeat``.

@@ -88,3 +88,13 @@ def test_status_and_metrics_show_each_limit(ctx, client, admin, backend):
     assert samples[("taskfleet_limit_current", labels)] == 1
     assert samples[("taskfleet_limit_in_flight", labels)] == 1
     assert samples[("taskfleet_limit_waiting", labels)] == 2
+
+
+@pytest.mark.parametrize("path", ["/api/limits/vision/ocr", "/api/limits/vision%2Focr"])
+def test_a_type_with_a_slash_is_addressable_as_is_or_percent_encoded(client, admin, path):
+    r = client.put(path, json={"maxConcurrent": 2}, headers=admin)
+    assert r.status_code == 200 and r.get_json()["type"] == "vision/ocr", r.get_json()
+    assert client.get(path, headers=admin).get_json()["maxConcurrent"] == 2
+    listed = client.get("/api/limits", headers=admin).get_json()["items"]
+    assert [item["type"] for item in listed] == ["vision/ocr"]
+    assert client.delete(path, headers=admin).status_code == 204

@@ -97,6 +97,12 @@ OPERATIONS = [
         "include-path-regex": "^/api/limits/",
         "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
     },
+    # ... and a revocation with neither jti nor sub, fields that do not go together, or
+    # a time before 1970.
+    {
+        "include-path": "/api/tokens/revoke",
+        "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+    },
 ]
 
 

@@ -174,3 +174,38 @@ def test_the_metrics_show_why_the_last_health_check_failed(client, admin, ctx, b
     metrics = client.get("/api/servers/gpu-1", headers=admin).get_json()["metrics"]
     assert metrics["lastCheckError"] == "server_id_mismatch" and metrics["lastCheckTime"].endswith("Z")
     assert client.get("/api/servers/gpu-1", headers=admin).get_json()["status"] == "degraded"
+
+
+def test_a_server_demands_signed_callbacks_and_keeps_the_demand_until_told_otherwise(client, admin):
+    made = client.post("/api/servers", json=SERVER, headers=admin).get_json()
+    assert made["callbackSignature"] is None  # the deployment's CALLBACK_SIGNATURE
+    demanded = client.post("/api/servers", json={**SERVER, "callbackSignature": "required"}, headers=admin)
+    assert demanded.status_code == 201 and demanded.get_json()["callbackSignature"] == "required"
+    assert "k-secret-123" not in demanded.get_data(as_text=True)
+    without_field = {key: value for key, value in SERVER.items() if key != "apiKey"}
+    kept = client.post("/api/servers", json=without_field, headers=admin).get_json()
+    assert kept["callbackSignature"] == "required" and kept["hasApiKey"] is True
+    detail = client.get("/api/servers/gpu-1", headers=admin).get_json()
+    assert detail["callbackSignature"] == "required"
+    optional = client.post("/api/servers", json={**SERVER, "callbackSignature": "optional"}, headers=admin)
+    assert optional.get_json()["callbackSignature"] == "optional"
+    default = client.post("/api/servers", json={**SERVER, "callbackSignature": None}, headers=admin)
+    assert default.get_json()["callbackSignature"] is None
+
+
+def test_demanding_signed_callbacks_without_an_api_key_is_422(client, admin):
+    keyless = {key: value for key, value in SERVER.items() if key != "apiKey"}
+    refused = client.post("/api/servers", json={**keyless, "callbackSignature": "required"}, headers=admin)
+    assert refused.status_code == 422
+    body = refused.get_json()
+    assert body["error"] == "validation_error" and "apiKey" in body["message"]
+    assert "callbackSignature" in body["details"]["json"]
+    assert client.get("/api/servers/gpu-1", headers=admin).status_code == 404
+    bad = client.post("/api/servers", json={**SERVER, "callbackSignature": "always"}, headers=admin)
+    assert bad.status_code == 422 and "callbackSignature" in str(bad.get_json()["details"])
+    assert (
+        client.post(
+            "/api/servers", json={**keyless, "callbackSignature": "optional"}, headers=admin
+        ).status_code
+        == 201
+    )

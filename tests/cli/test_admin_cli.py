@@ -13,12 +13,20 @@ def test_servers_are_added_listed_shown_maintained_and_removed(taskfleet, fleet)
     added = taskfleet(
         "servers", "add", "cli-1", "--predict", predict, "--health", health,
         "--cap", "cli", "--cap", "spare", "--group", "green", "--max-concurrent", "3", "--region", "eu",
+        "--callback-signature", "required",
         TASKFLEET_SERVER_API_KEY="from-the-environment",
     )  # fmt: skip
     assert ok(added).startswith("server cli-1 registered: ")
     shown = json.loads(ok(taskfleet("servers", "show", "cli-1")))
     assert shown["capabilities"] == ["cli", "spare"] and shown["groups"] == ["green"]
     assert shown["maxConcurrent"] == 3 and shown["hasApiKey"] is True and "metrics" in shown
+    assert shown["callbackSignature"] == "required"
+    again = ("servers", "add", "cli-1", "--predict", predict, "--health", health, "--cap", "cli")
+    ok(taskfleet(*again, "--cap", "spare", "--group", "green", "--max-concurrent", "3", "--region", "eu"))
+    assert json.loads(ok(taskfleet("servers", "show", "cli-1")))["callbackSignature"] == "required"
+    ok(taskfleet(*again, "--cap", "spare", "--group", "green", "--max-concurrent", "3", "--region", "eu",
+                 "--callback-signature", "default"))  # fmt: skip
+    assert json.loads(ok(taskfleet("servers", "show", "cli-1")))["callbackSignature"] is None
 
     table = ok(taskfleet("servers", "ls", "--group", "green")).splitlines()
     assert table[0].split() == ["ID", "NAME", "STATUS", "SLOTS", "CAPABILITIES", "GROUPS", "REGION"]

@@ -25,7 +25,9 @@ def test_servers_are_registered_listed_read_and_drained(admin, fleet):
         groups=["blue"],
         region="eu",
         batch={"maxSize": 4, "maxWaitMs": 100},
+        callback_signature="required",
     )
+    assert added.callback_signature == "required"
     assert (added.id, added.name, added.max_concurrent, added.region) == ("spare-1", "spare", 2, "eu")
     assert added.has_api_key and added.capabilities == ["spare"]
     assert added.batch == {"maxSize": 4, "maxWaitMs": 100}

@@ -19,6 +19,7 @@ from taskfleet_client import (
     NotFound,
     PayloadTooLarge,
     RetryPolicy,
+    Server,
     ServerError,
     Stats,
     Task,
@@ -350,3 +351,13 @@ def test_the_client_package_imports_nothing_of_the_server():
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 found.add(node.module.split(".")[0])
     assert found - allowed <= stdlib, found - allowed - stdlib
+
+
+def test_a_server_registration_can_demand_signed_callbacks_or_return_to_the_default():
+    demand = calls.register_server("n", {}, {"id": "s", "callback_signature": "required"})
+    assert demand.json == {"name": "n", "endpoints": {}, "id": "s", "callbackSignature": "required"}
+    reset = calls.register_server("n", {}, {"extra": {"callbackSignature": None}})
+    assert reset.json["callbackSignature"] is None
+    assert "callbackSignature" not in calls.register_server("n", {}, {}).json
+    assert Server({"callbackSignature": "required"}).callback_signature == "required"
+    assert Server({}).callback_signature is None

@@ -33,3 +33,37 @@ def test_a_signature_over_the_body_and_time_is_accepted_within_300_s():
 def test_anything_else_is_refused(header, secret, body, now, why):
     with pytest.raises(Unauthorized, match=why):
         signatures.verify(header, secret, body, now)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=1000,v1=\u00e9\u00e9",  # what a Latin-1 byte in a real header decodes to
+        "t=1000,v1=" + "\u00e9" * 64,
+        "t=\u0661\u0660\u0660\u0660,v1=" + "0" * 64,  # Arabic-Indic digits, which int() takes
+        "t=1_000,v1=" + "0" * 64,
+        "t= 1000,v1=" + "0" * 64,
+        "t=1000,v1=" + "0" * 63,
+        "t=1000,v1=" + "0" * 64 + "\u2603",
+        "",
+    ],
+)
+def test_a_malformed_or_non_ascii_header_is_refused_not_an_error(header):
+    with pytest.raises(Unauthorized, match="must look like"):
+        signatures.verify(header, "key", BODY, 1_000)
+
+
+@pytest.mark.parametrize(
+    ("server_mode", "default_mode", "has_api_key", "required"),
+    [
+        (None, "optional", True, False),
+        (None, "required", True, True),
+        (None, "required", False, False),  # nothing to sign with: the URL token alone
+        ("required", "optional", True, True),
+        ("optional", "required", True, False),  # the server's own choice wins
+    ],
+)
+def test_a_server_demands_signatures_by_its_own_setting_else_the_deployments(
+    server_mode, default_mode, has_api_key, required
+):
+    assert signatures.is_required(server_mode, default_mode, has_api_key) is required

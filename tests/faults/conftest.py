@@ -1,10 +1,12 @@
 """The fault-injection stack: real Redis, real Postgres, the Procfile's processes (api,
 gevent worker, beat) and real HTTP backends that count their own in-flight calls.
 
-Each scenario gets a fresh stack, breaks something for real (kill -9, a Redis restart,
-Postgres stopped), and ends with ``FaultStack.check``: every invariant of SPEC.md on
-what the database and Redis hold. Figures go to the terminal summary and to
-``$TASKFLEET_FAULTS_REPORT`` (default ``bench/results/faults.json``).
+Each scenario gets a fresh stack, breaks something for real (kill -9, a Redis restart
+or pause, Postgres stopped), and ends with ``FaultStack.check``: every invariant of
+SPEC.md on what the database and Redis hold, and no slot drift on ``/metrics`` (the
+slots Redis holds against the attempts the database has running). Figures go to the
+terminal summary and to ``$TASKFLEET_FAULTS_REPORT`` (default
+``bench/results/faults.json``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 import pytest
 import redis as redis_lib
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app.cli import mint_token
+from app.config import Settings
 from app.core.states import FINAL_STATUSES, is_allowed
 from app.demo_backend import DemoBackend
 from app.devstack import Supervisor, free_port, read_procfile, wait_for_port
@@ -56,6 +60,10 @@ class FaultStack:
             "TASKFLEET_HOME": str(tmp_path),
             "WORKER_CONCURRENCY": "100",
             "WEB_CONCURRENCY": "2",
+            # Stricter than the default minute: what Redis and the database disagree on
+            # for more than 5 s shows in /metrics (the drift sampled during a run). A
+            # slot is still freed no sooner than the reclaim job would.
+            "SLOT_DRIFT_GRACE_S": "5",
             "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
         }
         self.procfile = read_procfile(ROOT / "Procfile")
@@ -73,6 +81,9 @@ class FaultStack:
         self.db = Database(self.database_url)
         self.workers = 0
         self.killed: set[str] = set()
+        self.drift_grace_s = Settings.from_env(self.env).slot_drift_grace_s
+        self._drift_seen: list[dict[str, float]] = []
+        self._sampling = threading.Event()
 
     # -- processes ------------------------------------------------------------------
 
@@ -84,6 +95,23 @@ class FaultStack:
             command = self.procfile["beat"].replace("celerybeat-schedule", f"celerybeat-schedule-{i}")
             self.supervisor.start(f"beat-{i}", command)
         wait_for_port(self.port, 30)
+        self._wait_healthy(60)
+        self._sampling.set()
+        threading.Thread(target=self._sample_drift, daemon=True).start()
+
+    def _wait_healthy(self, within_s: float) -> None:
+        """Until an API worker answers (gunicorn's master listens before its workers have
+        imported the app, which takes a while on a loaded machine)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                if requests.get(f"{self.api}/health", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the API did not answer within {within_s}s")
+            time.sleep(0.5)
 
     def start_worker(self) -> str:
         self.workers += 1
@@ -99,6 +127,7 @@ class FaultStack:
                 proc.wait()
 
     def stop(self) -> None:
+        self._sampling.clear()
         self.supervisor.stop_all()
         for server in self._servers:
             server.shutdown()
@@ -248,6 +277,13 @@ class FaultStack:
         ]
         assert not over, f"a backend saw more calls at once than its maxConcurrent: {over}"
         client = redis_lib.Redis.from_url(self.redis.url, decode_responses=True)
+        drift, young = self._wait_no_drift(client, idle_within_s + 10)
+        assert drift is not None, "/metrics did not answer"
+        missing = {d.name for d, _, _ in self.backends} - set(drift)
+        assert not missing, f"/metrics has no taskfleet_slot_drift for {missing}"
+        assert all(v == 0 for v in drift.values()) and not young, (
+            f"slot drift left at the end: {drift}; leases not yet past the grace: {young[:5]}"
+        )
         leases = self._wait_no_leases(client, idle_within_s)
         assert leases == [], f"reserved slots left when idle: {leases[:5]}"
         no_ttl = [k for k in client.scan_iter("*lock*") if client.ttl(k) == -1]
@@ -263,6 +299,57 @@ class FaultStack:
             "max_attempts": max_attempts,
             "statuses": counts,
             "backend_max_in_flight": {d.name: d.stats()["max_in_flight"] for d, _, _ in self.backends},
+            "drift": 0,
+            **self._drift_figures(),
+        }
+
+    # -- the slot ledger ------------------------------------------------------------
+
+    def slot_drift(self) -> dict[str, float] | None:
+        """``taskfleet_slot_drift`` by server, as ``/metrics`` reports it (None: no answer)."""
+        try:
+            r = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10)
+        except requests.RequestException:
+            return None
+        if r.status_code != 200:
+            return None
+        return {
+            sample.labels["server"]: sample.value
+            for family in text_string_to_metric_families(r.text)
+            if family.name == "taskfleet_slot_drift"
+            for sample in family.samples
+        }
+
+    def _wait_no_drift(self, client: redis_lib.Redis, within_s: float) -> tuple[dict | None, list]:
+        """Wait until /metrics reports drift 0 on every server at a moment when no lease
+        is younger than the grace (so any lease left over counts as drift): a leftover
+        must have been repaired. Returns (drift, leases still younger than the grace)."""
+        fleet = FleetStore(client)
+        deadline = time.monotonic() + within_s
+        while True:
+            drift = self.slot_drift()
+            now_ms = time.time_ns() // 1_000_000
+            young = [x for x in fleet.held_leases() if now_ms - x.reserved_ms < self.drift_grace_s * 1000]
+            settled = drift is not None and not young and all(v == 0 for v in drift.values())
+            if settled or time.monotonic() > deadline:
+                return drift, young
+            time.sleep(1)
+
+    def _sample_drift(self) -> None:
+        """Every few seconds while the stack runs: what /metrics says about drift."""
+        while self._sampling.is_set():
+            drift = self.slot_drift()
+            if drift is not None:
+                self._drift_seen.append(drift)
+            time.sleep(3)
+
+    def _drift_figures(self) -> dict[str, Any]:
+        seen = list(self._drift_seen)
+        worst = max((abs(v) for drift in seen for v in drift.values()), default=0)
+        return {
+            "drift_scrapes": len(seen),
+            "drift_nonzero_scrapes": sum(1 for drift in seen if any(drift.values())),
+            "drift_max_seen": worst,
         }
 
     def _wait_no_leases(self, client: redis_lib.Redis, within_s: float) -> list:

@@ -70,6 +70,19 @@ def test_a_scheduled_task_waits_in_the_database_and_one_zset_entry_then_runs_on_
     assert live_counts(world)["created"] == 1 and live_counts(world)["completed"] == 1
 
 
+def test_reading_a_scheduled_or_waiting_task_writes_nothing_to_redis(world):
+    later = new(world, run_at_ms=NOW + 60_000)
+    after = new(world, depends_on=(later.id,))
+    for task in (later, after):
+        shown = control.visible_task(world, task.id, "alice")
+        assert shown.status is task.status and shown.spec.run_at_ms == task.spec.run_at_ms
+        assert world.tasks.get(task.id) is None, "a read must not hydrate a database-only task"
+    world.clock.advance(60)
+    assert deferred.start_due(world) == 1
+    assert drain(world) == ["completed", "completed"]
+    assert row(world, after.id).status == "COMPLETED"
+
+
 def test_cancel_works_while_scheduled_and_takes_it_off_the_schedule(world):
     task = new(world, run_at_ms=NOW + 60_000)
     assert control.cancel(world, task.id, "alice").status is TaskStatus.CANCELLED

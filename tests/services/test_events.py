@@ -36,7 +36,8 @@ def _ids(found):
 
 def test_every_transition_has_one_event_whose_id_is_its_version(ctx, running):
     outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "progress": 40})
-    outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "progress": 40})  # no change: no event
+    # progress unchanged (only metadata): a transition, but no progress event
+    outcomes.callback(ctx, running, 1, {"status": "PROCESSING", "progress": 40, "metadata": {"step": 2}})
     outcomes.complete(ctx, running, 1, {"answer": 42})
     found, covered = events.replay(ctx, running, START)
     assert _ids(found) == ["1-0", "2-0", "3-0", "5-0"] and covered == 5

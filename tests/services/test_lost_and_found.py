@@ -6,7 +6,7 @@ import pytest
 
 from app.core.clock import ManualClock
 from app.core.errors import StoreUnavailable
-from app.core.states import TaskStatus
+from app.core.states import TaskMode, TaskStatus
 from app.services import dispatch, fleet_health, maintenance, outcomes, servers, state_sync, waiting
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend, start_attempt, submit_task
@@ -104,6 +104,26 @@ def test_reconcile_lets_the_database_catch_up(ctx, backend, monkeypatch):
     assert maintenance.reconcile(ctx)["synced"] == 1
     with ctx.db.session() as s:
         assert tasks_repo.get_row(s, task_id).status == "COMPLETED"
+
+
+def test_a_dispatch_calls_its_backend_though_the_database_missed_the_start(ctx, backend, monkeypatch):
+    """Postgres down at the moment a callback task starts: the backend is called all the
+    same (else the task would wait its whole timeout), and the row catches up later."""
+    demo, port = backend
+    register_backend(ctx, port)
+    task_id = submit_task(ctx, {"x": 1}, mode=TaskMode.CALLBACK)
+    real_follow = tasks_repo.follow
+    monkeypatch.setattr(tasks_repo, "follow", lambda *a, **k: (_ for _ in ()).throw(StoreUnavailable("down")))
+    ((queued, attempt, _),) = ctx.queue.take()
+    assert dispatch.dispatch(ctx, queued, attempt) is dispatch.DispatchResult.ACCEPTED
+    assert demo.stats()["calls"] == 1
+    monkeypatch.setattr(tasks_repo, "follow", real_follow)
+    ctx.tasks.rebuilt(ctx.now_ms())
+    assert maintenance.reconcile(ctx)["synced"] == 1
+    with ctx.db.session() as s:
+        row = tasks_repo.get_row(s, task_id)
+        assert (row.status, row.server_id) == ("PROCESSING", "s1")
+        assert [a.server_id for a in tasks_repo.attempts_of(s, task_id)] == ["s1"]
 
 
 def test_a_freed_slot_starts_a_task_it_can_serve_not_the_head_of_another_line(ctx, backend):

@@ -22,7 +22,14 @@ def test_servers_maintenance_and_algorithm_come_back_after_redis_loses_everythin
     # Hours marked for a statistics recount: from a minute before the task to now (two
     # when the test runs in an hour's first minute).
     assert report.pop("stats_hours") in (1, 2)
-    assert report == {"servers": 2, "tasks": 1, "scheduled": 0, "synced": 0, "requeued": 0}
+    assert report == {
+        "servers": 2,
+        "tasks": 1,
+        "scheduled": 0,
+        "synced": 0,
+        "requeued": 0,
+        "drift_repaired": 0,
+    }
     assert ctx.fleet.algorithm() is Algorithm.P2C_EWMA
     assert ctx.fleet.server_ids() == ["s1", "s2"]
     assert drain(ctx) == ["completed"]
@@ -35,6 +42,7 @@ def test_servers_maintenance_and_algorithm_come_back_after_redis_loses_everythin
         "synced": 0,
         "requeued": 0,
         "stats_hours": 0,
+        "drift_repaired": 0,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from app.core.slot_ledger import Lease
 from app.store import keys
 from app.store.fleet.pools import FleetBase
 from app.store.records import PoolMeta, ServerRecord, SlotUse
@@ -44,6 +45,15 @@ class Reads(FleetBase):
         """(server_id, task_id, attempt) of every reserved slot in the fleet."""
         raws = self._every_pool(keys.pool_leases)
         return [(sid, t, a) for raw in raws for sid, t, a, _ in _parse_leases(raw)]
+
+    def held_leases(self) -> list[Lease]:
+        """Every slot held in the fleet, with its cost and when it was reserved (one
+        read per pool, in one round trip)."""
+        return [
+            Lease(sid, t, a, cost, reserved_ms)
+            for raw in self._every_pool(keys.pool_leases)
+            for sid, t, a, cost, reserved_ms in _parse_lease_entries(raw)
+        ]
 
     def free_slots(self) -> int:
         """Free slots summed over servers that can take tasks now (in an avail zset)."""
@@ -103,9 +113,14 @@ class Reads(FleetBase):
 
 def _parse_leases(raw: dict[str, str]) -> list[tuple[str, str, int, int]]:
     """Lease hash entries as (server_id, task_id, attempt, cost)."""
+    return [(sid, t, a, cost) for sid, t, a, cost, _ in _parse_lease_entries(raw)]
+
+
+def _parse_lease_entries(raw: dict[str, str]) -> list[tuple[str, str, int, int, int]]:
+    """Lease hash entries as (server_id, task_id, attempt, cost, reserved_ms)."""
     parsed = []
     for lease, value in raw.items():
-        sid, cost, _reserved_ms = value.rsplit("|", 2)
+        sid, cost, reserved_ms = value.rsplit("|", 2)
         task_id, _, attempt = lease.rpartition(":")
-        parsed.append((sid, task_id, int(attempt), int(cost)))
+        parsed.append((sid, task_id, int(attempt), int(cost), int(reserved_ms)))
     return parsed
