@@ -181,6 +181,12 @@ class Settings:
     alert_memory: float = 0.85
     alert_disk: float = 0.9
     alert_network: float = 0.8
+    #: Fair sharing of freed slots between clients (a token's ``sub``), by weight; off:
+    #: one global order by priority then age.
+    fair_share: bool = True
+    #: Distinct requirement profiles (capabilities + group) that may wait at once; a
+    #: task that no server can serve and that would add one more is refused with 429.
+    max_waiting_profiles: int = 10_000
     #: Seconds of silence after which an open event stream sends a keep-alive comment
     #: (``app.core.events.KEEPALIVE_S``; tests shorten it).
     events_keepalive_s: float = 15.0
@@ -232,6 +238,8 @@ class Settings:
             alert_memory=_fraction(env, "ALERT_MEMORY", defaults.alert_memory),
             alert_disk=_fraction(env, "ALERT_DISK", defaults.alert_disk),
             alert_network=_fraction(env, "ALERT_NETWORK", defaults.alert_network),
+            fair_share=env.get("FAIR_SHARE", "on").strip().lower() not in ("off", "0", "false", "no"),
+            max_waiting_profiles=_int(env, "MAX_WAITING_PROFILES", defaults.max_waiting_profiles),
             events_keepalive_s=_seconds(env, "EVENTS_KEEPALIVE_S", defaults.events_keepalive_s),
             metrics_max_age_s=_seconds(env, "METRICS_MAX_AGE_S", defaults.metrics_max_age_s),
             metrics_token=env.get("METRICS_TOKEN", ""),

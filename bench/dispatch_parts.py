@@ -302,7 +302,7 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
     )
     s0 = costs.snapshot(stack)
     client.submit_many((task_body(i, slow[0].capability) for i in range(n)), threads)
-    line = keys.waiting(profile_id([slow[0].capability], None))
+    line = keys.waiting_line(profile_id([slow[0].capability], None))
     r = stack.redis()
     wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
     r.close()

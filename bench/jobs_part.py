@@ -65,7 +65,7 @@ class Accepting:
         self.job_size = job_size
         self.owner = f"jobs-{uuid.uuid4().hex[:8]}"
         self.client = ApiClient(stack, self.owner, ["client"])
-        self.line = keys.waiting(profile_id([CAPABILITY], None))
+        self.line = keys.waiting_line(profile_id([CAPABILITY], None))
         self.redis = stack.redis()
         #: (job id, tasks) of every job sent.
         self.jobs: list[tuple[str, int]] = []
@@ -178,8 +178,9 @@ class Accepting:
             conn.close()
         if left:
             raise RuntimeError(f"part 7: {left} tasks not CANCELLED after the cleanup")
-        self.redis.delete(self.line)
-        self.redis.hdel(keys.WAITING_PROFILES, profile_id([CAPABILITY], None))
+        pid = profile_id([CAPABILITY], None)
+        self.redis.delete(self.line, keys.waiting_clients(pid))
+        self.redis.hdel(keys.WAITING_PROFILES, pid)
         self.redis.close()
         return {
             "seconds": time.perf_counter() - t0,

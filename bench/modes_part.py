@@ -101,7 +101,7 @@ def run_mode(stack: BenchStack, backend: Backend, n: int, threads: int, idle_rat
     client = ApiClient(stack, owner, ["client"])
     log(f"part 6: {backend.kind}: submitting {n:,} tasks for {backend.name} in maintenance ...")
     client.submit_many((task_body(i, backend) for i in range(n)), threads)
-    line = keys.waiting(profile_id([backend.capability], None))
+    line = keys.waiting_line(profile_id([backend.capability], None))
     r = stack.redis()
     wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
     r.close()

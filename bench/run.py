@@ -16,7 +16,9 @@ in the same run (the machines are noisy).
 3. latency  one task at a time: submit -> COMPLETED in the database minus the backend's
             own time, against bare Celery's apply_async().get().
 4. select   select+reserve ops/s at 10 to 10,000 servers against a plain INCR
-            (bench/select_bench.py, its own Redis).
+            (bench/select_bench.py, its own Redis); then one slot release + wake-up
+            with 10, 10,010 and 100,010 waiting profiles and after 100,000 were
+            cancelled: µs and Redis commands (bench/release_bench.py).
 5. scale    1,000,000 task records and a year of hourly rollups bulk-loaded into
             Postgres: status reads, task list pages, stats endpoints; CPU of the whole
             stack while 100,000 tasks wait with no free slot.
@@ -196,7 +198,13 @@ def run_select(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio": row["ratio"],
             }
         )
-    return {"by_algorithm": by_algorithm, "redis": data["meta"].get("redis_version")}
+    log("part 4: slot release cost as waiting profiles pile up (bench/release_bench.py) ...")
+    release_out = RESULTS_DIR / "release.json"
+    argv = [sys.executable, "-m", "bench.release_bench", "--output", str(release_out)]
+    if subprocess.run(argv, cwd=ROOT).returncode != 0:
+        raise RuntimeError("bench.release_bench failed")
+    release = json.loads(release_out.read_text())["results"]
+    return {"by_algorithm": by_algorithm, "redis": data["meta"].get("redis_version"), "release": release}
 
 
 def backends(modes_slots: int | None = None) -> dict[str, list[Backend]]:
@@ -393,6 +401,19 @@ def table(results: dict[str, Any]) -> list[tuple[str, ...]]:
                     ">= 0.8x, flat",
                     pt["ratio"] >= 0.8 and flat >= 0.8,
                 )
+    if sel and (release := sel.get("release")):
+        base = release[0]
+        for pt in release:
+            flat = abs(pt["commands"] - base["commands"]) <= 1 and pt["median_us"] <= 2 * base["median_us"]
+            add(
+                "4",
+                f"slot release + wake, {pt['profiles']:,} profiles {pt['state']}",
+                f"{pt['median_us']:.0f} µs, {pt['commands']:.0f} cmds",
+                f"{base['median_us']:.0f} µs, {base['commands']:.0f} cmds",
+                f"{pt['median_us'] / base['median_us']:.2f}x",
+                "same cmds (±1), <= 2x",
+                flat,
+            )
     if sc := results.get("scale"):
         cold, warm = sc["status_read_cold"], sc["status_read_warm"]
         add(

@@ -273,14 +273,15 @@ def _ts(ms: int) -> str:
 def compare_with_api(stack: BenchStack, api_ids: list[str], bulk_id: str) -> dict[str, Any]:
     """The fields and waiting-line membership of real submissions against a bulk one."""
     r = stack.redis()
-    line = keys.waiting(profile_id(["blocked"], None))
+    line = keys.waiting_line(profile_id(["blocked"], None))
     bulk_fields = set(r.hgetall(keys.task(bulk_id)))
     diffs = []
     for tid in api_ids:
         fields = set(r.hgetall(keys.task(tid)))
         if fields != bulk_fields:
             diffs.append(sorted(fields ^ bulk_fields))
-    parked = sum(1 for tid in api_ids if r.zscore(line, tid) is not None)
+    waiting_ids = {m[-36:] for m in r.zrange(line, 0, -1)}  # entries end with the task id
+    parked = sum(1 for tid in api_ids if tid in waiting_ids)
     r.close()
     return {"api_tasks": len(api_ids), "parked": parked, "field_differences": diffs[:3]}
 
@@ -401,7 +402,7 @@ def part_scale(
             ),
             4,
         )
-        line = keys.waiting(profile_id(["blocked"], None))
+        line = keys.waiting_line(profile_id(["blocked"], None))
         r = stack.redis()
         wait_until(lambda: r.zcard(line) >= backlog + 50, 120, "the backlog to wait in its line", stack)
         wait_until(lambda: r.llen("dispatch") == 0, 120, "the dispatch queue to drain", stack)

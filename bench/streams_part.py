@@ -365,8 +365,9 @@ def part_streams(
     log("part 8: cancelling the part's tasks, stopping its web process ...")
     cancel_all(api, token, made, threads)
     r = stack.redis()
-    r.delete(keys.waiting(profile_id([CAPABILITY], None)))
-    r.hdel(keys.WAITING_PROFILES, profile_id([CAPABILITY], None))
+    pid = profile_id([CAPABILITY], None)
+    r.delete(keys.waiting_line(pid), keys.waiting_clients(pid))
+    r.hdel(keys.WAITING_PROFILES, pid)
     r.close()
     stack.stop_process(WEB_NAME)
     for key in ("post", "get"):

@@ -68,6 +68,8 @@ def test_every_variable_is_documented_in_env_example():
         "ALERT_DISK",
         "ALERT_NETWORK",
         "EVENTS_KEEPALIVE_S",
+        "FAIR_SHARE",
+        "MAX_WAITING_PROFILES",
         "WEB_CONNECTIONS",
         "METRICS_MAX_AGE_S",
         "METRICS_TOKEN",
@@ -114,6 +116,15 @@ def test_client_limits_come_from_the_environment_and_must_be_positive():
     for name, bad in (("CLIENT_SUBMITS_PER_S", "0"), ("CLIENT_SUBMITS_PER_S", "inf"), ("CLIENT_BURST", "0")):
         with pytest.raises(ValueError, match=name):
             Settings.from_env({name: bad})
+
+
+def test_fair_sharing_is_on_unless_turned_off_and_the_profile_cap_is_read():
+    assert Settings.from_env({}).fair_share is True
+    assert Settings.from_env({}).max_waiting_profiles == 10_000
+    for off in ("off", "OFF", "0", "false", "no"):
+        assert Settings.from_env({"FAIR_SHARE": off}).fair_share is False
+    assert Settings.from_env({"FAIR_SHARE": "on"}).fair_share is True
+    assert Settings.from_env({"MAX_WAITING_PROFILES": "500"}).max_waiting_profiles == 500
 
 
 def test_callback_signatures_are_optional_unless_required_and_nothing_else_is_taken():

@@ -64,6 +64,22 @@ class StoreUnavailable(TaskfleetError):
     retry_after_s = 5
 
 
+class ProfileCapReached(TaskfleetError):
+    """Raised when a task no server can serve would add one more distinct requirement
+    profile to the waiting lines than ``MAX_WAITING_PROFILES`` allows."""
+
+    status = 429
+    code = "too_many_waiting_profiles"
+    retry_after_s = 60
+
+    def __init__(self, max_profiles: int) -> None:
+        super().__init__(
+            f"{max_profiles} distinct requirement profiles (capabilities + group) are waiting "
+            "already and no server offers this one; retry later or use capabilities a server has",
+            {"maxWaitingProfiles": max_profiles},
+        )
+
+
 class RedisRefusesWrites(StoreUnavailable):
     """Redis answers but refuses writes: its memory is at ``maxmemory`` (policy
     ``noeviction``) or it is a read-only replica. The refused command wrote nothing."""

@@ -15,8 +15,9 @@ from app.store import tasks_repo
 
 log = logging.getLogger("taskfleet.alerts")
 
-#: Waiting-line entries looked at to tell live waiting tasks from stale entries.
-PEEK = 20
+#: Unserved profiles announced at most, each its own alert (one client can make up
+#: thousands of capabilities; the cap on waiting profiles bounds them, not the alerts).
+MAX_UNSERVED = 20
 
 
 def rules(ctx: Context) -> AlertRules:
@@ -33,18 +34,19 @@ def rules(ctx: Context) -> AlertRules:
 
 
 def _unserved(ctx: Context) -> tuple[str, ...]:
-    """Profiles with a task still PENDING in their line and no healthy server."""
-    unserved = []
-    for pid, (capabilities, group) in ctx.waiting.profiles().items():
-        ids = ctx.waiting.peek(pid, PEEK)
-        if not ids or ctx.fleet.has_healthy(capabilities, group):
-            continue
-        if any(
-            (state := ctx.tasks.get(task_id)) is not None and state.status is TaskStatus.PENDING
-            for task_id in ids
-        ):
-            unserved.append(",".join(capabilities) + "|" + (group or ""))
-    return tuple(sorted(unserved))
+    """Profiles with a task in their line and no healthy server (at most
+    ``MAX_UNSERVED``, first by name): the profiles in one read and the pools in one,
+    then matched here, so a check costs no Redis call per profile."""
+    profiles = ctx.waiting.profiles()
+    if not profiles:
+        return ()
+    healthy = ctx.fleet.healthy_pool_metas()
+    unserved = sorted(
+        ",".join(capabilities) + "|" + (group or "")
+        for capabilities, group in profiles.values()
+        if not any(meta.serves(capabilities, group) for meta in healthy)
+    )
+    return tuple(unserved[:MAX_UNSERVED])
 
 
 def _reported(ctx: Context) -> dict[str, dict[str, float]]:

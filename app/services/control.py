@@ -99,6 +99,7 @@ def cancel(ctx: Context, task_id: str, owner: str | None) -> TaskState:
     )
     if before.status is TaskStatus.PENDING:
         limits.forget_waiting(ctx, [state])
+        waiting.unpark(ctx, [state])
     if before.status is TaskStatus.SCHEDULED:
         deferred.unschedule(ctx, task_id)
     if before.status is TaskStatus.PROCESSING and before.server_id:
@@ -186,6 +187,7 @@ def cancel_many(ctx: Context, task_ids: list[str]) -> int:
         tasks_repo.follow_many(ctx.db, moved)
         ctx.tasks.mark_many_synced(moved)
         limits.forget_waiting(ctx, moved)
+        waiting.unpark(ctx, moved)
         dependencies.on_final_many(ctx, [state.id for state in moved])
     cancelled = len(moved)
     for task_id in one_by_one:

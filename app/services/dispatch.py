@@ -56,6 +56,7 @@ def _reserve_loaded(ctx: Context, state: TaskState, attempt: int) -> str | None:
 def _reserve_or_park(ctx: Context, state: TaskState, attempt: int) -> str | None:
     """A server for the attempt, or None with the task parked where it waits: the line
     of the concurrency limit that is full, else its profile's line (no server free)."""
+    parked = False
     try:
         server_id = _reserve_loaded(ctx, state, attempt)
     except LimitReached as full:
@@ -64,6 +65,7 @@ def _reserve_or_park(ctx: Context, state: TaskState, attempt: int) -> str | None
         if server_id is not None:
             return server_id
         waiting.park(ctx, state)
+        parked = True
     # A slot or a limit's place freed between the reservation and the parking would
     # have woken nobody: try once more.
     try:
@@ -72,6 +74,8 @@ def _reserve_or_park(ctx: Context, state: TaskState, attempt: int) -> str | None
         return None
     if server_id is None:
         waiting.park(ctx, state)  # no-op if parked there already; else held by a server now
+    elif parked:
+        waiting.unpark(ctx, [state])  # it has a slot: its entry would only linger
     return server_id
 
 

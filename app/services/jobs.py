@@ -23,8 +23,8 @@ from app.core.errors import InvalidInput, NotFound, StoreUnavailable
 from app.core.ids import ordered_ids
 from app.core.job_status import JobStatus, job_status, progress
 from app.core.states import TaskStatus
-from app.core.task import TaskSpec, TaskState, waiting_score
-from app.services import client_limits, control, deferred, statistics
+from app.core.task import TaskSpec, TaskState
+from app.services import client_limits, control, deferred, statistics, waiting
 from app.services.context import Context
 from app.store import dependencies_repo, jobs_repo, tasks_repo
 from app.store.jobs_repo import JobRecord, JobTally
@@ -124,6 +124,8 @@ def _create(
                 updated_ms=now,
             )
         )
+    # Before anything is stored: past the cap on waiting profiles the whole job is refused.
+    waiting.admit(ctx, [state.spec for state in states if state.status is TaskStatus.PENDING])
     edges = [(state.id, dep) for state in states for dep in state.spec.depends_on]
     record = JobRecord(id=job_id, owner=owner, name=name, total=len(states), created_ms=now)
     try:
@@ -193,12 +195,7 @@ def _start(ctx: Context, pending: list[TaskState]) -> None:
         return
     try:
         ctx.tasks.put_many_if_absent(pending, new=True)
-        ctx.waiting.park_many(
-            [
-                (s.id, s.spec.capabilities, s.spec.group, waiting_score(s.spec.priority, s.created_ms))
-                for s in pending
-            ]
-        )
+        waiting.park_many(ctx, pending)
     except StoreUnavailable:
         log.warning("job tasks stored but not lined up; the orphan sweep will pick them up")
         for state in pending:

@@ -66,6 +66,7 @@ def expire_deadlines(ctx: Context) -> int:
                     finished_ms=ctx.now_ms(),
                 )
                 limits.forget_waiting(ctx, [ended])
+                waiting.unpark(ctx, [ended])
             else:
                 continue
             expired += 1
@@ -85,7 +86,12 @@ def dispatch_due(ctx: Context) -> int:
 
 
 def wake_for_free_slots(ctx: Context) -> int:
-    """The safety net for missed wake-ups: waiting tasks for every free slot."""
+    """The safety net for missed wake-ups: waiting tasks for every free slot. Also
+    forgets a page of waiting profiles that have no line (admitted for a task that
+    never waited), so they stop counting against ``MAX_WAITING_PROFILES``."""
+    dropped = ctx.waiting.sweep(BATCH)
+    if dropped:
+        log.info("forgot %d waiting profiles without a line", dropped)
     return waiting.wake_for_free_slots(ctx)
 
 

@@ -42,6 +42,14 @@ def profile_of(server: Server) -> ServerProfile:
     )
 
 
+def _publish(ctx: Context, server: Server) -> None:
+    """Publish the server for selection; a pool it creates learns which waiting
+    profiles it can serve."""
+    profile = profile_of(server)
+    if ctx.fleet.put_server(profile, ctx.now_ms()):
+        waiting.index_pool(ctx, profile.pool_id)
+
+
 def register(ctx: Context, config: ServerConfig, server_id: str | None = None) -> Server:
     """Create or update a server (same id = update) and publish it for selection; its
     first health check is due at once. 422 when it would demand signed callbacks with no
@@ -50,7 +58,7 @@ def register(ctx: Context, config: ServerConfig, server_id: str | None = None) -
     with ctx.db.session() as session:
         _check_callback_signature(config, servers_repo.get(session, server_id))
         server = servers_repo.put(session, server_id, config, ctx.now_ms())
-    ctx.fleet.put_server(profile_of(server), ctx.now_ms())
+    _publish(ctx, server)
     ctx.fleet.schedule_health(server.id, ctx.now_ms())
     ctx.endpoints.forget(server.id)
     return server
@@ -214,7 +222,7 @@ def republish_all(ctx: Context) -> int:
         ctx.fleet.set_algorithm(Algorithm(chosen), ctx.now_ms())
     servers = list_servers(ctx)
     for server in servers:
-        ctx.fleet.put_server(profile_of(server), ctx.now_ms())
+        _publish(ctx, server)
         if server.status is ServerStatus.OFFLINE:
             since = datetime_to_ms(server.updated_at) or ctx.now_ms()
             ctx.fleet.update(server.id, ctx.now_ms(), offline_since_ms=since, offline_reason="health")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.errors import RedisRefusesWrites, StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState
-from app.services import client_limits, deferred, statistics
+from app.services import client_limits, deferred, statistics, waiting
 from app.services.context import Context
 from app.store import dependencies_repo, tasks_repo
 from app.store.tasks_repo import row_to_state
@@ -47,6 +47,8 @@ def _create(
         ctx, None if as_admin else owner, list(spec.depends_on)
     )
     now_ms = ctx.now_ms()
+    if deferred.initial_status(spec.run_at_ms, dependency_statuses, now_ms) is TaskStatus.PENDING:
+        waiting.admit(ctx, [spec])  # past the cap on waiting profiles: 429, nothing stored
     state = TaskState(
         id=str(uuid.uuid4()),
         owner=owner,

@@ -4,8 +4,17 @@ PREFIX = "tf"
 
 #: zset task_id -> deadline_ms of its running attempt.
 DEADLINES = f"{PREFIX}:deadlines"
-#: hash profile_id -> '<capabilities csv>|<group>' of every waiting line.
+#: hash profile_id -> '<capabilities csv>|<group>' of every waiting profile (one with a
+#: task in its line, or admitted for a task about to wait; see waiting_admit.lua).
 WAITING_PROFILES = f"{PREFIX}:waiting:profiles"
+#: string: entries in every waiting line (kept by the waiting_*.lua scripts), so
+#: /metrics and status need no call per profile.
+WAITING_COUNT = f"{PREFIX}:waiting:count"
+#: string: the cursor of the sweep of waiting profiles without a line (HSCAN's).
+WAITING_SWEEP_CURSOR = f"{PREFIX}:waiting:sweep"
+#: hash client sub -> its virtual time ("pass") in fair sharing: advanced by 1/weight
+#: each time one of its waiting tasks is woken (see waiting_pop.lua).
+FAIR_PASSES = f"{PREFIX}:fair:passes"
 #: hash client sub -> fair-share weight (an integer >= 1; absent: 1), published from
 #: ``client_limits`` by the client-limits service and read by the waiting lines.
 CLIENT_WEIGHTS = f"{PREFIX}:clients:weights"
@@ -59,9 +68,17 @@ LIMITS = f"{PREFIX}:limits"
 LIMITS_LOADED = f"{PREFIX}:limits:loaded"
 
 
-def waiting(profile_id: str) -> str:
-    """zset: PENDING tasks of one requirement profile waiting for a slot, by priority then age."""
-    return f"{PREFIX}:waiting:{profile_id}"
+def waiting_line(profile_id: str) -> str:
+    """zset (all scores 0, ordered by member): the PENDING tasks of one requirement
+    profile waiting for a slot, '<len>:<client><score:16 digits><task_id>', so each
+    client's tasks are one lexical range ordered by priority then age."""
+    return f"{PREFIX}:waiting:{profile_id}:line"
+
+
+def waiting_clients(profile_id: str) -> str:
+    """zset: the clients with a task in the profile's line -> their pass (as last seen;
+    a lower one than ``FAIR_PASSES`` holds is corrected by the next pop)."""
+    return f"{PREFIX}:waiting:{profile_id}:clients"
 
 
 def task(task_id: str) -> str:
@@ -109,6 +126,19 @@ def pool_fresh(pool_id: str) -> str:
 def pool_meta(pool_id: str) -> str:
     """hash: the pool's profile: capabilities, groups, region."""
     return f"{PREFIX}:pool:{pool_id}:meta"
+
+
+def pool_waiting(pool_id: str) -> str:
+    """set: ids of the waiting profiles the pool's servers can serve (a profile's
+    candidate pools add it when it waits; an emptied one leaves at the next pop)."""
+    return f"{PREFIX}:pool:{pool_id}:waiting"
+
+
+def pool_clock(pool_id: str) -> str:
+    """string: the pool's virtual time in fair sharing, the pass of the last client it
+    served; a client that starts waiting for it starts no lower. (Not '...:clock': the
+    fault suite takes every key with 'lock' in its name for a lock that needs a TTL.)"""
+    return f"{PREFIX}:pool:{pool_id}:vtime"
 
 
 def capability_pools(name: str) -> str:

@@ -334,13 +334,82 @@ class SyncedCall(ScriptCall):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingParkCall(ScriptCall):
+    """``waiting_park.lua``: line up one client's tasks of one profile."""
+
+    SCRIPT: ClassVar[str] = "waiting_park"
+
+    profiles: str = key()
+    line: str = key()
+    clients: str = key()
+    passes: str = key()
+    count_key: str = key()
+    #: (waiting-profiles set, clock) per candidate pool.
+    pools: Sequence[tuple[str, str]] = keys_tail()
+    profile_id: str = arg()
+    profile_text: str = arg()
+    client: str = arg()
+    #: (member, the same task's member with its other score) per task.
+    members: Sequence[tuple[str, str]] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WaitingPopCall(ScriptCall):
-    """``waiting_pop.lua``: take the best waiting tasks across several lines."""
+    """``waiting_pop.lua``: take the best waiting tasks a pool serves, fairly."""
 
     SCRIPT: ClassVar[str] = "waiting_pop"
 
-    lines: Sequence[str] = keys_tail()
+    passes: str = key()
+    weights: str = key()
+    profiles: str = key()
+    count_key: str = key()
+    index: str = key()
+    clock: str = key()
+    #: (line, clients zset) per profile.
+    lines: Sequence[tuple[str, str]] = keys_tail()
     count: int = arg()
+    max_fixes: int = arg()
+    advance: int = arg()
+    profile_ids: Sequence[str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingUnparkCall(ScriptCall):
+    """``waiting_unpark.lua``: take entries of tasks no longer PENDING out of a line."""
+
+    SCRIPT: ClassVar[str] = "waiting_unpark"
+
+    profiles: str = key()
+    line: str = key()
+    clients: str = key()
+    count_key: str = key()
+    indexes: Sequence[str] = keys_tail()
+    profile_id: str = arg()
+    client: str = arg()
+    members: Sequence[str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingSweepCall(ScriptCall):
+    """``waiting_sweep.lua``: forget profiles that have no line."""
+
+    SCRIPT: ClassVar[str] = "waiting_sweep"
+
+    profiles: str = key()
+    lines: Sequence[str] = keys_tail()
+    profile_ids: Sequence[str] = args_tail()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WaitingAdmitCall(ScriptCall):
+    """``waiting_admit.lua``: admit new waiting profiles under the cap, all or none."""
+
+    SCRIPT: ClassVar[str] = "waiting_admit"
+
+    profiles: str = key()
+    max_profiles: int = arg()
+    #: (profile id, profile text) per profile.
+    entries: Sequence[tuple[str, str]] = args_tail()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -190,7 +190,7 @@ def test_cancelling_a_job_moves_waiting_tasks_together_and_the_rest_one_by_one(c
     woken = ctx.queue.take()
     assert [task_id for task_id, _, _ in woken] == [ids[0]]
     # The first holds the one slot (PROCESSING, not called); another finished already.
-    ctx.waiting.take(list(ctx.waiting.profiles()), 5)
+    ctx.waiting.take(ctx.fleet.pool_of_server("s1") or "", 5)
     assert ctx.fleet.reserve(ids[0], 1, ("echo",), now_ms=ctx.now_ms()) == "s1"
     state_sync.apply(
         ctx,

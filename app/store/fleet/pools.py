@@ -109,6 +109,28 @@ class FleetBase:
             self._server_pool_cache.clear()
             self._pool_meta_cache.clear()
 
+    def serving_pools(self, profiles: Sequence[tuple[Sequence[str], str | None]]) -> list[list[str]]:
+        """For each (capabilities, group): the pools whose servers serve it, read now
+        (no cache) for all of them in one round trip."""
+        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
+            for capabilities, group in profiles:
+                sets = [keys.capability_pools(c) for c in capabilities]
+                if group:
+                    sets.append(keys.group_pools(group))
+                if sets:
+                    pipe.sinter(sets)
+                else:
+                    pipe.smembers(keys.POOLS)
+            return [sorted(found) for found in pipe.execute()]
+
+    def pool_meta(self, pool_id: str) -> PoolMeta:
+        """The pool's profile: capabilities, groups, region (cached)."""
+        return self._pool_metas([pool_id])[0]
+
+    def pool_of_server(self, server_id: str) -> str | None:
+        """The pool a server is in (as of up to ``POOL_CACHE_TTL_S`` ago)."""
+        return self._server_pool(server_id)
+
     def candidate_pools(
         self, capabilities: Sequence[str], group: str | None, region: str | None
     ) -> tuple[list[str], int]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from app.core.slot_ledger import Lease
 from app.store import keys
 from app.store.fleet.pools import FleetBase
-from app.store.records import ServerRecord, SlotUse
+from app.store.records import PoolMeta, ServerRecord, SlotUse
 from app.store.redis_client import redis_errors
 
 
@@ -57,6 +57,11 @@ class Reads(FleetBase):
 
     def free_slots(self) -> int:
         """Free slots summed over servers that can take tasks now (in an avail zset)."""
+        return sum(self.free_by_pool().values())
+
+    def free_by_pool(self) -> dict[str, int]:
+        """Pool -> free slots of its servers that can take tasks now (pools with none
+        left out); one round trip."""
         with redis_errors():
             pools = list(self.client.smembers(keys.POOLS))
             with self.client.pipeline(transaction=False) as pipe:
@@ -64,11 +69,29 @@ class Reads(FleetBase):
                     pipe.zrange(keys.pool_avail(pool_id), 0, -1)
                     pipe.hgetall(keys.pool(pool_id))
                 replies = pipe.execute()
-        free = 0
-        for members, raw in zip(replies[::2], replies[1::2], strict=True):
+        free = {}
+        for pool_id, members, raw in zip(pools, replies[::2], replies[1::2], strict=True):
             uses = SlotUse.from_pool_hash(raw)
-            free += sum(uses[sid].free for sid in members if sid in uses)
+            room = sum(uses[sid].free for sid in members if sid in uses)
+            if room > 0:
+                free[pool_id] = room
         return free
+
+    def healthy_pool_metas(self) -> list[PoolMeta]:
+        """The profile of every pool with a server that takes tasks at all (online or
+        degraded, not in maintenance or draining); two round trips."""
+        with redis_errors():
+            pools = sorted(self.client.smembers(keys.POOLS))
+            with self.client.pipeline(transaction=False) as pipe:
+                for pool_id in pools:
+                    pipe.hgetall(keys.pool(pool_id))
+                raws = pipe.execute()
+        healthy = [
+            p
+            for p, raw in zip(pools, raws, strict=True)
+            if any(u.ok for u in SlotUse.from_pool_hash(raw).values())
+        ]
+        return self._pool_metas(healthy)
 
     def slots(self) -> dict[str, SlotUse]:
         """Every server's slots now."""

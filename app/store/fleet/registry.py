@@ -13,8 +13,9 @@ from app.store.script_calls import RescoreCall, SyncCall
 
 
 class Registry(FleetBase):
-    def put_server(self, profile: ServerProfile, now_ms: int) -> None:
-        """Publish a server (new or updated). In-flight slots follow it to a new pool."""
+    def put_server(self, profile: ServerProfile, now_ms: int) -> bool:
+        """Publish a server (new or updated). In-flight slots follow it to a new pool.
+        True if its pool is new (the waiting profiles it serves are then indexed for it)."""
         new_pool = profile.pool_id
         server_key = keys.server(profile.id)
         with redis_errors():
@@ -37,15 +38,18 @@ class Registry(FleetBase):
                 for name, value in ServerRecord.patch(last_seen_ms=now_ms, circuit="closed").items():
                     pipe.hsetnx(server_key, name, value)  # kept when it exists already
                 pipe.sadd(keys.SERVERS, profile.id)
+                pool_added_at = len(pipe.command_stack)
                 pipe.sadd(keys.POOLS, new_pool)
                 pipe.hset(keys.pool_meta(new_pool), mapping=profile.meta.to_hash())
                 for cap in profile.capabilities:
                     pipe.sadd(keys.capability_pools(cap), new_pool)
                 for group in profile.groups:
                     pipe.sadd(keys.group_pools(group), new_pool)
-                pipe.execute()
+                replies = pipe.execute()
+        pool_added = replies[pool_added_at]
         self._forget_pools()
         self.sync(profile.id, now_ms)
+        return bool(pool_added)
 
     def _move(self, server_id: str, old_pool: str, new_pool: str) -> None:
         """Carry a server's fields and leases from one pool to another in one transaction."""

@@ -28,25 +28,6 @@ NOT_LOADED, TYPE_FULL, ALL_FULL = -1, -2, -3
 
 
 class Selection(FleetBase):
-    def server_serves(self, server_id: str) -> Callable[[Sequence[str], str | None], bool]:
-        """A test: can this server serve tasks needing (capabilities, group)? (From what
-        was registered up to ``POOL_CACHE_TTL_S`` ago.)"""
-        pool_id = self._server_pool(server_id)
-        meta = self._pool_metas([pool_id])[0] if pool_id else None
-
-        def serves(capabilities: Sequence[str], group: str | None) -> bool:
-            return meta is not None and meta.serves(tuple(capabilities), group)
-
-        return serves
-
-    def has_room(self, capabilities: Sequence[str], group: str | None) -> bool:
-        """Whether any server that fits (capabilities, group) can take a slot now."""
-        pools, _ = self.candidate_pools(capabilities, group, None)
-        with redis_errors(), self.client.pipeline(transaction=False) as pipe:
-            for pool_id in pools:
-                pipe.zcard(keys.pool_avail(pool_id))
-            return any(pipe.execute())
-
     def has_healthy(self, capabilities: Sequence[str], group: str | None) -> bool:
         """Whether any server that fits (capabilities, group) takes tasks at all: online
         or degraded, not in maintenance or draining (full or resting counts as healthy)."""
