@@ -10,13 +10,16 @@ can serve, never on how many profiles wait (see ``app.store.waiting_lines``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
-from app.core.errors import ProfileCapReached
+from app.core.errors import ProfileCapReached, RedisRefusesWrites, StoreUnavailable
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec, TaskState, front_of_line_score, waiting_score
 from app.services.context import Context
 from app.store.waiting_lines import EVERYONE, Entry, profile_id
+
+log = logging.getLogger("taskfleet.waiting")
 
 
 def _client(ctx: Context, state: TaskState) -> str:
@@ -86,13 +89,22 @@ def admit(ctx: Context, specs: Iterable[TaskSpec]) -> None:
     them) otherwise. Profiles some server serves are always admitted: their number is
     bounded by the fleet's own capabilities and groups, and one client's made-up
     capabilities must not lock everyone else out."""
-    unserved: dict[str, tuple[Sequence[str], str | None]] = {}
-    for spec in specs:
-        pid = profile_id(spec.capabilities, spec.group)
-        if pid not in unserved and not ctx.fleet.candidate_pools(spec.capabilities, spec.group, None)[0]:
-            unserved[pid] = (spec.capabilities, spec.group)
     cap = ctx.settings.max_waiting_profiles
-    if unserved and not ctx.waiting.admit(unserved.values(), cap):
+    try:
+        unserved: dict[str, tuple[Sequence[str], str | None]] = {}
+        for spec in specs:
+            pid = profile_id(spec.capabilities, spec.group)
+            if pid not in unserved and not ctx.fleet.candidate_pools(spec.capabilities, spec.group, None)[0]:
+                unserved[pid] = (spec.capabilities, spec.group)
+        admitted = not unserved or ctx.waiting.admit(unserved.values(), cap)
+    except RedisRefusesWrites:
+        raise  # full: it would refuse the task too (503, nothing stored)
+    except StoreUnavailable:
+        # Tasks are accepted durably without Redis (the orphan sweep parks them when it
+        # is back), as the client limits are: the cap is not checked meanwhile.
+        log.warning("waiting-profile cap not checked: redis unavailable")
+        return
+    if not admitted:
         raise ProfileCapReached(cap)
 
 
