@@ -24,6 +24,7 @@ from app.core.task import (
     MIN_POLL_INTERVAL_S,
     json_size,
 )
+from app.core.text import unstorable_fields
 
 TASK_STATUSES = [status.value for status in TaskStatus]
 TASK_MODES = [mode.value for mode in TaskMode]
@@ -32,24 +33,12 @@ CALLBACK_STATUSES = [s.value for s in (TaskStatus.PROCESSING, TaskStatus.COMPLET
 NAME = Length(min=1, max=100)
 
 
-NUL = "\x00"
-
-
-def _contains_nul(value: Any) -> bool:
-    """A NUL character anywhere in a JSON value: a string, a key, nested at any depth."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
 class StrictSchema(Schema):
     """Input that is refused rather than guessed at: unknown fields; in a query string a
-    single-valued parameter given twice (not cut to its first value); and text with a NUL
-    character, which no record can hold (Postgres refuses it in text and JSONB)."""
+    single-valued parameter given twice (not cut to its first value); and text no store
+    can hold, anywhere in the input: a NUL or a lone UTF-16 surrogate (``app.core.text``).
+    Every input schema is one of these, so that rule has this one place, and is checked
+    after authentication and before anything is written."""
 
     class Meta:
         unknown = RAISE
@@ -71,15 +60,13 @@ class StrictSchema(Schema):
         return data
 
     @pre_load
-    def _no_nul(self, data: Any, **_: Any) -> Any:
+    def _storable_text(self, data: Any, **_: Any) -> Any:
         getlist = getattr(data, "getlist", None)
-        fields = {key: getlist(key) for key in data} if getlist else data
-        if isinstance(fields, dict):
-            bad = sorted(
-                str(key) for key, value in fields.items() if _contains_nul(key) or _contains_nul(value)
-            )
-            if bad:
-                raise ValidationError({key: ["must not contain NUL (U+0000) characters"] for key in bad})
+        # A query string's values: one string, or the list of a multi-valued parameter.
+        values = {key: getlist(key) for key in data} if getlist else {}
+        fields = {k: v[0] if len(v) == 1 else v for k, v in values.items()} if getlist else data
+        if isinstance(fields, dict) and (bad := unstorable_fields(fields)):
+            raise ValidationError({path: [reason] for path, reason in bad.items()})
         return data
 
 
