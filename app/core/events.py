@@ -29,7 +29,7 @@ STATUS, PROGRESS, CHUNK, RESULT, JOB = "status", "progress", "chunk", "result", 
 
 #: The sequence of a ``result`` event: after every chunk of its version.
 RESULT_SEQ = 1 << 62
-_ID = re.compile(r"^(\d{1,15})-(\d{1,15}|r)$")
+_ID = re.compile(r"^([0-9]{1,15})-([0-9]{1,15}|r)$")  # ASCII digits: \d takes "\u0661" too
 
 
 @dataclass(frozen=True, order=True)
