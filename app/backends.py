@@ -19,7 +19,7 @@ from app.core.clock import Clock
 from app.core.errors import BackendBusy, BackendError, Forbidden, Unauthorized
 from app.core.events import RESULT, SSEParser, sse_payload
 from app.core.server_health import CHECK_TIMEOUT_S
-from app.core.urls import is_forbidden_address, literal_address
+from app.core.urls import IPAddress, is_forbidden_address, literal_address
 
 #: Statuses that mean "not now" rather than "broken": requeue without counting a failure.
 BUSY_STATUSES = frozenset({429, 503})
@@ -58,6 +58,19 @@ def _retry_after_s(response: requests.Response) -> float | None:
 #: Seconds a host's resolved addresses are trusted by the call-time address check.
 RESOLVE_TTL_S = 60.0
 
+#: Looks a host name up: its addresses, as text; raises ``OSError`` when there are none.
+Resolver = Callable[[str], list[str]]
+
+
+def system_resolver(host: str) -> list[str]:
+    """The system's answer: DNS, and /etc/hosts first (so names there resolve offline)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except UnicodeError as exc:  # a label IDNA cannot encode (too long, say)
+        raise OSError(f"cannot look up {host!r}: {exc}") from exc
+    return [str(info[4][0]).split("%")[0] for info in infos]  # without an IPv6 zone
+
+
 #: A health check's failure reason: the answer named another server (``serverId``).
 SERVER_ID_MISMATCH = "server_id_mismatch"
 
@@ -86,8 +99,12 @@ class BackendClient:
     """Calls backends over one pooled, redirect-refusing ``requests`` session, and only
     at hosts that do not resolve to link-local or metadata addresses."""
 
-    def __init__(self, connect_timeout_s: float, pool_size: int = 256) -> None:
+    def __init__(
+        self, connect_timeout_s: float, pool_size: int = 256, resolver: Resolver = system_resolver
+    ) -> None:
         self.connect_timeout_s = connect_timeout_s
+        #: Looks names up, for the address checks (tests inject one that needs no DNS).
+        self.resolver = resolver
         self._resolved: dict[str, tuple[float, bool]] = {}
         self.session = requests.Session()
         # Backends are called directly: no HTTP(S)_PROXY or .netrc from the environment
@@ -187,13 +204,22 @@ class BackendClient:
         if cached and now - cached[0] < RESOLVE_TTL_S:
             return cached[1]
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-            addresses = [literal_address(str(info[4][0]).split("%")[0]) for info in infos]
-            ok = not any(a is not None and is_forbidden_address(a) for a in addresses)
-        except (OSError, UnicodeError):
+            ok = not any(is_forbidden_address(a) for a in self.addresses(host))
+        except OSError:
             ok = True  # unresolvable: the call itself will fail as a connection error
         self._resolved[host] = (now, ok)
         return ok
+
+    def addresses(self, host: str) -> list[IPAddress]:
+        """The addresses ``host`` names or resolves to now (not cached); raises
+        ``OSError`` when it resolves to none."""
+        literal = literal_address(host)
+        if literal is not None:
+            return [literal]
+        found = [a for text in self.resolver(host) if (a := literal_address(text)) is not None]
+        if not found:
+            raise OSError(f"{host} has no address")
+        return found
 
     def health(self, url: str, server_id: str | None = None) -> HealthAnswer:
         """GET the health endpoint: healthy on a 2xx within ``CHECK_TIMEOUT_S``, unless
