@@ -77,3 +77,8 @@ def test_a_name_pointed_at_metadata_later_is_refused_when_called(host):
     client = BackendClient(5, resolver=fake_resolver)
     assert client.allowed("http://gpu1.fleet/p")
     assert not client.allowed(f"http://{host}/p")
+
+
+def test_the_alert_webhook_is_not_called_at_a_name_pointed_at_metadata():
+    client = BackendClient(5, resolver=fake_resolver)
+    assert client.notify("http://nat64.evil/hook", {"alert": "x"}) is False
