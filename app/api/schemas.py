@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from apiflask import Schema
@@ -68,6 +69,28 @@ class StrictSchema(Schema):
         if isinstance(fields, dict) and (bad := unstorable_fields(fields)):
             raise ValidationError({path: [reason] for path, reason in bad.items()})
         return data
+
+
+#: The instants a time in input may name: from the epoch to 9999-01-01 UTC, leaving room
+#: to add a timeout or a day to one and still have a date Python can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class UtcDateTime(AwareDateTime):
+    """An ISO 8601 time with its offset, loaded as an aware UTC datetime from 1970 to
+    9998. An offset that takes it past the years Python holds
+    (``0001-01-01T00:00:00+01:00``) is a 422 here, not an overflow later."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = parsed.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValidationError("must be a time from 1970-01-01 to 9998-12-31 (UTC)")
+        return utc
 
 
 class StrictInteger(Integer):
@@ -141,7 +164,7 @@ class TaskIn(StrictSchema):
         metadata=TASK_METADATA,
         error_messages={"invalid": "must be a JSON object"},
     )
-    run_at = AwareDateTime(
+    run_at = UtcDateTime(
         data_key="runAt",
         load_default=None,
         format="iso",
