@@ -1,5 +1,7 @@
 """Header values are bytes on the wire (WSGI hands them over decoded as Latin-1): any
-byte, UTF-8 or not, in a header taskfleet reads is a 4xx or ordinary text, never a 500."""
+byte, UTF-8 or not, in a header taskfleet reads (Idempotency-Key, Last-Event-ID,
+Authorization for JWTs and for METRICS_TOKEN, X-Taskfleet-Signature) is a 4xx or
+ordinary text, never a 500."""
 
 from __future__ import annotations
 
@@ -79,3 +81,12 @@ def test_an_odd_callback_signature_is_4xx(ctx, client, auth, value):
         headers={signatures.HEADER: value.replace("t=1", f"t={ctx.now_ms() // 1000}")},
     )
     assert 400 <= r.status_code < 500, r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", [f"Bearer {v}" for v in ODD_VALUES] + ODD_VALUES)
+def test_an_odd_metrics_token_is_401(sqlite_url, value):
+    from app.core.clock import ManualClock
+    from tests.api.test_ops_probes import _app
+
+    client = _app(sqlite_url, ManualClock(), metrics_token="scrape-secret-\xe9").test_client()
+    assert client.get("/metrics", headers={"Authorization": value}).status_code == 401
