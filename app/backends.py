@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -39,6 +40,8 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 MAX_EVENT_BYTES = 1024 * 1024
 #: Bytes of a health check's answer read at most: it is only looked at for a serverId.
 HEALTH_MAX_BYTES = 64 * 1024
+#: Bytes of an error answer (4xx, 5xx) read to keep its connection; it is not used.
+ERROR_BODY_BYTES = 64 * 1024
 
 #: Called with the chunks of a streamed answer as they arrive (JSON values, in order).
 ChunkSink = Callable[[list[Any]], None]
@@ -272,8 +275,12 @@ class BackendClient:
 
 
 def _raise_for_status(response: requests.Response) -> None:
-    """Map a status that is no answer to its ``BackendError`` (a 2xx passes)."""
+    """Map a status that is no answer to its ``BackendError`` (a 2xx passes). The
+    error's own body is read first, if small, so that its connection is kept."""
     status = response.status_code
+    if not 200 <= status < 300:
+        with contextlib.suppress(BackendError):  # too large or cut: the connection closes
+            read_capped(response, ERROR_BODY_BYTES, "error")
     if status in BUSY_STATUSES:
         raise BackendBusy(f"backend busy (HTTP {status})", _retry_after_s(response))
     if status >= 500:

@@ -67,7 +67,7 @@ def endless(name: str) -> Iterator[bytes]:
 def backend_url() -> Iterator[tuple[str, dict]]:
     """A real HTTP server answering ``ANSWERS[<last path segment>]``; an endless answer
     sets ``sent["hung_up"]`` when the client closes the connection on it."""
-    sent = {"bytes": 0, "hung_up": threading.Event()}
+    sent = {"bytes": 0, "hung_up": threading.Event(), "peers": set()}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -79,8 +79,9 @@ def backend_url() -> Iterator[tuple[str, dict]]:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             name = self.path.rsplit("/", 1)[-1]
+            sent["peers"].add(self.client_address)
             headers, body = ANSWERS[name]
-            self.send_response(200)
+            self.send_response(503 if name == "busy" else 200)
             for key, value in headers.items():
                 self.send_header(key, value)
             if body is not None:
@@ -212,3 +213,18 @@ def test_a_task_whose_answer_is_too_large_fails_after_one_attempt(ctx, backend_u
     assert state.status is TaskStatus.FAILED
     assert state.attempt == 1
     assert "BACKEND_MAX_RESPONSE_BYTES" in (state.error or "")
+
+
+def test_a_busy_answer_keeps_its_connection(backend_url):
+    """Error answers are read (when small) so the pooled connection is used again, as
+    it was before answers were streamed."""
+    base, sent = backend_url
+    ANSWERS["busy"] = ({"Content-Type": "application/json"}, b'{"error": "busy"}')
+    backends = client()
+    try:
+        for _ in range(3):
+            with pytest.raises(BackendError):
+                backends.poll(f"{base}/busy", None, 5)
+    finally:
+        del ANSWERS["busy"]
+    assert len(sent["peers"]) == 1  # one connection for the three calls
