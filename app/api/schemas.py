@@ -327,9 +327,14 @@ class CallbackIn(StrictSchema):
     metadata = Dict(load_default=None, allow_none=True)
 
 
-#: A backend's URL: http(s) with a host, neither link-local nor a metadata service
-#: (``app.core.urls.check_backend_url`` enforces what JSON Schema cannot state).
-BACKEND_URL = {"format": "uri", "description": "http(s) URL of the backend; not link-local"}
+#: A backend's URL: http(s) with a host, neither link-local nor a metadata service, and a
+#: name that resolves (``services.servers.check_endpoints`` enforces what JSON Schema
+#: cannot state).
+BACKEND_URL = {
+    "format": "uri",
+    "description": "http(s) URL of the backend; not link-local or a cloud metadata address, "
+    "in any spelling; a host name must resolve now (else 422)",
+}
 
 
 class EndpointsIn(StrictSchema):
