@@ -16,6 +16,10 @@ from typing import Any
 #: A NUL or a UTF-16 surrogate code point. The JSON parser decodes a surrogate pair
 #: into one character, so a surrogate left in a ``str`` is a lone one.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: What ``json.dumps(..., ensure_ascii=False)`` writes for such a character: NUL as its
+#: escape, a surrogate as itself. (A literal backslash-u-0000 also matches: the walk
+#: then finds nothing.)
+_UNSTORABLE_DUMPED = re.compile("\\\\u0000|[\ud800-\udfff]")
 #: Paths reported at most: enough to fix a body, a bound on the answer's size.
 MAX_REPORTED = 20
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,7 +51,14 @@ def unstorable_fields(fields: Mapping[Any, Any]) -> dict[str, str]:
     """Path -> reason for every string (value or object key, at any depth) in
     ``fields`` that cannot be stored, at most ``MAX_REPORTED``. Paths start with the
     field's name: ``type``, ``payload.a[0]``, ``tasks[2].key``, ``metadata["k\\u0000"]``.
-    Iterative, so any depth the JSON parser accepted is walked."""
+    Iterative, so any depth the JSON parser accepted is walked; and only when a look at
+    the whole as JSON text (in C, fast) found such a character."""
+    try:
+        dumped = json.dumps(fields, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        dumped = None  # keys JSON cannot have, or nested past the encoder: walk
+    if dumped is not None and _UNSTORABLE_DUMPED.search(dumped) is None:
+        return {}
     found: dict[str, str] = {}
     stack: list[tuple[str, Any]] = []
     for key, value in reversed(list(fields.items())):

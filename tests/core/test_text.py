@@ -40,3 +40,15 @@ def test_deep_nesting_is_walked_without_recursion():
 
 def test_reports_are_bounded():
     assert len(unstorable_fields({"p": ["\x00"] * 1000})) == MAX_REPORTED
+
+
+def test_text_that_only_looks_like_an_escape_is_storable():
+    assert unstorable_fields({"a": "\\u0000", "b": "\\ud800", "c": {1: "x"}}) == {}
+
+
+def test_a_large_clean_body_is_looked_at_in_one_pass():
+    """The walk with paths runs only when the whole, written as JSON, holds a bad one."""
+    body = {"items": [{"id": i, "label": "x" * 8} for i in range(50_000)]}
+    assert unstorable_fields(body) == {}
+    body["items"][-1]["label"] = "\ud800"
+    assert list(unstorable_fields(body)) == ["items[49999].label"]
