@@ -8,7 +8,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.backends import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES
 from app.core import signatures
+from app.core.errors import InvalidInput
+from app.core.urls import check_backend_url
 
 #: The Celery queues: dispatch jobs, and periodic and fleet jobs, apart so a backlog of
 #: one never delays the other (app.extensions routes to them; /api/status reads them).
@@ -150,6 +153,11 @@ class Settings:
     #: Seconds to open a connection to a backend; the answer may take as long as the
     #: attempt's timeout (or the server's own timeoutSeconds, if lower).
     connect_timeout_s: int = 5
+    #: Bytes of a backend's answer (sync result, poll status, a whole streamed answer)
+    #: read at most; past it the attempt fails, not retried (``app.backends``).
+    backend_max_response_bytes: int = MAX_RESPONSE_BYTES
+    #: Bytes one event of a streamed answer holds at most.
+    backend_max_event_bytes: int = MAX_EVENT_BYTES
     #: Seconds a finished task's hot state stays in Redis (the database keeps it forever).
     hot_state_ttl_s: int = 300
     #: Concurrent greenlets per dispatch worker process.
@@ -200,6 +208,15 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://127.0.0.1:{self.port}")
+        if self.alert_webhook_url:
+            # Called like a backend, so held to a backend URL's rules (no metadata address).
+            try:
+                check_backend_url(self.alert_webhook_url, "ALERT_WEBHOOK_URL")
+            except InvalidInput as exc:
+                raise ValueError(f"{exc.message}, got {self.alert_webhook_url!r}") from exc
+        for name in ("backend_max_response_bytes", "backend_max_event_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.upper()} must be a positive number of bytes")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -223,6 +240,10 @@ class Settings:
                 env, "CALLBACK_SIGNATURE", defaults.callback_signature, signatures.MODES
             ),
             connect_timeout_s=_int(env, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
+            backend_max_response_bytes=_int(
+                env, "BACKEND_MAX_RESPONSE_BYTES", defaults.backend_max_response_bytes
+            ),
+            backend_max_event_bytes=_int(env, "BACKEND_MAX_EVENT_BYTES", defaults.backend_max_event_bytes),
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),

@@ -60,6 +60,8 @@ def test_every_variable_is_documented_in_env_example():
         "TOKEN_MAX_TTL_S",
         "CLOCK_LEEWAY_S",
         "CONNECT_TIMEOUT_S",
+        "BACKEND_MAX_RESPONSE_BYTES",
+        "BACKEND_MAX_EVENT_BYTES",
         "HOT_STATE_TTL_S",
         "WORKER_CONCURRENCY",
         "LOG_JSON",
@@ -132,3 +134,33 @@ def test_callback_signatures_are_optional_unless_required_and_nothing_else_is_ta
     assert Settings.from_env({"CALLBACK_SIGNATURE": "Required"}).callback_signature == "required"
     with pytest.raises(ValueError, match="CALLBACK_SIGNATURE must be one of required, optional"):
         Settings.from_env({"CALLBACK_SIGNATURE": "always"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.example/alert",
+        "hooks.example/alert",
+        "http://169.254.169.254/latest",
+        "http://[64:ff9b::a9fe:a9fe]/x",
+        "http://metadata.google.internal/x",
+        "http://168.63.129.16/",
+        "http://hooks.example/a b",
+    ],
+)
+def test_an_alert_webhook_url_a_backend_could_not_have_is_refused_at_startup(url):
+    with pytest.raises(ValueError, match="ALERT_WEBHOOK_URL"):
+        Settings.from_env({"ALERT_WEBHOOK_URL": url})
+
+
+def test_an_http_alert_webhook_url_is_taken():
+    url = "https://hooks.example.com/services/T0/B0/x"
+    assert Settings.from_env({"ALERT_WEBHOOK_URL": url}).alert_webhook_url == url
+
+
+def test_backend_answer_caps_default_to_16_and_1_mib_and_must_be_positive():
+    settings = Settings.from_env({})
+    assert (settings.backend_max_response_bytes, settings.backend_max_event_bytes) == (16 << 20, 1 << 20)
+    assert Settings.from_env({"BACKEND_MAX_RESPONSE_BYTES": "1000"}).backend_max_response_bytes == 1000
+    with pytest.raises(ValueError, match="BACKEND_MAX_EVENT_BYTES"):
+        Settings.from_env({"BACKEND_MAX_EVENT_BYTES": "0"})

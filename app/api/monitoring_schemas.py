@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC
 
 from apiflask import Schema
-from apiflask.fields import AwareDateTime, Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, Range
 from marshmallow import ValidationError, validates_schema
 
-from app.api.schemas import StrictSchema
+from app.api.schemas import StrictSchema, UtcDateTime
 
 MS = "milliseconds"
 
 
 class StatsQuery(StrictSchema):
-    start = AwareDateTime(
+    start = UtcDateTime(
         data_key="from",
         load_default=None,
         default_timezone=UTC,
@@ -23,7 +23,7 @@ class StatsQuery(StrictSchema):
             "description": "Start of the range (ISO 8601; UTC when no offset); hours that overlap count."
         },
     )
-    end = AwareDateTime(
+    end = UtcDateTime(
         data_key="to",
         load_default=None,
         default_timezone=UTC,

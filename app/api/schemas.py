@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from apiflask import Schema
@@ -24,6 +25,7 @@ from app.core.task import (
     MIN_POLL_INTERVAL_S,
     json_size,
 )
+from app.core.text import unstorable_fields
 
 TASK_STATUSES = [status.value for status in TaskStatus]
 TASK_MODES = [mode.value for mode in TaskMode]
@@ -32,24 +34,12 @@ CALLBACK_STATUSES = [s.value for s in (TaskStatus.PROCESSING, TaskStatus.COMPLET
 NAME = Length(min=1, max=100)
 
 
-NUL = "\x00"
-
-
-def _contains_nul(value: Any) -> bool:
-    """A NUL character anywhere in a JSON value: a string, a key, nested at any depth."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
 class StrictSchema(Schema):
     """Input that is refused rather than guessed at: unknown fields; in a query string a
-    single-valued parameter given twice (not cut to its first value); and text with a NUL
-    character, which no record can hold (Postgres refuses it in text and JSONB)."""
+    single-valued parameter given twice (not cut to its first value); and text no store
+    can hold, anywhere in the input: a NUL or a lone UTF-16 surrogate (``app.core.text``).
+    Every input schema is one of these, so that rule has this one place, and is checked
+    after authentication and before anything is written."""
 
     class Meta:
         unknown = RAISE
@@ -71,16 +61,36 @@ class StrictSchema(Schema):
         return data
 
     @pre_load
-    def _no_nul(self, data: Any, **_: Any) -> Any:
+    def _storable_text(self, data: Any, **_: Any) -> Any:
         getlist = getattr(data, "getlist", None)
-        fields = {key: getlist(key) for key in data} if getlist else data
-        if isinstance(fields, dict):
-            bad = sorted(
-                str(key) for key, value in fields.items() if _contains_nul(key) or _contains_nul(value)
-            )
-            if bad:
-                raise ValidationError({key: ["must not contain NUL (U+0000) characters"] for key in bad})
+        # A query string's values: one string, or the list of a multi-valued parameter.
+        values = {key: getlist(key) for key in data} if getlist else {}
+        fields = {k: v[0] if len(v) == 1 else v for k, v in values.items()} if getlist else data
+        if isinstance(fields, dict) and (bad := unstorable_fields(fields)):
+            raise ValidationError({path: [reason] for path, reason in bad.items()})
         return data
+
+
+#: The instants a time in input may name: from the epoch to 9999-01-01 UTC, leaving room
+#: to add a timeout or a day to one and still have a date Python can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class UtcDateTime(AwareDateTime):
+    """An ISO 8601 time with its offset, loaded as an aware UTC datetime from 1970 to
+    9998. An offset that takes it past the years Python holds
+    (``0001-01-01T00:00:00+01:00``) is a 422 here, not an overflow later."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = parsed.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValidationError("must be a time from 1970-01-01 to 9998-12-31 (UTC)")
+        return utc
 
 
 class StrictInteger(Integer):
@@ -154,7 +164,7 @@ class TaskIn(StrictSchema):
         metadata=TASK_METADATA,
         error_messages={"invalid": "must be a JSON object"},
     )
-    run_at = AwareDateTime(
+    run_at = UtcDateTime(
         data_key="runAt",
         load_default=None,
         format="iso",
@@ -317,9 +327,14 @@ class CallbackIn(StrictSchema):
     metadata = Dict(load_default=None, allow_none=True)
 
 
-#: A backend's URL: http(s) with a host, neither link-local nor a metadata service
-#: (``app.core.urls.check_backend_url`` enforces what JSON Schema cannot state).
-BACKEND_URL = {"format": "uri", "description": "http(s) URL of the backend; not link-local"}
+#: A backend's URL: http(s) with a host, neither link-local nor a metadata service, and a
+#: name that resolves (``services.servers.check_endpoints`` enforces what JSON Schema
+#: cannot state).
+BACKEND_URL = {
+    "format": "uri",
+    "description": "http(s) URL of the backend; not link-local or a cloud metadata address, "
+    "in any spelling; a host name must resolve now (else 422)",
+}
 
 
 class EndpointsIn(StrictSchema):

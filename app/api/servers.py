@@ -19,7 +19,6 @@ from app.api.schemas import (
 from app.api.views import server_metrics_view, server_view
 from app.core.errors import Forbidden
 from app.core.servers import Server, ServerConfig
-from app.core.urls import check_backend_url
 from app.extensions import current_context as ctx
 from app.services import servers
 
@@ -45,8 +44,7 @@ def _detail(server_id: str) -> dict[str, Any]:
 @bp.output(ServerOut, status_code=201)
 @bp.doc(description="Register a server; the same id again updates it.", **BEARER)
 def register_server(data: dict[str, Any]) -> Any:
-    for name, url in data["endpoints"].items():
-        check_backend_url(url, f"endpoints.{name}")
+    servers.check_endpoints(ctx(), data["endpoints"])
     server = servers.register(ctx(), ServerConfig.from_input(data), data.get("id"))
     return server_view(server, servers.in_flight(ctx(), server.id))
 

@@ -29,7 +29,7 @@ STATUS, PROGRESS, CHUNK, RESULT, JOB = "status", "progress", "chunk", "result", 
 
 #: The sequence of a ``result`` event: after every chunk of its version.
 RESULT_SEQ = 1 << 62
-_ID = re.compile(r"^(\d{1,15})-(\d{1,15}|r)$")
+_ID = re.compile(r"^([0-9]{1,15})-([0-9]{1,15}|r)$")  # ASCII digits: \d takes "\u0661" too
 
 
 @dataclass(frozen=True, order=True)
@@ -141,6 +141,13 @@ class SSEParser:
         self._current = SSEMessage()
         self._has_data = False
         self._lines: list[str] = []
+        self._data_chars = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """About the size of the event being read (its data so far and the line not yet
+        ended): what a reader bounds, since an event can be sent without end."""
+        return len(self._buffer) + self._data_chars
 
     def feed(self, data: bytes) -> Iterator[SSEMessage]:
         """The events completed by ``data``."""
@@ -160,6 +167,7 @@ class SSEParser:
         if line == "":
             current, has_data, lines = self._current, self._has_data, self._lines
             self._current, self._has_data, self._lines = SSEMessage(), False, []
+            self._data_chars = 0
             if not has_data:
                 return None
             current.data = "\n".join(lines)
@@ -171,6 +179,7 @@ class SSEParser:
         if name == "data":
             self._has_data = True
             self._lines.append(value)
+            self._data_chars += len(value) + 1
         elif name == "event":
             self._current.event = value or "message"
         elif name == "id" and "\x00" not in value:

@@ -106,7 +106,11 @@ def build_context(
         workers=WorkerPresence(client),
         alerts=ActiveAlerts(client),
         routine_claims=RoutineClaims(client),
-        backends=BackendClient(settings.connect_timeout_s),
+        backends=BackendClient(
+            settings.connect_timeout_s,
+            max_response_bytes=settings.backend_max_response_bytes,
+            max_event_bytes=settings.backend_max_event_bytes,
+        ),
         tokens=CallbackTokens(settings.callback_secret, clock, settings.clock_leeway_s),
         queue=queue,
         endpoints=EndpointCache(db),

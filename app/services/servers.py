@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from app import jobs
 from app.core import signatures
@@ -13,6 +14,7 @@ from app.core.clock import datetime_to_ms
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.server_health import ServerStatus
 from app.core.servers import Server, ServerConfig
+from app.core.urls import check_backend_url, is_forbidden_address
 from app.services import waiting
 from app.services.context import Context
 from app.services.outcomes import fail
@@ -48,6 +50,25 @@ def _publish(ctx: Context, server: Server) -> None:
     profile = profile_of(server)
     if ctx.fleet.put_server(profile, ctx.now_ms()):
         waiting.index_pool(ctx, profile.pool_id)
+
+
+def check_endpoints(ctx: Context, endpoints: dict[str, str]) -> None:
+    """Raise ``InvalidInput`` unless every endpoint is a URL taskfleet may call
+    (``check_backend_url``) whose host resolves now, to no forbidden address. Names are
+    checked again when called (DNS can change); a name that does not resolve is refused
+    here, where the admin can fix it, rather than failing every health check."""
+    for name, url in endpoints.items():
+        field = f"endpoints.{name}"
+        check_backend_url(url, field)
+        host = (urlsplit(url).hostname or "").rstrip(".")
+        try:
+            addresses = ctx.backends.addresses(host)
+        except OSError as exc:
+            raise InvalidInput(f"{field} has a host name that does not resolve", {field: url}) from exc
+        if any(is_forbidden_address(address) for address in addresses):
+            raise InvalidInput(
+                f"{field} resolves to a link-local, metadata or reserved address", {field: url}
+            )
 
 
 def register(ctx: Context, config: ServerConfig, server_id: str | None = None) -> Server:

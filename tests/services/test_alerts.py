@@ -129,3 +129,30 @@ def test_an_unreachable_webhook_is_logged_and_does_not_break_the_check(ctx, capl
     drain(actx)
     assert alerts.check(actx)["started"] == 1
     assert "alert webhook did not accept" in caplog.text
+
+
+def test_an_alert_cannot_write_lines_of_its_own_into_a_plain_text_log(actx, webhook):
+    """A capability is any client's text; the no-server alert quotes it. In the plain log
+    its newline is written as \\n: one record, one line, nothing forged."""
+    import io
+    import logging
+
+    from app.logs import PlainFormatter
+
+    forged = "gpu\n2026-11-29 08:00:00,000 WARNING taskfleet.api all is well\x1b[2K"
+    submit_task(actx, capabilities=(forged,))
+    drain(actx)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(PlainFormatter())
+    logger = logging.getLogger("taskfleet.alerts")
+    logger.addHandler(handler)
+    try:
+        assert alerts.check(actx)["started"] == 1
+    finally:
+        logger.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "gpu\\n2026-11-29 08:00:00,000 WARNING taskfleet.api all is well\\x1b[2K" in lines[0]
+    _, received = webhook
+    assert received[0]["message"].count("\n") == 1  # the webhook's JSON keeps the text as it is
