@@ -6,14 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
-import redis as redis_lib
 
 from app import create_app
 from app.core.clock import ManualClock
 from app.devstack import free_port
 from app.services import maintenance
 from app.services.context import build_context
-from app.store import keys
+from app.store import keys, redis_client
 from app.store.db import Database
 from app.store.models import ClientLimitRow, JobRow, TaskRow
 from tests.conftest import RecordingQueue, make_settings
@@ -154,7 +153,7 @@ def test_the_cap_survives_redis_losing_its_data(client, auth, admin, ctx, clock)
 def test_without_redis_a_submission_is_stored_unchecked(sqlite_url, auth):
     """Tasks are accepted durably while Redis is down (the orphan sweep starts them):
     the limits, which live in Redis, must not turn that into a 503."""
-    dead = redis_lib.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
+    dead = redis_client.connect(f"redis://127.0.0.1:{free_port()}/0")  # the app's own retry rules
     ctx = build_context(
         make_settings(sqlite_url), RecordingQueue(), redis_client=dead, db=Database(sqlite_url)
     )
