@@ -49,6 +49,7 @@ from app.core.errors import StoreUnavailable
 from app.devstack import free_port, redis_server_binary, wait_for_port
 from app.store import keys
 from app.store.fleet import FleetStore, ServerProfile
+from app.store.limit_state import LimitState
 from app.store.redis_client import connect
 
 SERVER_COUNTS = (10, 100, 300, 1_000, 10_000)  # 300: small hashes in compact encoding
@@ -464,6 +465,7 @@ def run(args: argparse.Namespace, url: str) -> tuple[dict[str, Any], list[dict[s
     registration: dict[int, dict[str, float]] = {}
     for count in args.server_counts:
         client.flushall()
+        LimitState(client).publish([], [], 0)  # no concurrency limits, published (else none is reserved)
         fleet = FleetStore(client)
         log(f"registering {count:,} servers ...")
         seconds = register(fleet, count)
