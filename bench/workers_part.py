@@ -56,7 +56,7 @@ def run_burst(stack: BenchStack, backend: Any, n: int) -> dict[str, Any]:
     released, conn = False, None
     try:
         submit_job(stack, client, backend, n)
-        line = keys.waiting(profile_id([backend.capability], None))
+        line = keys.waiting_line(profile_id([backend.capability], None))
         r = stack.redis()
         wait_until(lambda: r.zcard(line) >= n, 300, f"{n} tasks waiting in their line", stack)
         r.close()
