@@ -40,7 +40,8 @@ def _positive(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
-def _rate(env: dict[str, str], name: str, default: float) -> float:
+def _positive_float(env: dict[str, str], name: str, default: float, unit: str) -> float:
+    """A positive, finite number (``unit``: what the error message calls it)."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -49,8 +50,12 @@ def _rate(env: dict[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < float("inf"):
-        raise ValueError(f"{name} must be a positive number per second, got {raw!r}")
+        raise ValueError(f"{name} must be a positive number {unit}, got {raw!r}")
     return value
+
+
+def _rate(env: dict[str, str], name: str, default: float) -> float:
+    return _positive_float(env, name, default, "per second")
 
 
 def _non_negative(env: dict[str, str], name: str, default: int) -> int:
@@ -61,16 +66,7 @@ def _non_negative(env: dict[str, str], name: str, default: int) -> int:
 
 
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
+    return _positive_float(env, name, default, "of seconds")
 
 
 def _fraction(env: dict[str, str], name: str, default: float) -> float:
