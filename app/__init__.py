@@ -46,6 +46,7 @@ def create_app(
     from app.extensions import CONTEXT, CeleryQueue, celery_init_app
     from app.logs import configure_logging
     from app.services.context import build_context
+    from app.services.handoff import HandOffQueue
 
     settings = settings or (context.settings if context else Settings.from_env())
     settings.require_secret()
@@ -60,7 +61,7 @@ def create_app(
     app.security_schemes = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     celery = celery_init_app(app, settings)
     if context is None:
-        context = build_context(settings, queue or CeleryQueue(celery))
+        context = build_context(settings, HandOffQueue(queue or CeleryQueue(celery)))
     app.extensions[CONTEXT] = context
     init_jwt(app)
     register_error_handlers(app)

@@ -1,5 +1,6 @@
 """The jobs that call backends, on the dispatch queue: a dispatch per (task id,
-attempt), a poll per due poll, a send per batch whose wait is over."""
+attempt), a poll per due poll, a send per batch whose wait is over. Each then runs the
+dispatch its work hands off (``app.services.handoff``)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ from app import jobs
 from app.extensions import current_context
 from app.services import batching, polling
 from app.services.dispatch import dispatch as run
+from app.services.handoff import handing_off
 
 
 @shared_task(name=jobs.DISPATCH, ignore_result=True)
 def dispatch(task_id: str, attempt: int) -> str:
     """Dispatch the attempt after ``attempt`` of ``task_id``; stale jobs do nothing."""
-    return run(current_context(), task_id, attempt).value
+    ctx = current_context()
+    return handing_off(ctx, lambda: run(ctx, task_id, attempt).value, run)
 
 
 @shared_task(name=jobs.POLL, ignore_result=True)
 def poll(task_id: str) -> str:
     """Read a poll-mode attempt's status once and act on it."""
-    return polling.poll(current_context(), task_id)
+    ctx = current_context()
+    return handing_off(ctx, lambda: polling.poll(ctx, task_id), run)
 
 
 @shared_task(name=jobs.SEND_BATCH, ignore_result=True)
 def send_batch(batch_id: str) -> int:
     """Send a batch whose oldest task has waited long enough."""
-    return batching.send_due(current_context(), batch_id)
+    ctx = current_context()
+    return handing_off(ctx, lambda: batching.send_due(ctx, batch_id), run)

@@ -98,7 +98,22 @@ def apply(
     # it there): if it fails, or this process dies first, reconcile writes it.
     tasks_repo.follow(ctx.db, state, from_status, attempt_end, attempt_metadata)
     _mark_synced(ctx, state)
-    log.info(
+    # At INFO the ends only (of an attempt, of a task): one line for a task that runs
+    # once; starts, progress and releases from a wait at DEBUG.
+    ended = is_final(state.status) or (
+        from_status is TaskStatus.PROCESSING and state.status is not TaskStatus.PROCESSING
+    )
+    level = logging.INFO if ended else logging.DEBUG
+    if log.isEnabledFor(level):
+        _log_transition(level, task_id, from_status, state)
+    if settle and is_final(state.status):
+        dependencies.on_final(ctx, state)
+    return state
+
+
+def _log_transition(level: int, task_id: str, from_status: TaskStatus | None, state: TaskState) -> None:
+    log.log(
+        level,
         "task %s %s -> %s (attempt %s, server %s)",
         task_id,
         from_status,
@@ -112,9 +127,6 @@ def apply(
             "version": state.version,
         },
     )
-    if settle and is_final(state.status):
-        dependencies.on_final(ctx, state)
-    return state
 
 
 def _mark_synced(ctx: Context, state: TaskState) -> None:
