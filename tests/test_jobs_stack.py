@@ -15,6 +15,28 @@ from tests.test_stack import stack  # noqa: F401 - the fixture is used by name
 JOB_TASKS = 10_000
 
 
+@pytest.mark.timeout(120)
+def test_a_job_whose_tasks_all_fit_runs_them_at_once_with_no_job_failing(stack, fleet):  # noqa: F811
+    """60 tasks with room for all: woken at once by the request, all COMPLETED well
+    before the orphan sweep (30 s) could start one a lost or refused message left."""
+    _api, logs, _flower, _database = stack
+    api, _, client, add = fleet
+    demo = add("wide", delay_s=0.05, maxConcurrent=100)
+    body = {"template": {"type": "echo", "capabilities": ["wide"]}, "items": list(range(60))}
+    r = requests.post(f"{api}/jobs", json=body, headers=client, timeout=30)
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 20
+    while (now := requests.get(f"{api}/jobs/{r.json()['id']}", headers=client, timeout=10).json())[
+        "status"
+    ] == "RUNNING":
+        assert time.monotonic() < deadline, f"job stuck at {now['counts']}"
+        time.sleep(0.2)
+    assert now["counts"] == {"COMPLETED": 60}
+    assert set(demo.stats()["predicted"].values()) == {1}
+    worker_log = (logs / "worker.log").read_text()
+    assert "raised unexpected" not in worker_log
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_ten_thousand_task_job_runs_to_completed_with_live_counts(fleet):  # noqa: F811
