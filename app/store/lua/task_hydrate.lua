@@ -37,10 +37,13 @@ if redis.call('EXISTS', task) == 1 then
   return 0
 end
 local task_id
+local fields = {}
 for i = 6, #ARGV, 2 do
-  redis.call('HSET', task, ARGV[i], ARGV[i + 1])
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
   if ARGV[i] == 'id' then task_id = ARGV[i + 1] end
 end
+redis.call('HSET', task, unpack(fields))  -- one command for every field
 if deadline_ms ~= '' then
   redis.call('ZADD', deadlines, tonumber(deadline_ms), task_id)
 end

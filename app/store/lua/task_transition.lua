@@ -79,19 +79,26 @@ local new_version = tonumber(version) + 1
 local top = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
 local emit = not top or tonumber(string.match(top[1], '^(%d+)')) < new_version
 
-redis.call('HSET', task, 'status', target, 'version', new_version,
-  'updated_ms', now_ms, 'from_status', status)
+-- One HSET and at most one HDEL, however many fields change.
+local sets = {'status', target, 'version', new_version, 'updated_ms', now_ms, 'from_status', status}
+local dels = {}
 if attempt_outcome ~= '' then
-  redis.call('HSET', task, 'attempt_outcome', attempt_outcome)
+  sets[#sets + 1] = 'attempt_outcome'
+  sets[#sets + 1] = attempt_outcome
 else
-  redis.call('HDEL', task, 'attempt_outcome')
+  dels[#dels + 1] = 'attempt_outcome'
 end
 for i = 8, #ARGV, 2 do
   if ARGV[i + 1] == '' then
-    redis.call('HDEL', task, ARGV[i])
+    dels[#dels + 1] = ARGV[i]
   else
-    redis.call('HSET', task, ARGV[i], ARGV[i + 1])
+    sets[#sets + 1] = ARGV[i]
+    sets[#sets + 1] = ARGV[i + 1]
   end
+end
+redis.call('HSET', task, unpack(sets))
+if #dels > 0 then
+  redis.call('HDEL', task, unpack(dels))
 end
 
 if target == 'PENDING' or (target == 'PROCESSING' and status ~= 'PROCESSING') then
