@@ -4,6 +4,7 @@ taskfleet adds to one task (against bare Celery's apply_async().get())."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 import uuid
@@ -332,6 +333,7 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
             )
             finishes = [float(row[0]) for row in cur.fetchall()]
         _, bad, first, last = owner_progress(conn, owner)
+        turnover = slot_turnover(conn, owner, slots, delay)
     finally:
         conn.close()
     cpu1, wall = stack.cpu_seconds(), time.monotonic() - wall0
@@ -346,6 +348,12 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
     log(
         f"  {overall:.1f} tasks/s overall, {steady:.1f} steady, limit {limit:.0f}/s,"
         f" peak in flight {peak_total}"
+    )
+    log(
+        f"  slots busy {turnover['occupancy']:.0%} of the time; an attempt held its slot"
+        f" {turnover['attempt_over_delay_ms_p50']:.0f} ms (p50) past the backend's {delay:g} s;"
+        f" a freed slot started its next task after {turnover['restart_gap_ms_p50']:.0f} ms (p50),"
+        f" {turnover['restart_gap_ms_p90']:.0f} ms (p90)"
     )
     return {
         "tasks": n,
@@ -363,12 +371,52 @@ def part_slow(stack: BenchStack, n: int, threads: int, py_spy: bool = False) -> 
         "max_in_flight_per_server": {name: s["max_in_flight"] for name, s in per_server.items()},
         "over_capacity": over,
         "cpu_percent_of_one_core": dict(sorted(busy.items(), key=lambda kv: -kv[1])),
+        "slot_turnover": turnover,
         "failed": bad,
         # Per task: the submissions (servers in maintenance, until all wait in their
         # line), and the run (maintenance off to the last completion, read from the
         # database: up to one progress poll, 0.5 s, late).
         "costs_submit": costs.per_task(s0, s1, n),
         "costs_run": costs.per_task(s2, s3, n),
+    }
+
+
+def slot_turnover(conn: Any, owner: str, slots: int, delay_s: float) -> dict[str, float]:
+    """Where part 2's slot time went, from the task records (one attempt each): the
+    share of slot time between the first start and the last finish that attempts held
+    (``occupancy``); how long an attempt ran past the backend's own ``delay_s`` (the
+    call, the answer's write, the release); and, per server, the time from a finish to
+    the next start there (``restart_gap``: the hand-off's latency while tasks wait)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT server_id, extract(epoch FROM started_at), extract(epoch FROM finished_at)"
+            " FROM tasks WHERE owner = %s AND started_at IS NOT NULL AND finished_at IS NOT NULL",
+            (owner,),
+        )
+        rows = [(server, float(start), float(end)) for server, start, end in cur.fetchall()]
+    first, last = min(r[1] for r in rows), max(r[2] for r in rows)
+    held = sorted(end - start for _, start, end in rows)
+    gaps: list[float] = []
+    by_server: dict[str, list[tuple[float, float]]] = {}
+    for server, start, end in rows:
+        by_server.setdefault(server, []).append((start, end))
+    for runs in by_server.values():
+        starts = sorted(start for start, _ in runs)
+        for _, end in runs:
+            later = bisect.bisect_left(starts, end)
+            if later < len(starts):
+                gaps.append(starts[later] - end)
+    gaps.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * q))] * 1000 if values else 0.0
+
+    return {
+        "occupancy": sum(held) / (slots * (last - first)),
+        "attempt_over_delay_ms_p50": pct(held, 0.5) - delay_s * 1000,
+        "attempt_over_delay_ms_p90": pct(held, 0.9) - delay_s * 1000,
+        "restart_gap_ms_p50": pct(gaps, 0.5),
+        "restart_gap_ms_p90": pct(gaps, 0.9),
     }
 
 
