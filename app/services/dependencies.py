@@ -3,11 +3,13 @@ released (all their dependencies COMPLETED) or failed (one ended FAILED, TIMEOUT
 CANCELLED), and a failure travels on to their own dependents.
 
 The edges are in the database (``task_dependencies``, indexed from the dependency's
-end): a task that ends costs one indexed query when nothing depends on it, and work per
-dependent when something does; nothing in Redis is needed, so a Redis loss loses no
-edge. ``state_sync`` calls ``on_final`` after the row of every final transition is
-written; a process killed before it settles leaves the WAITING rows for
-``deferred.sweep`` to settle."""
+end), and a task some task depends on is flagged (``tasks.has_dependents``, set under
+its row lock by the dependent's own transaction). On Postgres a task that ends costs
+nothing more when nothing depends on it (its final write reads the flag), and one
+indexed query plus work per dependent when something does; nothing in Redis is needed,
+so a Redis loss loses no edge. ``state_sync`` calls ``on_final`` after the row of every
+final transition is written; a process killed before it settles leaves the WAITING
+rows for ``deferred.sweep`` to settle."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def apply(
     from_status = state.from_status
     # Until the write below is done the task is in Redis's unsynced set (the script put
     # it there): if it fails, or this process dies first, reconcile writes it.
-    tasks_repo.follow(ctx.db, state, from_status, attempt_end, attempt_metadata)
+    followed = tasks_repo.follow(ctx.db, state, from_status, attempt_end, attempt_metadata)
     _mark_synced(ctx, state)
     # At INFO the ends only (of an attempt, of a task): one line for a task that runs
     # once; starts, progress and releases from a wait at DEBUG.
@@ -106,7 +106,7 @@ def apply(
     level = logging.INFO if ended else logging.DEBUG
     if log.isEnabledFor(level):
         _log_transition(level, task_id, from_status, state)
-    if settle and is_final(state.status):
+    if settle and is_final(state.status) and followed.may_have_dependents:
         dependencies.on_final(ctx, state)
     return state
 

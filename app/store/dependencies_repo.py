@@ -13,7 +13,7 @@ from app.core.states import TaskStatus
 from app.core.task import TaskState
 from app.store.db import Database
 from app.store.models import TaskDependencyRow, TaskRow, TaskTransitionRow
-from app.store.tasks_repo import first_transition_row, task_row_values
+from app.store.tasks_repo import first_transition_row, mark_has_dependents, task_row_values
 
 #: Ids put in one ``IN (...)`` list at most.
 IN_CHUNK = 1000
@@ -47,6 +47,7 @@ def insert_with_edges(db: Database, state: TaskState, idempotency_key: str | Non
             TaskDependencyRow.__table__.insert(),
             [{"task_id": state.id, "depends_on_id": dep} for dep in state.spec.depends_on],
         )
+        mark_has_dependents(session, state.spec.depends_on)
 
 
 def waiting_dependents(db: Database, finished_ids: list[str]) -> list[str]:

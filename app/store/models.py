@@ -89,6 +89,10 @@ class TaskRow(Base):
     depends_on: Mapped[list[str] | None] = mapped_column(JsonType, nullable=True)
     #: The backend was asked to stream its output (``"stream": true`` in the request).
     stream: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A task was submitted that depends on this one: its end looks up its WAITING
+    #: dependents (else it skips that query). Set in the dependent's own transaction,
+    #: which takes this row's lock to do it, and never cleared.
+    has_dependents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -129,6 +129,7 @@ def task_row_values(state: TaskState, idempotency_key: str | None = None) -> dic
         "stream": spec.stream,
         "run_at": ms_to_datetime(spec.run_at_ms),
         "depends_on": list(spec.depends_on) or None,
+        "has_dependents": False,
         "created_at": ms_to_datetime(state.created_ms),
         **_snapshot_columns(state),
     }
@@ -149,11 +150,29 @@ def insert_many(session: Session, states: list[TaskState], edges: Iterable[tuple
         return
     bulk_insert(session, TaskRow.__table__, [task_row_values(state) for state in states])
     bulk_insert(session, TaskTransitionRow.__table__, [first_transition_row(state) for state in states])
+    edges = list(edges)
     bulk_insert(
         session,
         TaskDependencyRow.__table__,
         [{"task_id": task_id, "depends_on_id": dep} for task_id, dep in edges],
     )
+    mark_has_dependents(session, {dep for _, dep in edges})
+
+
+def mark_has_dependents(session: Session, dependency_ids: Iterable[str]) -> None:
+    """Flag the tasks new ones depend on (``TaskRow.has_dependents``), in the new tasks'
+    transaction. The UPDATE takes each row's lock, so a dependency's final write either
+    comes after this commit and reads the flag, or comes first and this transaction's
+    tasks see it final when they are re-checked after their commit
+    (``deferred.after_insert``): either way one of the two settles them."""
+    ids = sorted(set(dependency_ids))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        session.execute(
+            update(TaskRow)
+            .where(TaskRow.id.in_(chunk), TaskRow.has_dependents.is_(False))
+            .values(has_dependents=True)
+        )
 
 
 def find_by_idempotency_key(session: Session, owner: str, key: str) -> TaskRow | None:
@@ -171,19 +190,28 @@ def payload_of(session: Session, task_id: str) -> Any:
     return session.scalar(select(TaskRow.payload).where(TaskRow.id == task_id))
 
 
+@dataclass(frozen=True)
+class Followed:
+    """What ``follow`` did: ``written`` is False when the row was newer (nothing moved
+    backwards); ``may_have_dependents`` is False only when the row said no task depends
+    on this one (``TaskRow.has_dependents``, read by the write itself on Postgres)."""
+
+    written: bool
+    may_have_dependents: bool = True
+
+
 def follow(
     db: Database,
     state: TaskState,
     from_status: TaskStatus | None,
     attempt_end: AttemptEnd | None = None,
     attempt_metadata: dict[str, Any] | None = None,
-) -> bool:
+) -> Followed:
     """Bring the row up to ``state`` unless it already holds a newer version, and record
     the transition (and the attempt it starts or ends; ``attempt_metadata``: what the
     backend reported about the running attempt, kept on its row while it is open).
-    Returns False when the row was newer (nothing moved backwards). Every part is
-    idempotent, so following the same state twice records it once. On Postgres this is
-    one statement, one round trip."""
+    Every part is idempotent, so following the same state twice records it once. On
+    Postgres this is one statement, one round trip."""
     values = {"task": {"id": state.id, **_snapshot_columns(state)}}
     if state.status is TaskStatus.PROCESSING and from_status is TaskStatus.PENDING:
         values["attempt_start"] = {
@@ -214,13 +242,24 @@ def follow(
         "attempt_note" in values,
     )
     try:
-        return bool(_run(db, statements, params))
+        return _run_follow(db, statements, params)
     except StoreUnavailable as exc:
         if not _was_stale(exc):
             raise
         # A pooled connection the server had dropped (a restart, a failover): the pool
         # has replaced it now, and following is idempotent, so once more.
-        return bool(_run(db, statements, params))
+        return _run_follow(db, statements, params)
+
+
+def _run_follow(db: Database, statements: Select[Any] | list[Any], params: dict[str, Any]) -> Followed:
+    with db.write_connection() as conn:
+        if isinstance(statements, Select):
+            written, dependents = conn.execute(statements, params).one()
+            return Followed(bool(written), bool(written == 0 or dependents))
+        written = conn.execute(statements[0], params).rowcount
+        for statement in statements[1:]:
+            conn.execute(statement, params)
+        return Followed(bool(written))
 
 
 def follow_many(db: Database, states: list[TaskState]) -> None:
@@ -353,7 +392,15 @@ def _follow_statements(
         parts.append(
             _update_open_attempt(_binds("attempt_note", attempts, ["task_id", "attempt", "metadata"]))
         )
-    return _combine(dialect, advance, tasks.c.id, parts)
+    if dialect != "postgresql":
+        return [advance, *parts]
+    # The rows written, and whether the written row has dependents (its lock is held).
+    first = advance.returning(tasks.c.id, tasks.c.has_dependents).cte("first")
+    dependents = func.coalesce(func.bool_or(first.c.has_dependents), False)
+    combined = select(func.count(), dependents).select_from(first)
+    for i, part in enumerate(parts):
+        combined = combined.add_cte(part.cte(f"part{i}"))
+    return combined
 
 
 def _update_open_attempt(binds: dict[str, BindParameter[Any]]) -> Any:

@@ -11,7 +11,15 @@ from app.core.clock import ManualClock
 from app.core.errors import InvalidInput
 from app.core.states import TaskStatus
 from app.core.task import TaskSpec
-from app.services import control, deferred, dependencies, maintenance, state_sync, statistics, submit
+from app.services import (
+    control,
+    deferred,
+    dependencies,
+    maintenance,
+    state_sync,
+    statistics,
+    submit,
+)
 from app.store import keys, tasks_repo
 from tests.services.helpers import drain, register_backend
 
@@ -244,3 +252,20 @@ def test_cancelling_many_together_fails_the_dependents_of_each(world):
     waiting = [new(world, depends_on=(head.id,)) for head in heads]
     assert control.cancel_many(world, [head.id for head in heads]) == 3
     assert [row(world, w.id).status for w in waiting] == ["FAILED"] * 3
+
+
+def test_an_end_looks_for_dependents_only_where_some_were_submitted(world, monkeypatch):
+    from app.store import dependencies_repo
+
+    looked = []
+    real = dependencies_repo.waiting_dependents
+    monkeypatch.setattr(
+        dependencies_repo, "waiting_dependents", lambda db, ids: looked.extend(ids) or real(db, ids)
+    )
+    alone, needed = new(world), new(world)
+    later = new(world, depends_on=(needed.id,))
+    assert drain(world) == ["completed", "completed", "completed"]  # alone, needed, then later
+    assert row(world, later.id).status == "COMPLETED"
+    on_postgres = world.db.engine.dialect.name == "postgresql"
+    # Without Postgres the write cannot read the flag: every end looks.
+    assert looked == ([needed.id] if on_postgres else [alone.id, needed.id, later.id])

@@ -1,5 +1,6 @@
 """The migrations against the models, on SQLite and Postgres: head has every column the
-models declare, and 0004 goes up and down without touching the rows it finds."""
+models declare, 0004 goes up and down without touching the rows it finds, and 0009
+flags the tasks that existing ones depend on."""
 
 from __future__ import annotations
 
@@ -81,4 +82,20 @@ def test_0004_adds_and_drops_the_metadata_columns_keeping_the_rows(empty_url):
     assert "metadata" not in _columns(empty_url, "tasks") | _columns(empty_url, "task_attempts")
     (tasks, attempts) = _run(empty_url, "SELECT id FROM tasks", "SELECT attempt FROM task_attempts")
     assert tasks == [("t1",)] and attempts == [(1,)]
+    upgrade(empty_url)
+
+
+def test_0009_flags_the_tasks_that_existing_tasks_depend_on(empty_url):
+    upgrade(empty_url, "0008")
+    _run(
+        empty_url,
+        TASK,
+        TASK.replace("'t1'", "'t2'").replace("'PROCESSING'", "'WAITING'"),
+        "INSERT INTO task_dependencies (task_id, depends_on_id) VALUES ('t2', 't1')",
+    )
+    upgrade(empty_url, "0009")
+    (flags,) = _run(empty_url, "SELECT id, has_dependents FROM tasks ORDER BY id")
+    assert [(task_id, bool(flag)) for task_id, flag in flags] == [("t1", True), ("t2", False)]
+    command.downgrade(alembic_config(empty_url), "0008")
+    assert "has_dependents" not in _columns(empty_url, "tasks")
     upgrade(empty_url)

@@ -24,10 +24,10 @@ def test_an_older_version_never_overwrites_a_newer_row(db):
     tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
     assert tasks_repo.follow(
         db, state(3, TaskStatus.COMPLETED, attempt=1, result={"ok": 1}), TaskStatus.PROCESSING
-    )
+    ).written
     assert not tasks_repo.follow(
         db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING
-    )
+    ).written
     with db.session() as s:
         row = tasks_repo.get_row(s, "t1")
         assert (row.status, row.version, row.result) == ("COMPLETED", 3, {"ok": 1})
@@ -139,7 +139,7 @@ def test_following_survives_a_pooled_connection_the_server_dropped(pg_db):
         )
     assert tasks_repo.follow(
         pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING
-    )
+    ).written
     with pg_db.session() as s:
         assert tasks_repo.get_row(s, "t1").version == 2
 
@@ -165,3 +165,59 @@ def test_many_tasks_are_stored_with_a_green_psycopg2_which_refuses_copy(pg_db):
     with pg_db.session() as session:
         assert tasks_repo.get_row(session, "g1499").payload == {"i": 1499}
         assert len(tasks_repo.transitions_of(session, "g0000")) == 1
+
+
+def _dependent_of(dependency_id: str) -> TaskState:
+    return TaskState(
+        id="t2",
+        owner="alice",
+        spec=TaskSpec(type="echo", depends_on=(dependency_id,)),
+        status=TaskStatus.WAITING,
+        version=1,
+        created_ms=2_000,
+        updated_ms=2_000,
+    )
+
+
+def test_the_final_write_says_whether_anything_depends_on_the_task(pg_db):
+    tasks_repo.insert_task(pg_db, state(1, TaskStatus.PENDING), None)
+    followed = tasks_repo.follow(
+        pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), TaskStatus.PENDING
+    )
+    assert followed.written and not followed.may_have_dependents
+    with pg_db.session() as s:
+        tasks_repo.insert_many(s, [_dependent_of("t1")], [("t2", "t1")])
+    done = state(3, TaskStatus.COMPLETED, attempt=1)
+    assert tasks_repo.follow(pg_db, done, TaskStatus.PROCESSING) == tasks_repo.Followed(True, True)
+    # A write that found the row newer reads nothing: the caller looks for dependents.
+    assert tasks_repo.follow(pg_db, done, TaskStatus.PROCESSING) == tasks_repo.Followed(False, True)
+
+
+def test_a_final_write_waits_for_a_dependent_being_stored_and_then_sees_it(pg_db):
+    """The dependent's transaction holds the dependency's row lock from its flag to its
+    commit: the dependency's end, written meanwhile, waits and then reads the flag (the
+    other order is the dependent's own re-check after its commit)."""
+    import threading
+    import time
+
+    tasks_repo.insert_task(pg_db, state(2, TaskStatus.PROCESSING, attempt=1, server_id="s"), None)
+    ended: list[tasks_repo.Followed] = []
+    end = threading.Thread(
+        target=lambda: ended.append(
+            tasks_repo.follow(pg_db, state(3, TaskStatus.COMPLETED, attempt=1), TaskStatus.PROCESSING)
+        )
+    )
+    with pg_db.session() as s:
+        tasks_repo.insert_many(s, [_dependent_of("t1")], [("t2", "t1")])
+        end.start()
+        time.sleep(0.5)
+        assert end.is_alive() and not ended  # waiting for the row's lock
+    end.join(10)
+    assert ended == [tasks_repo.Followed(True, True)]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_without_postgres_every_end_looks_for_dependents(db):
+    tasks_repo.insert_task(db, state(1, TaskStatus.PENDING), None)
+    followed = tasks_repo.follow(db, state(2, TaskStatus.COMPLETED, attempt=1), TaskStatus.PENDING)
+    assert followed == tasks_repo.Followed(True, True)
