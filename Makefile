@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/mypy
 	luacheck app/store/lua
 
-# The benchmark (about 8 minutes on a quiet 2-core machine): end-to-end and slow-backend
+# The benchmark (about 12 minutes on a 2-core machine): end-to-end and slow-backend
 # throughput, added latency, selection, a million records, backend modes; every figure
 # against a baseline of the same run. One part: $(BIN)/python -m bench.run --only e2e.
 bench: setup
