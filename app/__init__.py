@@ -50,7 +50,7 @@ def create_app(
 
     settings = settings or (context.settings if context else Settings.from_env())
     settings.require_secret()
-    configure_logging(settings.log_json)
+    configure_logging(settings.log_json, settings.log_level.upper())
     app = APIFlask("taskfleet", title="taskfleet", version="0.1.0", docs_path="/docs")
     app.config.update(settings.flask_config())
     app.config["SPEC_FORMAT"] = "json"

@@ -93,6 +93,10 @@ def _costs(raw: str) -> dict[str, int]:
     return costs
 
 
+#: What ``LOG_LEVEL`` may be.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name)
     if raw in (None, ""):
@@ -159,6 +163,9 @@ class Settings:
     #: Concurrent greenlets per dispatch worker process.
     worker_concurrency: int = 200
     log_json: bool = False
+    #: The ``taskfleet`` loggers' level: at INFO a task that runs once writes one line
+    #: (its end); DEBUG adds every other transition.
+    log_level: str = "info"
     #: Slots a task of a given type takes on a server (types not listed take 1).
     slot_costs: dict[str, int] = field(default_factory=dict)
     #: Seconds a slot in Redis and a running attempt in the database may disagree before
@@ -243,6 +250,7 @@ class Settings:
             hot_state_ttl_s=_int(env, "HOT_STATE_TTL_S", defaults.hot_state_ttl_s),
             worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
             log_json=env.get("LOG_JSON", "").lower() in ("1", "true", "yes"),
+            log_level=_choice(env, "LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             slot_costs=_costs(env.get("SLOT_COSTS", "")),
             slot_drift_grace_s=_int(env, "SLOT_DRIFT_GRACE_S", defaults.slot_drift_grace_s),
             server_removal_grace_s=_int(env, "SERVER_REMOVAL_GRACE_S", defaults.server_removal_grace_s),

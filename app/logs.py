@@ -53,7 +53,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(as_json: bool, level: int = logging.INFO) -> None:
+def configure_logging(as_json: bool, level: int | str = logging.INFO) -> None:
     """Configure the ``taskfleet`` logger once per process."""
     logger = logging.getLogger("taskfleet")
     if getattr(logger, "_taskfleet_configured", False):

@@ -164,3 +164,10 @@ def test_backend_answer_caps_default_to_16_and_1_mib_and_must_be_positive():
     assert Settings.from_env({"BACKEND_MAX_RESPONSE_BYTES": "1000"}).backend_max_response_bytes == 1000
     with pytest.raises(ValueError, match="BACKEND_MAX_EVENT_BYTES"):
         Settings.from_env({"BACKEND_MAX_EVENT_BYTES": "0"})
+
+
+def test_log_level_is_one_of_four_names():
+    assert Settings.from_env({}).log_level == "info"
+    assert Settings.from_env({"LOG_LEVEL": "DEBUG"}).log_level == "debug"
+    with pytest.raises(ValueError, match="LOG_LEVEL must be one of debug, info, warning, error"):
+        Settings.from_env({"LOG_LEVEL": "verbose"})

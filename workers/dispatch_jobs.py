@@ -5,10 +5,11 @@ dispatch its work hands off (``app.services.handoff``)."""
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 
 from app import jobs
 from app.extensions import current_context
-from app.services import batching, polling
+from app.services import batching, handoff, polling
 from app.services.dispatch import dispatch as run
 from app.services.handoff import handing_off
 
@@ -32,3 +33,9 @@ def send_batch(batch_id: str) -> int:
     """Send a batch whose oldest task has waited long enough."""
     ctx = current_context()
     return handing_off(ctx, lambda: batching.send_due(ctx, batch_id), run)
+
+
+@worker_shutting_down.connect
+def _hand_nothing_off(**_: object) -> None:
+    """A warm shutdown waits for running jobs: let each end after its own work."""
+    handoff.stop()

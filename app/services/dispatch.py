@@ -23,6 +23,7 @@ from app.services.attempt_calls import (
     requeue_busy,
 )
 from app.services.context import Context
+from app.store import tasks_repo
 from app.store.servers_repo import Endpoint
 
 log = logging.getLogger("taskfleet.dispatch")
@@ -44,13 +45,23 @@ def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
 
 
 def _reserve_loaded(ctx: Context, state: TaskState, attempt: int) -> str | None:
-    """``_reserve``, publishing the concurrency limits first if Redis lost them (raises
-    ``LimitsNotLoaded`` if they still are not there)."""
+    """``_reserve``, publishing the concurrency limits first if Redis has none and no
+    attempt is running (a new Redis). Raises ``LimitsNotLoaded`` while attempts run:
+    Redis lost their slots, and reservations wait until reconcile has put them back
+    and published the limits itself, or a server would be given more than its
+    ``maxConcurrent``."""
     try:
         return _reserve(ctx, state, attempt)
     except LimitsNotLoaded:
+        if ctx.tasks.needs_rebuild() and _attempts_running(ctx):
+            raise
         limits.publish(ctx)
         return _reserve(ctx, state, attempt)
+
+
+def _attempts_running(ctx: Context) -> bool:
+    with ctx.db.session() as session:
+        return bool(tasks_repo.in_status(session, [TaskStatus.PROCESSING], "", 1))
 
 
 def _reserve_or_park(ctx: Context, state: TaskState, attempt: int) -> str | None:

@@ -6,9 +6,12 @@ A freed slot wakes one waiting task (``waiting.wake``); without hand-off that is
 dispatch message, so every task of a backlog costs a publish, a delivery, an ack and
 the task events on top of its own work. Within ``handing_off`` the first dispatch the
 job would send (no countdown) is held instead and run by the same job once its own
-work is done; the next one it wakes is held in turn, up to ``MAX_HANDOFFS`` per job.
-Everything else (a second wake-up at once, a countdown, any job outside a hand-off:
-the API's callbacks, beat's routines) is sent as before.
+work is done; the next one it wakes is held in turn, up to ``MAX_HANDOFFS`` per job
+and for ``MAX_HANDOFF_S`` after the job started, and not once the worker is shutting
+down (``stop``), so a job still ends soon after its own work and a warm shutdown
+waits for one call per job, not a chain. Everything else (a second wake-up at once, a
+countdown, any job outside a hand-off: the API's callbacks, beat's routines) is sent
+as before.
 
 Nothing new can be lost: a held dispatch is a PENDING task out of its waiting line,
 which is what a wake-up whose message was never sent leaves too; the orphan sweep
@@ -19,6 +22,8 @@ dispatch is safe to run twice (a stale attempt does nothing).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -31,6 +36,11 @@ log = logging.getLogger("taskfleet.dispatch")
 #: Dispatches one job runs after its own work before it sends the next by message
 #: (so a job ends, and its message is acked, even while a backlog lasts).
 MAX_HANDOFFS = 100
+#: Seconds after a job started past which it starts no handed-off dispatch.
+MAX_HANDOFF_S = 30.0
+
+#: Set when the worker begins to shut down: jobs then hand nothing off.
+_stopping = threading.Event()
 
 #: The dispatch (task id, attempt) held for the job running in this greenlet (each
 #: greenlet, like each thread, has its own context); None outside ``handing_off``.
@@ -48,7 +58,7 @@ class HandOffQueue:
 
     def enqueue(self, task_id: str, attempt: int, countdown_s: float = 0) -> None:
         held = _held.get()
-        if held is not None and not held and not countdown_s:
+        if held is not None and not held and not countdown_s and not _stopping.is_set():
             held.append((task_id, attempt))
             return
         self.queue.enqueue(task_id, attempt, countdown_s)
@@ -63,10 +73,11 @@ def handing_off(ctx: Context, work: Callable[[], T], dispatch: Callable[[Context
     held when they end (the cap, or an error) is sent by message."""
     held: list[tuple[str, int]] = []
     token = _held.set(held)
+    started = time.monotonic()
     try:
         result = work()
         for _ in range(MAX_HANDOFFS):
-            if not held:
+            if not held or _stopping.is_set() or time.monotonic() - started > MAX_HANDOFF_S:
                 break
             task_id, attempt = held.pop()
             dispatch(ctx, task_id, attempt)
@@ -75,6 +86,11 @@ def handing_off(ctx: Context, work: Callable[[], T], dispatch: Callable[[Context
         _held.reset(token)
         for task_id, attempt in held:  # outside the hand-off now: by message
             _send(ctx, task_id, attempt)
+
+
+def stop() -> None:
+    """The worker is shutting down: from now on jobs send what they wake by message."""
+    _stopping.set()
 
 
 def _send(ctx: Context, task_id: str, attempt: int) -> None:

@@ -135,11 +135,15 @@ def reconcile(ctx: Context) -> dict[str, int]:
     if rebuild:
         report["stats_hours"] = statistics.mark_lost(ctx)
         report["servers"] = servers.republish_all(ctx)
-        # Before any PENDING task is enqueued again: the limits with the holds of the
-        # attempts still running, so none starts early.
+        # Every running attempt's slot back before any reservation: until the limits are
+        # published below, Redis refuses them (``LimitsNotLoaded``), and a dispatch does
+        # not publish them itself while attempts run (``dispatch._reserve_loaded``).
+        report["tasks"] = _rebuild_tasks(ctx, TaskStatus.PROCESSING)
+        # Then the limits with the holds of the attempts still running, so none starts
+        # early, and the weights before the waiting lines fill again.
         limits.publish(ctx)
-        client_limits.publish_weights(ctx)  # before the waiting lines fill again
-        report["tasks"] = _rebuild_tasks(ctx)
+        client_limits.publish_weights(ctx)
+        report["tasks"] += _rebuild_tasks(ctx, TaskStatus.PENDING)
         report["scheduled"] = deferred.rebuild(ctx)
         ctx.tasks.rebuilt(ctx.now_ms())
     for task_id in ctx.tasks.unsynced(BATCH):
@@ -155,12 +159,13 @@ def reconcile(ctx: Context) -> dict[str, int]:
     return report
 
 
-def _rebuild_tasks(ctx: Context) -> int:
-    """Hot state, slots and deadlines of every unfinished task, from the database."""
+def _rebuild_tasks(ctx: Context, status: TaskStatus) -> int:
+    """Hot state and deadlines of every task in ``status`` (PROCESSING: with its slot,
+    PENDING: enqueued again), from the database."""
     rebuilt, after = 0, ""
     while True:
         with ctx.db.session() as session:
-            rows = tasks_repo.in_status(session, [TaskStatus.PENDING, TaskStatus.PROCESSING], after, BATCH)
+            rows = tasks_repo.in_status(session, [status], after, BATCH)
             states = [row_to_state(row) for row in rows]
         if not states:
             return rebuilt

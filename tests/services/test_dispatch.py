@@ -246,3 +246,17 @@ def test_the_predict_call_carries_the_seed_protocol_and_api_key(ctx):
         "priority": 7,
     }
     assert body["callback_url"].startswith(f"{ctx.settings.public_url}/api/task/{task_id}?token=")
+
+
+def test_at_info_a_task_that_runs_once_logs_its_end_only_and_its_start_at_debug(ctx, backend, caplog):
+    import logging
+
+    register_backend(ctx, backend[1])
+    task_id = submit_task(ctx, {"x": 1})
+    with caplog.at_level(logging.DEBUG, logger="taskfleet.transitions"):
+        assert drain(ctx) == ["completed"]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "taskfleet.transitions"]
+    assert lines == [
+        (logging.DEBUG, f"task {task_id} PENDING -> PROCESSING (attempt 1, server s1)"),
+        (logging.INFO, f"task {task_id} PROCESSING -> COMPLETED (attempt 1, server s1)"),
+    ]

@@ -83,3 +83,32 @@ def test_only_one_dispatch_is_held_and_countdowns_and_other_jobs_are_sent(worker
 def test_outside_a_job_every_dispatch_is_sent(worker_ctx, ctx):
     worker_ctx.queue.enqueue("a", 0)
     assert ctx.queue.take() == [("a", 0, 0)]
+
+
+def test_a_job_past_its_hand_off_time_sends_what_it_woke(worker_ctx, ctx, line, monkeypatch):
+    monkeypatch.setattr(handoff, "MAX_HANDOFF_S", -1.0)
+    handing_off(worker_ctx, lambda: dispatch.dispatch(worker_ctx, line[0], 0), dispatch.dispatch)
+    assert _statuses(worker_ctx, line) == [TaskStatus.COMPLETED] + [TaskStatus.PENDING] * 3
+    assert ctx.queue.take() == [(line[1], 0, 0)]
+
+
+def test_once_the_worker_shuts_down_nothing_is_handed_off(worker_ctx, ctx, line, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(handoff, "_stopping", threading.Event())
+    handoff.stop()
+    handing_off(worker_ctx, lambda: dispatch.dispatch(worker_ctx, line[0], 0), dispatch.dispatch)
+    assert _statuses(worker_ctx, line)[:2] == [TaskStatus.COMPLETED, TaskStatus.PENDING]
+    assert ctx.queue.take() == [(line[1], 0, 0)]
+
+
+def test_the_worker_stops_handing_off_when_celery_starts_its_shutdown(monkeypatch):
+    import threading
+
+    from celery.signals import worker_shutting_down
+
+    import workers.dispatch_jobs  # noqa: F401 - connects the signal
+
+    monkeypatch.setattr(handoff, "_stopping", threading.Event())
+    worker_shutting_down.send(sender="test", sig="SIGTERM", how="Warm", exitcode=0)
+    assert handoff._stopping.is_set()

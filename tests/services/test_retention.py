@@ -147,7 +147,9 @@ def test_reconcile_rebuilds_redis_a_page_at_a_time(ctx, monkeypatch):
 
     report = maintenance.reconcile(ctx)
     assert (report["tasks"], report["scheduled"]) == (8, 5)
-    assert pages == [3, 3, 2, 0, 2, 2, 1, 0]  # 8 rows by 3, then 5 by 2: each query bounded
+    # No running attempt (their slots come back first), 8 PENDING rows by 3, then 5
+    # SCHEDULED by 2: each query bounded.
+    assert pages == [0, 3, 3, 2, 0, 2, 2, 1, 0]
     assert sorted(task_id for task_id, _, _ in ctx.queue.take()) == pending
     assert all(ctx.tasks.get(task_id) is not None for task_id in pending)
 
