@@ -19,8 +19,10 @@ setup: $(BIN)/taskfleet
 run: setup
 	$(BIN)/taskfleet up
 
+# Two pytest processes (pytest-xdist): each starts its own Postgres and Redis, and the
+# real-stack tests spend most of their time waiting. The fault and soak runs stay serial.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # pytest exits 5 when no test is selected; that is not a failure here.
 faults: setup
