@@ -41,6 +41,14 @@ from app.core import signatures
 log = logging.getLogger("taskfleet.demo_backend")
 
 
+class _Server(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a fleet that opens a few hundred calls
+    at once on a busy host overflowed it, the refused calls failed, and five failures
+    opened the server's circuit for a minute (the soak test of 200 calls of 32 s)."""
+
+    request_queue_size = 1024
+
+
 class DemoBackend:
     """Counts its own concurrent calls so tests can check taskfleet's slot limits."""
 
@@ -315,7 +323,7 @@ class DemoBackend:
                 else:
                     self._send(200, {"echo": payload, "server": backend.name})
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         return self.server
 
