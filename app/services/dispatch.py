@@ -45,10 +45,10 @@ def _reserve(ctx: Context, state: TaskState, attempt: int) -> str | None:
 
 
 def _reserve_loaded(ctx: Context, state: TaskState, attempt: int) -> str | None:
-    """``_reserve``, publishing the concurrency limits first if Redis has none and no
-    attempt is running (a new Redis). Raises ``LimitsNotLoaded`` while attempts run:
-    Redis lost their slots, and reservations wait until reconcile has put them back
-    and published the limits itself, or a server would be given more than its
+    """``_reserve``, publishing the concurrency limits first if Redis has none. Raises
+    ``LimitsNotLoaded`` instead while Redis awaits its rebuild and attempts run: Redis
+    lost their slots, and reservations wait until reconcile has put them back and
+    published the limits itself, or a server would be given more than its
     ``maxConcurrent``."""
     try:
         return _reserve(ctx, state, attempt)
